@@ -1,0 +1,29 @@
+# Entry points of the README. Everything installs into .venv from the package registries.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARTIFACTS ?= artifacts
+TORCH_PIN := torch==2.13.0
+
+.PHONY: venv demo test bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# CPU torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+venv: $(BIN)/activate
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e '.[export,test,bench]'
+
+demo: venv
+	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+bench: venv
+	$(BIN)/python -m benchmarks.throughput --backends torch,onnxruntime --models stam_16 --batch 1
+
+clean:
+	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache *.egg-info

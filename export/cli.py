@@ -1,0 +1,126 @@
+"""`stam-export`: a checkpoint (or random weights) to a verified ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from runtime.errors import StamError
+
+# fp16 logits drift further than fp32: bounded relative to the logit range (measured in the README).
+FP16_RELATIVE_TOLERANCE = 2e-2
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stam-export", description=__doc__)
+    parser.add_argument("--model", default=None, help="stam_8, stam_16, stam_32, stam_64 or stam_tiny "
+                        "(default: inferred from --checkpoint, else stam_16)")
+    parser.add_argument("--checkpoint", type=Path, help="official .pth ({'model': state_dict}) or a bare state dict")
+    parser.add_argument("-o", "--output", type=Path, help="output .onnx (default: MODEL.onnx)")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument("--labels", help="label file, one per line (default: kinetics400 for 400 classes)")
+    parser.add_argument("--num-classes", type=int, default=400, help="classes of a random-weight model")
+    parser.add_argument("--verify-shapes", default=None,
+                        help="BxT,BxT... checked against PyTorch (default: 1xT_trained and 2x(T_trained/2))")
+    parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity run")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random weights")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("torch").setLevel(logging.ERROR)  # the dynamo exporter's chatter
+    try:
+        return run(args)
+    except StamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.onnx import ensure_writable, export_onnx, verify_onnx
+
+    if args.output is not None:
+        ensure_writable(args.output)
+    model = build_model(args)
+    labels = resolve_labels(args.labels, model.config.num_classes)
+    output = args.output or Path(f"{model.config.name}.{args.precision}.onnx")
+    started = time.perf_counter()
+    export_onnx(model, output, labels=labels, precision=args.precision)
+    print(f"exported {model.config.name} ({args.precision}) to {output} in {time.perf_counter() - started:.1f} s")
+    if args.no_verify:
+        return 0
+    report = verify_onnx(model, output, parse_shapes(args.verify_shapes, model.config.frames_trained),
+                         tolerance=_tolerance(args.precision, model))
+    print("parity against PyTorch (ONNX Runtime CPU):")
+    print(report.table())
+    if not report.passed:
+        print("error: parity check failed: " + "; ".join(report.failures()), file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_model(args: argparse.Namespace):
+    from export.checkpoint import load_checkpoint
+    from export.model import create_model
+
+    if args.checkpoint is not None:
+        return load_checkpoint(args.checkpoint, args.model)
+    import torch
+
+    torch.manual_seed(args.seed)
+    name = args.model or "stam_16"
+    try:
+        model = create_model(name, num_classes=args.num_classes)
+    except ValueError as error:
+        raise StamError(str(error)) from None
+    print(f"WARNING: no --checkpoint given: exporting {name} with RANDOM weights (seed {args.seed}); "
+          "its predictions are meaningless", file=sys.stderr)
+    return model
+
+
+def resolve_labels(labels_arg: str | None, num_classes: int) -> list[str] | None:
+    """Kinetics-400 names by default for 400 classes; otherwise only what the user gives."""
+    if labels_arg is None and num_classes != 400:
+        return None
+    from runtime.labels import load_labels
+
+    return load_labels(labels_arg or "kinetics400")
+
+
+def parse_shapes(text: str | None, frames_trained: int) -> list[tuple[int, int]]:
+    if text is None:
+        return [(1, frames_trained), (2, max(1, frames_trained // 2))]
+    try:
+        shapes = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
+    except ValueError:
+        shapes = []
+    if not shapes or any(len(s) != 2 or min(s) < 1 for s in shapes):
+        raise StamError(f"--verify-shapes must look like 1x16,2x8, got {text!r}")
+    return shapes
+
+
+def _tolerance(precision: str, model) -> float:
+    from runtime.contract import FP32_MAX_ABS_DIFF
+
+    return FP32_MAX_ABS_DIFF if precision == "fp32" else FP16_RELATIVE_TOLERANCE * _logit_scale(model)
+
+
+def _logit_scale(model) -> float:
+    """max |logit| of the model on a fixed input: fp16 errors scale with it."""
+    import torch
+
+    from runtime.contract import input_shape
+
+    with torch.no_grad():
+        logits = model(torch.rand(input_shape(1, model.config.frames_trained),
+                                  generator=torch.Generator().manual_seed(1)))
+    return max(1.0, float(logits.abs().max()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

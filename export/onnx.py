@@ -1,0 +1,209 @@
+"""ONNX export of a STAM model with dynamic batch and frame count, its metadata, and its parity check.
+
+The exporter is `torch.onnx.export(dynamo=True)`: the TorchScript exporter bakes attention shapes
+and fails at other frame counts. Tracing uses batch 2 and a frame count that is neither 1 nor
+T_trained, so neither dimension is specialised away.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from export.model import Stam
+from runtime import contract
+from runtime.errors import ArtifactError, StamError
+
+EXPORTER_VERSION = "stam-deploy 0.1.0"
+_TWO_GIB = 2**31
+
+
+def export_onnx(
+    model: Stam,
+    path: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    precision: str = "fp32",
+    opset: int = contract.OPSET,
+) -> Path:
+    """Write `model` as one self-contained ONNX file that honours runtime.contract."""
+    path = Path(path)
+    ensure_writable(path)
+    proto = trace_to_onnx(model.eval(), opset)
+    if precision == "fp16":
+        from export.fp16 import convert_to_fp16  # torch-free, shared with stam-build
+
+        proto = convert_to_fp16(proto)
+    elif precision != "fp32":
+        raise StamError(f"export precision must be fp32 or fp16, got {precision!r} (int8/fp8: stam-calibrate)")
+    set_metadata(proto, build_metadata(model, labels, precision))
+    save_single_file(proto, path)
+    return path
+
+
+def trace_to_onnx(model: Stam, opset: int) -> onnx.ModelProto:
+    """The dynamo export, with `batch` and `frames` symbolic."""
+    frames = _trace_frame_count(model.config.frames_trained)
+    example = torch.rand(contract.input_shape(2, frames))
+    batch_dim = torch.export.Dim(contract.BATCH_DIM, min=1, max=4096)
+    frames_dim = torch.export.Dim(contract.FRAMES_DIM, min=1, max=4096)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=[contract.INPUT_NAME],
+            output_names=[contract.OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_shapes={"frames": {0: batch_dim, 1: frames_dim}},
+            verbose=False,
+        )
+    proto = program.model_proto
+    _name_dynamic_dims(proto)
+    return proto
+
+
+def build_metadata(model: Stam, labels: Sequence[str] | None, precision: str) -> dict[str, str]:
+    """The metadata_props of DESIGN.md; labels are checked against the head's width."""
+    config = model.config
+    if labels is not None and len(labels) != config.num_classes:
+        raise StamError(f"{len(labels)} labels given for a model with {config.num_classes} classes")
+    return {
+        contract.META_MODEL: config.name,
+        contract.META_FRAMES_TRAINED: str(config.frames_trained),
+        contract.META_INPUT_SIZE: str(config.image_size),
+        contract.META_RESIZE_SHORT: str(contract.RESIZE_SHORT),
+        contract.META_PRECISION: precision,
+        contract.META_LABELS: "\n".join(labels or []),
+        contract.META_EXPORTER_VERSION: f"{EXPORTER_VERSION} (torch {torch.__version__})",
+    }
+
+
+def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """Replace existing keys, keep others (a calibrated model keeps its source's labels)."""
+    kept = [prop for prop in proto.metadata_props if prop.key not in metadata]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+
+
+def read_metadata(proto: onnx.ModelProto) -> dict[str, str]:
+    return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def save_single_file(proto: onnx.ModelProto, path: Path) -> None:
+    """One file when it fits ONNX's 2 GiB protobuf limit, else weights beside it in `NAME.data`."""
+    large = proto.ByteSize() >= _TWO_GIB if _has_no_external_data(proto) else True
+    onnx.save_model(proto, str(path), save_as_external_data=large, location=f"{path.name}.data")
+    onnx.checker.check_model(str(path))
+
+
+def ensure_writable(path: Path) -> None:
+    """Fail before minutes of export, not after; leaves no file behind."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ArtifactError(f"{path}: output directory {directory} does not exist")
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as error:
+        raise ArtifactError(f"{path}: cannot write output ({error.strerror})") from None
+    if not existed:
+        path.unlink()
+
+
+@dataclass
+class ParityRow:
+    batch: int
+    frames: int
+    max_abs_diff: float
+    top1_agreement: float
+
+
+@dataclass
+class ParityReport:
+    """PyTorch vs ONNX Runtime on the same random frames, one row per (batch, frames)."""
+
+    tolerance: float
+    rows: list[ParityRow] = field(default_factory=list)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max(row.max_abs_diff for row in self.rows)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.max_abs_diff <= self.tolerance and r.top1_agreement == 1.0 for r in self.rows)
+
+    def failures(self) -> list[str]:
+        return [
+            f"(batch {r.batch}, frames {r.frames}): max abs diff {r.max_abs_diff:.3g} "
+            f"(tolerance {self.tolerance:g}), top-1 agreement {r.top1_agreement:.0%}"
+            for r in self.rows
+            if r.max_abs_diff > self.tolerance or r.top1_agreement < 1.0
+        ]
+
+    def table(self) -> str:
+        lines = [f"{'batch':>5} {'frames':>6} {'max abs diff':>13} {'top-1 agree':>11}"]
+        lines += [
+            f"{r.batch:>5} {r.frames:>6} {r.max_abs_diff:>13.3e} {r.top1_agreement:>10.0%}" for r in self.rows
+        ]
+        return "\n".join(lines)
+
+
+def verify_onnx(
+    model: Stam,
+    path: str | Path,
+    shapes: Sequence[tuple[int, int]],
+    tolerance: float = contract.FP32_MAX_ABS_DIFF,
+    seed: int = 0,
+) -> ParityReport:
+    """Run both on identical inputs for each (batch, frames); never raises on a mismatch."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    report = ParityReport(tolerance=tolerance)
+    for batch, frames in shapes:
+        inputs = torch.rand(contract.input_shape(batch, frames), generator=generator)
+        with torch.no_grad():
+            expected = model.eval()(inputs).numpy()
+        actual = session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: inputs.numpy()})[0]
+        report.rows.append(ParityRow(batch, frames, *compare_logits(expected, actual)))
+    return report
+
+
+def compare_logits(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """(max abs diff, top-1 agreement) of two (B, C) logit arrays."""
+    if expected.shape != actual.shape:
+        raise StamError(f"output shape {actual.shape} differs from the reference's {expected.shape}")
+    diff = float(np.max(np.abs(expected.astype(np.float64) - actual.astype(np.float64))))
+    agreement = float(np.mean(expected.argmax(-1) == actual.argmax(-1)))
+    return diff, agreement
+
+
+def _trace_frame_count(frames_trained: int) -> int:
+    return 3 if frames_trained != 3 else 4
+
+
+def _name_dynamic_dims(proto: onnx.ModelProto) -> None:
+    """Give the graph I/O the contract's dim names (the exporter names them s0, s1...)."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if value.name == contract.INPUT_NAME:
+            dims[0].dim_param, dims[1].dim_param = contract.BATCH_DIM, contract.FRAMES_DIM
+        elif value.name == contract.OUTPUT_NAME:
+            dims[0].dim_param = contract.BATCH_DIM
+
+
+def _has_no_external_data(proto: onnx.ModelProto) -> bool:
+    return not any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer)

@@ -1,0 +1,23 @@
+"""The user-facing errors: each one prints as a single line, and command lines exit non-zero on them."""
+
+
+class StamError(Exception):
+    """A problem the user can act on (bad input, wrong artifact); never a bug in this package."""
+
+    exit_code = 2
+
+
+class VideoError(StamError):
+    """A video that cannot be read, or has too few frames to sample."""
+
+
+class ArtifactError(StamError):
+    """A model file (ONNX, plan, sidecar, checkpoint) that is missing, corrupt or of the wrong kind."""
+
+
+class ShapeError(StamError):
+    """A request (batch, frames) outside what the model or engine accepts."""
+
+
+class MissingDependencyError(StamError):
+    """An optional library (tensorrt, cuda-python, polygraphy) that the requested path needs."""
