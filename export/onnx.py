@@ -18,10 +18,10 @@ import torch
 
 from export.model import Stam
 from runtime import contract
-from runtime.errors import ArtifactError, StamError
+from export.onnx_io import ensure_writable, save_single_file, set_metadata
+from runtime.errors import StamError
 
 EXPORTER_VERSION = "stam-deploy 0.1.0"
-_TWO_GIB = 2**31
 
 
 def export_onnx(
@@ -84,41 +84,6 @@ def build_metadata(model: Stam, labels: Sequence[str] | None, precision: str) ->
         contract.META_LABELS: "\n".join(labels or []),
         contract.META_EXPORTER_VERSION: f"{EXPORTER_VERSION} (torch {torch.__version__})",
     }
-
-
-def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
-    """Replace existing keys, keep others (a calibrated model keeps its source's labels)."""
-    kept = [prop for prop in proto.metadata_props if prop.key not in metadata]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in metadata.items():
-        proto.metadata_props.add(key=key, value=value)
-
-
-def read_metadata(proto: onnx.ModelProto) -> dict[str, str]:
-    return {prop.key: prop.value for prop in proto.metadata_props}
-
-
-def save_single_file(proto: onnx.ModelProto, path: Path) -> None:
-    """One file when it fits ONNX's 2 GiB protobuf limit, else weights beside it in `NAME.data`."""
-    large = proto.ByteSize() >= _TWO_GIB if _has_no_external_data(proto) else True
-    onnx.save_model(proto, str(path), save_as_external_data=large, location=f"{path.name}.data")
-    onnx.checker.check_model(str(path))
-
-
-def ensure_writable(path: Path) -> None:
-    """Fail before minutes of export, not after; leaves no file behind."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ArtifactError(f"{path}: output directory {directory} does not exist")
-    existed = path.exists()
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as error:
-        raise ArtifactError(f"{path}: cannot write output ({error.strerror})") from None
-    if not existed:
-        path.unlink()
 
 
 @dataclass
@@ -203,7 +168,3 @@ def _name_dynamic_dims(proto: onnx.ModelProto) -> None:
             dims[0].dim_param, dims[1].dim_param = contract.BATCH_DIM, contract.FRAMES_DIM
         elif value.name == contract.OUTPUT_NAME:
             dims[0].dim_param = contract.BATCH_DIM
-
-
-def _has_no_external_data(proto: onnx.ModelProto) -> bool:
-    return not any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer)

@@ -1,0 +1,104 @@
+"""The `Model` interface every runtime backend implements, and the input checks they share."""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import Mapping
+
+import numpy as np
+
+from runtime import contract
+from runtime.contract import DimRange
+from runtime.errors import ShapeError
+
+ITEM_SHAPE = (contract.CHANNELS, contract.INPUT_SIZE, contract.INPUT_SIZE)
+
+
+def describe_range(allowed: DimRange | None) -> str:
+    return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
+
+
+def check_dim(name: str, value: int, allowed: DimRange | None) -> None:
+    """Refuse a batch or frame count the model cannot take, naming the range it can."""
+    if value < 1 or (allowed is not None and not allowed.contains(value)):
+        raise ShapeError(f"{name}={value} is outside the model's range {describe_range(allowed)}")
+
+
+def check_input(frames: np.ndarray) -> tuple[int, int]:
+    """Validate a (B, T, 3, 224, 224) float32 array before any backend work; returns (B, T)."""
+    if not isinstance(frames, np.ndarray):
+        raise ShapeError(f"frames must be a numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.float32:
+        raise ShapeError(f"frames must be float32, got {frames.dtype}")
+    if frames.ndim != 5 or frames.shape[2:] != ITEM_SHAPE:
+        expected = ", ".join(map(str, ITEM_SHAPE))
+        raise ShapeError(f"frames must have shape (batch, frames, {expected}), got {tuple(frames.shape)}")
+    return frames.shape[0], frames.shape[1]
+
+
+class Model(abc.ABC):
+    """A loaded artifact: knows its input ranges, labels and metadata, and maps frames to logits.
+
+    Subclasses implement `_run` (inputs already validated) and `close`.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        metadata: Mapping[str, str],
+        batch_range: DimRange | None,
+        frames_range: DimRange | None,
+    ):
+        contract.check_metadata(metadata, path)
+        self.path = path
+        self.metadata = dict(metadata)
+        self.batch_range = batch_range
+        self.frames_range = frames_range
+        self.labels = contract.labels_from_metadata(self.metadata)
+
+    @property
+    def precision(self) -> str:
+        return self.metadata[contract.META_PRECISION]
+
+    @property
+    def frames_trained(self) -> int:
+        return int(self.metadata[contract.META_FRAMES_TRAINED])
+
+    @property
+    def name(self) -> str:
+        return self.metadata[contract.META_MODEL]
+
+    def check_request(self, batch: int, frames: int) -> None:
+        """Raise ShapeError when (batch, frames) is outside what this model accepts."""
+        check_dim("batch", batch, self.batch_range)
+        check_dim("frames", frames, self.frames_range)
+
+    def run(self, frames: np.ndarray) -> np.ndarray:
+        """float32 frames (B, T, 3, 224, 224) in [0, 1] -> float32 logits (B, C)."""
+        self.check_request(*check_input(frames))
+        return self._run(np.ascontiguousarray(frames))
+
+    @abc.abstractmethod
+    def _run(self, frames: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the session or engine and every buffer it holds; safe to call twice."""
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.path!r}, model={self.name}, precision={self.precision}, "
+            f"batch={describe_range(self.batch_range)}, frames={describe_range(self.frames_range)})"
+        )

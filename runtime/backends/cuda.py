@@ -1,0 +1,125 @@
+"""cuda-python helpers for the TensorRT backend: one checked-call helper, owned buffers, one stream.
+
+Every allocation is an object with `free()` (safe to call twice), so a runner can release all it
+holds in `deactivate`. The cudart module is passed in rather than imported here, which keeps this
+file importable without cuda-python and lets tests drive it with a stand-in module.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import MissingDependencyError, StamError
+
+GPU_EXTRA_HINT = "pip install 'stam-deploy[gpu]' on a machine with an NVIDIA GPU"
+
+
+class CudaError(StamError):
+    """A CUDA runtime call failed (out of memory, no device, driver too old)."""
+
+    exit_code = 1
+
+
+def import_cudart() -> ModuleType:
+    """cuda-python's runtime module: `cuda.bindings.runtime` (>= 12.6), else the older `cuda.cudart`."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise MissingDependencyError(f"cuda-python is not installed ({GPU_EXTRA_HINT})") from None
+    return cudart
+
+
+class Cuda:
+    """Calls into cudart and checks each return code in one place."""
+
+    def __init__(self, cudart: ModuleType):
+        self.cudart = cudart
+
+    def call(self, name: str, *args: Any) -> Any:
+        """cudart.NAME(*args); raise CudaError unless it succeeded; return its values (None, one, or a tuple)."""
+        err, *values = getattr(self.cudart, name)(*args)
+        if err != self.cudart.cudaError_t.cudaSuccess:
+            raise CudaError(f"CUDA call {name} failed: {self.error_string(err)}")
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def error_string(self, err: Any) -> str:
+        _, text = self.cudart.cudaGetErrorString(err)
+        return text.decode() if isinstance(text, bytes) else str(text)
+
+    def device_description(self, device: int = 0) -> tuple[str, str]:
+        """(GPU name, compute capability "major.minor") of a device, as the sidecar records them."""
+        props = self.call("cudaGetDeviceProperties", device)
+        name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+        return name.rstrip("\x00"), f"{props.major}.{props.minor}"
+
+
+class DeviceBuffer:
+    """`nbytes` of device memory (cudaMalloc)."""
+
+    def __init__(self, cuda: Cuda, nbytes: int):
+        self.cuda, self.nbytes = cuda, nbytes
+        self.ptr: int = int(cuda.call("cudaMalloc", nbytes))
+
+    def free(self) -> None:
+        if self.ptr:
+            self.cuda.call("cudaFree", self.ptr)
+            self.ptr = 0
+
+
+class HostBuffer:
+    """`nbytes` of page-locked host memory (cudaMallocHost), which asynchronous copies need."""
+
+    def __init__(self, cuda: Cuda, nbytes: int):
+        self.cuda, self.nbytes = cuda, nbytes
+        self.ptr: int = int(cuda.call("cudaMallocHost", nbytes))
+
+    def view(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A numpy array over the first bytes of the buffer (no copy); valid until `free()`."""
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape)) * dtype.itemsize
+        if not self.ptr or count > self.nbytes:
+            raise ValueError(f"view of {count} bytes on a host buffer of {self.nbytes} (freed: {not self.ptr})")
+        raw = (ctypes.c_ubyte * count).from_address(self.ptr)
+        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+    def free(self) -> None:
+        if self.ptr:
+            self.cuda.call("cudaFreeHost", self.ptr)
+            self.ptr = 0
+
+
+class Stream:
+    """One CUDA stream: all copies and the engine run on it, with one synchronisation per request."""
+
+    def __init__(self, cuda: Cuda):
+        self.cuda = cuda
+        self.handle: Any = cuda.call("cudaStreamCreate")
+
+    @property
+    def ptr(self) -> int:
+        return int(self.handle)
+
+    def copy_to_device(self, device: DeviceBuffer, host: HostBuffer, nbytes: int) -> None:
+        kind = self.cuda.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self.cuda.call("cudaMemcpyAsync", device.ptr, host.ptr, nbytes, kind, self.handle)
+
+    def copy_to_host(self, host: HostBuffer, device: DeviceBuffer, nbytes: int) -> None:
+        kind = self.cuda.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self.cuda.call("cudaMemcpyAsync", host.ptr, device.ptr, nbytes, kind, self.handle)
+
+    def synchronize(self) -> None:
+        self.cuda.call("cudaStreamSynchronize", self.handle)
+
+    def free(self) -> None:
+        if self.handle is not None:
+            self.cuda.call("cudaStreamDestroy", self.handle)
+            self.handle = None

@@ -1,0 +1,109 @@
+"""The ONNX Runtime backend: opens a stam-deploy `.onnx`, checks its contract, picks the best provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+from runtime import contract
+from runtime.backends.base import ITEM_SHAPE, Model
+from runtime.contract import DimRange
+from runtime.errors import ArtifactError, MissingDependencyError
+
+# Best first. Azure and other remote providers are never picked on their own.
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+_LOAD_ERRORS = (
+    ort_errors.Fail,
+    ort_errors.InvalidArgument,
+    ort_errors.InvalidGraph,
+    ort_errors.InvalidProtobuf,
+    ort_errors.NoModel,
+    ort_errors.NoSuchFile,
+    ort_errors.NotImplemented,
+    ort_errors.RuntimeException,
+)
+
+
+def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """The requested providers (each must be present), else the preferred ones that are present."""
+    if requested:
+        missing = [name for name in requested if name not in available]
+        if missing:
+            raise MissingDependencyError(
+                f"ONNX Runtime provider {', '.join(missing)} is not available here "
+                f"(available: {', '.join(available)}; GPU providers need onnxruntime-gpu)"
+            )
+        return list(requested)
+    return [name for name in PREFERRED_PROVIDERS if name in available]
+
+
+def session_options() -> ort.SessionOptions:
+    """All graph optimizations; thread counts left to ONNX Runtime (one intra-op thread per core)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: provider fallbacks are reported by `providers`
+    return options
+
+
+def dim_range(dim: object) -> DimRange | None:
+    """A fixed graph dim pins the range; a symbolic or unknown one is unbounded."""
+    return DimRange(dim, dim, dim) if isinstance(dim, int) and dim > 0 else None
+
+
+def check_io(session: ort.InferenceSession, source: str) -> None:
+    """Refuse graphs that do not take `frames` (B, T, 3, 224, 224) float and return `logits` (B, C)."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    expected = f"input {contract.INPUT_NAME!r} [batch, frames, 3, 224, 224], output {contract.OUTPUT_NAME!r}"
+    if [i.name for i in inputs] != [contract.INPUT_NAME] or contract.OUTPUT_NAME not in [o.name for o in outputs]:
+        found = f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]}"
+        raise ArtifactError(f"{source}: not a stam-deploy model (expected {expected}; found {found})")
+    shape = inputs[0].shape
+    fixed = [dim if isinstance(dim, int) else None for dim in shape[2:]]
+    if len(shape) != 5 or any(dim not in (None, want) for dim, want in zip(fixed, ITEM_SHAPE)):
+        raise ArtifactError(f"{source}: input {contract.INPUT_NAME!r} has shape {shape}; expected {expected}")
+    if inputs[0].type != "tensor(float)":
+        raise ArtifactError(f"{source}: input {contract.INPUT_NAME!r} is {inputs[0].type}; expected tensor(float)")
+
+
+def open_session(path: Path, providers: Sequence[str] | None) -> ort.InferenceSession:
+    chosen = choose_providers(providers, ort.get_available_providers())
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(), providers=chosen)
+    except _LOAD_ERRORS as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ArtifactError(f"{path}: not a loadable ONNX model ({reason})") from None
+
+
+class OrtModel(Model):
+    """A stam-deploy ONNX model on ONNX Runtime (TensorRT EP, CUDA EP or CPU, best present first)."""
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None):
+        path = Path(path)
+        self._session: ort.InferenceSession | None = open_session(path, providers)
+        check_io(self._session, str(path))
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        batch, frames = self._session.get_inputs()[0].shape[:2]
+        super().__init__(str(path), metadata, dim_range(batch), dim_range(frames))
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the session really uses (ONNX Runtime may drop one that fails to load)."""
+        return self.session.get_providers()
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            raise ArtifactError(f"{self.path}: model is closed")
+        return self._session
+
+    def _run(self, frames: np.ndarray) -> np.ndarray:
+        (logits,) = self.session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: frames})
+        return np.asarray(logits, dtype=np.float32)
+
+    def close(self) -> None:
+        self._session = None

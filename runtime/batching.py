@@ -1,0 +1,69 @@
+"""Overlap of decoding with inference: ordered prefetch on a thread pool, and batch assembly.
+
+PyAV and PIL release the GIL while decoding and resizing, and ONNX Runtime / TensorRT release it
+while running, so worker threads decode the next videos while the main thread runs the model.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from runtime.errors import StamError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def prefetch(
+    load: Callable[[Item], Result], items: Iterable[Item], workers: int, window: int
+) -> Iterator[tuple[Item, Result | StamError]]:
+    """Yield (item, load(item)) in input order, keeping up to `window` loads in flight on `workers` threads.
+
+    A load that raises StamError yields the error in place of its result, so one bad input never
+    stops the others; any other exception is a bug and propagates. The window bounds memory.
+    """
+    pending: deque[tuple[Item, Future]] = deque()
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        try:
+            for item in source:
+                pending.append((item, pool.submit(load, item)))
+                if len(pending) >= max(1, window):
+                    yield _resolve(*pending.popleft())
+            while pending:
+                yield _resolve(*pending.popleft())
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _resolve(item: Item, future: Future) -> tuple[Item, Result | StamError]:
+    try:
+        return item, future.result()
+    except StamError as error:
+        return item, error
+
+
+def pad_batch(arrays: Sequence[np.ndarray], min_batch: int) -> np.ndarray:
+    """Stack per-video arrays into one batch, repeating the last one up to `min_batch`.
+
+    An engine whose profile starts above 1 still classifies a short final batch; the caller keeps
+    only the first len(arrays) outputs.
+    """
+    padding = [arrays[-1]] * max(0, min_batch - len(arrays))
+    return np.stack([*arrays, *padding])
+
+
+def in_order(indexed: Iterable[tuple[int, Result]]) -> Iterator[Result]:
+    """Re-sequence (index, result) pairs that finish out of order (indices 0, 1, 2, ... each once)."""
+    waiting: dict[int, Result] = {}
+    next_index = 0
+    for index, result in indexed:
+        waiting[index] = result
+        while next_index in waiting:
+            yield waiting.pop(next_index)
+            next_index += 1

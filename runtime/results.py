@@ -1,0 +1,68 @@
+"""Per-video classification results: softmax and top-k, and their table / JSON-lines renderings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis, computed in float64."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def label_for(labels: Sequence[str], index: int) -> str:
+    """The class name, or `#index` when the artifact carries no labels."""
+    return labels[index] if index < len(labels) and labels[index] else f"#{index}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    probability: float
+
+
+@dataclass
+class VideoResult:
+    """One video: its top-k predictions (and logits), or the error that stopped it."""
+
+    path: str
+    predictions: list[Prediction] = field(default_factory=list)
+    logits: list[float] | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_logits(cls, path: str, logits: np.ndarray, labels: Sequence[str], topk: int) -> "VideoResult":
+        probabilities = softmax(logits)
+        order = np.argsort(-probabilities, kind="stable")[:topk]
+        predictions = [Prediction(label_for(labels, int(i)), int(i), float(probabilities[i])) for i in order]
+        return cls(path, predictions, logits=[float(x) for x in logits])
+
+    def to_json(self, with_logits: bool = False) -> str:
+        if self.error is not None:
+            return json.dumps({"path": self.path, "error": self.error})
+        data: dict = {"path": self.path, "topk": [vars(p) for p in self.predictions]}
+        if with_logits:
+            data["logits"] = self.logits
+        return json.dumps(data)
+
+
+def render_table(results: Sequence[VideoResult]) -> str:
+    """One row per prediction (rank 1 carries the video's path), one row per failed video."""
+    header = ("video", "#", "prob", "label")
+    rows: list[tuple[str, ...]] = []
+    for result in results:
+        if result.error is not None:
+            rows.append((result.path, "-", "-", f"error: {result.error}"))
+        for rank, p in enumerate(result.predictions, start=1):
+            rows.append((result.path if rank == 1 else "", str(rank), f"{p.probability:.4f}", p.label))
+    width = max(len(row[0]) for row in [header, *rows])
+    lines = [f"{r[0]:<{width}}  {r[1]:>2}  {r[2]:>6}  {r[3]}".rstrip() for r in [header, *rows]]
+    return "\n".join(lines)

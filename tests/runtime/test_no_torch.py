@@ -1,0 +1,79 @@
+"""runtime/ works without torch: every module imports with torch blocked, and none names torch or export/."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import runtime
+
+RUNTIME_DIR = Path(runtime.__file__).parent
+FORBIDDEN = ("torch", "torchvision", "export")
+
+# Runs in a fresh interpreter: a meta path finder refuses the forbidden packages, then imports
+# the modules named on the command line (all of runtime/ when none are named).
+BLOCKED_IMPORT = """
+import importlib, pkgutil, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {forbidden!r}:
+            raise ImportError(f"{{name}} is blocked: runtime/ must not import it")
+        return None
+
+sys.meta_path.insert(0, Block())
+import runtime
+names = sys.argv[1:] or [m.name for m in pkgutil.walk_packages(runtime.__path__, "runtime.")]
+for name in names:
+    importlib.import_module(name)
+print("imported", len(names))
+"""
+
+
+def import_blocked(*modules: str, forbidden: tuple[str, ...] = FORBIDDEN) -> subprocess.CompletedProcess:
+    code = BLOCKED_IMPORT.format(forbidden=forbidden)
+    return subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=120)
+
+
+def test_every_runtime_module_imports_without_torch():
+    result = import_blocked()
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) >= 8  # the walk really found the package's modules
+
+
+def test_cli_and_backends_import_without_torch():
+    backends = ("runtime.backends.ort", "runtime.backends.trt", "runtime.backends.cuda")
+    result = import_blocked("runtime.infer", *backends)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_blocker_does_block():
+    result = import_blocked("export.onnx", forbidden=("torch",))
+    assert result.returncode != 0 and "torch is blocked" in result.stderr
+
+
+def forbidden_imports(source: str) -> list[str]:
+    """Module names of every import statement (top-level or inside functions) naming a forbidden package."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] in FORBIDDEN]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found += [node.module] if node.module.split(".")[0] in FORBIDDEN else []
+    return found
+
+
+def test_no_runtime_source_names_torch_or_export_even_lazily():
+    offenders = {
+        str(path.relative_to(RUNTIME_DIR)): names
+        for path in sorted(RUNTIME_DIR.rglob("*.py"))
+        if (names := forbidden_imports(path.read_text()))
+    }
+    assert offenders == {}
+
+
+def test_the_source_scan_finds_lazy_imports():
+    source = "def f():\n    import torch.nn\n    from export.model import Stam\n"
+    assert forbidden_imports(source) == ["torch.nn", "export.model"]
