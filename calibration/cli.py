@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from runtime import contract
-from runtime.errors import StamError, VideoError
+from runtime.errors import StamError, VideoError, run_cli
 
 DEFAULT_CLIPS = 64
 DEFAULT_METHOD = {"int8": "entropy", "fp8": "minmax"}  # TensorRT's and ModelOpt's usual choices
@@ -41,11 +41,7 @@ def default_cache() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return run_cli(run, args)
 
 
 def run(args: argparse.Namespace) -> int:

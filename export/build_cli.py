@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from runtime.contract import DimRange
-from runtime.errors import StamError
+from runtime.errors import StamError, run_cli
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -33,11 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return run_cli(run, args)
 
 
 def run(args: argparse.Namespace) -> int:

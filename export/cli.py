@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from runtime.errors import StamError
+from runtime.errors import StamError, run_cli
 
 # fp16 logits drift further than fp32: bounded relative to the logit range (measured in the README).
 FP16_RELATIVE_TOLERANCE = 2e-2
@@ -34,11 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("torch").setLevel(logging.ERROR)  # the dynamo exporter's chatter
-    try:
-        return run(args)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return run_cli(run, args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,10 @@
 """The user-facing errors: each one prints as a single line, and command lines exit non-zero on them."""
 
+import sys
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
 
 class StamError(Exception):
     """A problem the user can act on (bad input, wrong artifact); never a bug in this package."""
@@ -21,3 +26,12 @@ class ShapeError(StamError):
 
 class MissingDependencyError(StamError):
     """An optional library (tensorrt, cuda-python, polygraphy) that the requested path needs."""
+
+
+def run_cli(run: Callable[[T], int], args: T) -> int:
+    """Every command line's contract: a user error is one `error:` line on stderr and its exit code."""
+    try:
+        return run(args)
+    except StamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from runtime.backends import open_model
 from runtime.backends.base import Model
 from runtime.batching import in_order, pad_batch, prefetch
-from runtime.errors import StamError, VideoError
+from runtime.errors import StamError, VideoError, run_cli
 from runtime.preprocess import preprocess
 from runtime.results import VideoResult, render_table
 from runtime.video import list_videos, read_frames
@@ -164,11 +164,7 @@ def report_failures(results: Sequence[VideoResult]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return run_cli(run, args)
 
 
 if __name__ == "__main__":
