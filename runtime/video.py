@@ -1,0 +1,299 @@
+"""Video decoding and frame sampling for the runtime: a file in, T upright RGB frames (T, H, W, 3) uint8 out.
+
+Frames are counted by demuxing (packets with a timestamp, as torchvision counts them; container
+frame counts are often missing or wrong), then the file is decoded once in presentation order up
+to the last sampled frame, converting to RGB only the frames that are used. DESIGN.md, "Sampling
+and preprocessing", states the two sampling modes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from runtime.errors import VideoError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+SAMPLING_MODES = ("uniform", "reference")
+THREAD_TYPES = ("AUTO", "FRAME", "SLICE", "NONE")
+REFERENCE_SECONDS = 10  # the reference samples T frames at T/10 fps: the first 10 s of each video
+# A stream that decodes to fewer frames than it demuxed (truncated or corrupt) is still used when
+# at least this fraction decodes; the frames are then sampled over what decoded, with a warning.
+MIN_DECODED_FRACTION = 0.5
+
+
+class SamplingWarning(UserWarning):
+    """The frames were sampled differently from what the mode asks (short or damaged video)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Frame indices to take, and why they differ from the requested mode when they do."""
+
+    indices: list[int]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What demuxing the first video stream tells: frames with a timestamp, and the frame rate."""
+
+    num_frames: int
+    fps: float | None
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+
+def plan_sampling(
+    num_video_frames: int, num_frames: int, mode: str = "uniform", fps: float | None = None
+) -> Sampling:
+    """The indices of `sample_indices`, plus a note when `reference` falls back to `uniform`."""
+    if num_video_frames < 1 or num_frames < 1:
+        raise ValueError(f"need at least one frame to sample from and to take, got {num_video_frames}, {num_frames}")
+    if mode == "uniform":
+        return Sampling(_uniform_indices(num_video_frames, num_frames))
+    if mode != "reference":
+        raise ValueError(f"sampling mode must be one of {', '.join(SAMPLING_MODES)}, got {mode!r}")
+    if fps is None or not fps > 0:
+        raise ValueError(f"reference sampling needs the video's frame rate, got fps={fps}")
+    indices = _reference_indices(num_video_frames, num_frames, fps)
+    if indices is not None:
+        return Sampling(indices)
+    note = (
+        f"shorter than the reference's {REFERENCE_SECONDS} s ({num_video_frames} frames at {fps:.4g} fps; "
+        "torchvision would drop it): sampled uniformly over the whole video"
+    )
+    return Sampling(_uniform_indices(num_video_frames, num_frames), [note])
+
+
+def sample_indices(
+    num_video_frames: int, num_frames: int, mode: str = "uniform", fps: float | None = None
+) -> list[int]:
+    """Indices of the `num_frames` frames to take from a video of `num_video_frames` frames.
+
+    `uniform`: floor(i * N / T), spread over the whole video (short videos repeat frames).
+    `reference`: torchvision VideoClips' first clip when resampling to T/10 fps, in its float32
+    arithmetic; a video too short for that clip falls back to `uniform` with a SamplingWarning.
+    """
+    sampling = plan_sampling(num_video_frames, num_frames, mode, fps)
+    for note in sampling.notes:
+        warnings.warn(note, SamplingWarning, stacklevel=2)
+    return sampling.indices
+
+
+def _uniform_indices(num_video_frames: int, num_frames: int) -> list[int]:
+    return [i * num_video_frames // num_frames for i in range(num_frames)]
+
+
+def _reference_indices(num_video_frames: int, num_frames: int, fps: float) -> list[int] | None:
+    """torchvision's `_resample_video_idx` + first clip of `compute_clips_for_video`; None when it has no clip."""
+    frame_rate = num_frames / REFERENCE_SECONDS
+    step = float(fps) / frame_rate
+    if step.is_integer():  # torchvision slices every step-th frame of the whole video
+        stride = int(step)
+        if len(range(0, num_video_frames, stride)) < num_frames:
+            return None
+        return [i * stride for i in range(num_frames)]
+    resampled = int(math.floor(num_video_frames * (float(frame_rate) / fps)))
+    if resampled < num_frames:
+        return None
+    positions = np.arange(num_frames, dtype=np.float32) * np.float32(step)  # float32 product, as torch does
+    return np.floor(positions).astype(np.int64).tolist()
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def list_videos(directory: str | Path) -> list[Path]:
+    """Video files under `directory` (recursively, by suffix, case-insensitive), sorted by path."""
+    root = Path(directory)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
+def _open(path: str) -> av.container.InputContainer:
+    if not Path(path).is_file():
+        raise VideoError(f"{path}: no such file")
+    try:
+        return av.open(path)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
+        raise VideoError(f"{path}: not a readable video ({_reason(error)})") from None
+
+
+def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise VideoError(f"{path}: no video stream")
+    return container.streams.video[0]
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return " ".join(str(text).split())  # one line, whatever FFmpeg said
+
+
+def probe(path: str | Path) -> StreamInfo:
+    """Count the video packets that carry a timestamp (no decoding) and find the frame rate.
+
+    Packets with a timestamp are what torchvision counts; a stream with none counts its non-empty
+    packets. A demuxing error ends the count: what was read before it is what the file holds.
+    """
+    path = str(path)
+    count, untimed, first, last = 0, 0, None, None
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    untimed += packet.size > 0
+                    continue
+                count += 1
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = packet.pts if last is None else max(last, packet.pts)
+        except av.error.FFmpegError:
+            pass  # truncated or corrupt past this point; the frames counted so far stand
+        fps = _frame_rate(stream, count, first, last)
+    count = count or untimed  # a stream without any timestamps: one frame per packet
+    if count == 0:
+        raise VideoError(f"{path}: no video frames")
+    return StreamInfo(count, fps)
+
+
+def _frame_rate(stream: av.video.stream.VideoStream, count: int, first: int | None, last: int | None) -> float | None:
+    """The stream's average rate (what torchvision uses), else frames per second of timestamps."""
+    if stream.average_rate:
+        return float(stream.average_rate)
+    if count < 2 or first is None or last is None or last <= first or stream.time_base is None:
+        return None
+    return (count - 1) / float((last - first) * stream.time_base)
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Sampled frames (T, H, W, 3) uint8 RGB, the indices they came from, and why those differ from the mode."""
+
+    frames: np.ndarray
+    indices: list[int]
+    notes: list[str]
+
+
+def read_frames(path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO") -> np.ndarray:
+    """`num_frames` sampled frames of the video at `path`, upright, as (T, H, W, 3) uint8 RGB.
+
+    Raises VideoError (one line, naming the file) for a missing, unreadable, empty or too damaged
+    file; a SamplingWarning ("PATH: why") says when the frames were sampled differently from `mode`.
+    """
+    clip = read_clip(path, num_frames, mode, threads=threads)
+    for note in clip.notes:
+        warnings.warn(f"{path}: {note}", SamplingWarning, stacklevel=2)
+    return clip.frames
+
+
+def read_clip(path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO") -> Clip:
+    """`read_frames` with its notes returned instead of warned: for callers on worker threads, where
+    `warnings.catch_warnings` is not safe, and for reports that keep them per video.
+
+    `threads` is FFmpeg's thread type: AUTO (frame + slice threads) cuts one video's latency on idle
+    cores; SLICE costs less CPU in total when several videos are decoded side by side on few cores.
+    """
+    if threads not in THREAD_TYPES:
+        raise ValueError(f"threads must be one of {', '.join(THREAD_TYPES)}, got {threads!r}")
+    path = str(path)
+    info = probe(path)
+    sampling = _plan_for_file(info.num_frames, num_frames, mode, info.fps)
+    images, decoded = _decode(path, sampling.indices, threads)
+    if len(images) < len(set(sampling.indices)):
+        sampling = _plan_after_short_decode(path, info, decoded, num_frames, mode)
+        images, _ = _decode(path, sampling.indices, threads)
+        if len(images) < len(set(sampling.indices)):
+            raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
+    return Clip(_stack(path, images, sampling.indices), sampling.indices, sampling.notes)
+
+
+def _plan_for_file(num_video_frames: int, num_frames: int, mode: str, fps: float | None) -> Sampling:
+    if mode == "reference" and fps is None:
+        note = "frame rate unknown: sampled uniformly over the whole video"
+        return Sampling(_uniform_indices(num_video_frames, num_frames), [note])
+    return plan_sampling(num_video_frames, num_frames, mode, fps)
+
+
+def _plan_after_short_decode(path: str, info: StreamInfo, decoded: int, num_frames: int, mode: str) -> Sampling:
+    """Sample over the frames that did decode, or refuse when too few of them did."""
+    if decoded == 0:
+        raise VideoError(f"{path}: no frame decodes (corrupt or truncated file)")
+    if decoded < MIN_DECODED_FRACTION * info.num_frames:
+        raise VideoError(f"{path}: only {decoded} of {info.num_frames} frames decode (corrupt or truncated file)")
+    sampling = _plan_for_file(decoded, num_frames, mode, info.fps)
+    note = f"only {decoded} of {info.num_frames} frames decode: sampled over those"
+    return Sampling(sampling.indices, [note, *sampling.notes])
+
+
+def _decode(path: str, indices: list[int], threads: str) -> tuple[dict[int, np.ndarray], int]:
+    """Decode in presentation order up to the last wanted index; RGB only for the wanted frames.
+
+    Returns the wanted frames by index and how many frames decoded: the caller compares what came
+    out with what it asked for.
+    """
+    wanted, last = set(indices), max(indices)
+    images: dict[int, np.ndarray] = {}
+    decoded = 0
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = threads
+        for frame in _decoded_frames(container, stream):
+            if decoded in wanted:
+                images[decoded] = _upright_rgb(frame)
+            decoded += 1
+            if decoded > last:
+                break
+    return images, decoded
+
+
+def _decoded_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Iterator[av.VideoFrame]:
+    """Frames in presentation order. A packet the decoder rejects is skipped; a demuxing error
+    ends the stream, and the decoder is still flushed so the frames it holds come out."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return  # the demuxer's final empty packet has flushed the decoder
+        except av.error.FFmpegError:
+            break
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            continue
+        yield from frames
+    try:
+        yield from stream.decode(None)
+    except av.error.FFmpegError:
+        return
+
+
+def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB pixels turned as the display matrix says (frame.rotation is counterclockwise degrees)."""
+    image = frame.to_ndarray(format="rgb24")
+    quarter_turns = round(frame.rotation / 90) % 4
+    return np.rot90(image, quarter_turns) if quarter_turns else image
+
+
+def _stack(path: str, images: dict[int, np.ndarray], indices: list[int]) -> np.ndarray:
+    shapes = {image.shape for image in images.values()}
+    if len(shapes) != 1:
+        raise VideoError(f"{path}: frame size changes within the video ({', '.join(map(str, sorted(shapes)))})")
+    (shape,) = shapes
+    out = np.empty((len(indices), *shape), dtype=np.uint8)
+    for row, index in enumerate(indices):
+        out[row] = images[index]
+    return out
