@@ -17,20 +17,20 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from runtime import video as runtime_video
 from runtime.errors import StamError, VideoError
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 CACHE_VERSION = 1  # bump when runtime sampling or preprocessing changes what a clip holds
 
 
 def list_videos(directory: str | Path) -> list[Path]:
-    """Every video under `directory`, flat or in class folders (any depth), in a stable order."""
+    """Every video under `directory`, flat or in class folders; an empty result is an error here."""
     directory = Path(directory)
     if not directory.is_dir():
         raise VideoError(f"{directory}: not a directory")
-    videos = sorted(p for p in directory.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    videos = runtime_video.list_videos(directory)
     if not videos:
-        raise VideoError(f"{directory}: no videos found (looked for {', '.join(VIDEO_SUFFIXES)})")
+        raise VideoError(f"{directory}: no videos found (looked for {', '.join(runtime_video.VIDEO_SUFFIXES)})")
     return videos
 
 

@@ -24,7 +24,7 @@ from runtime.batching import in_order, pad_batch, prefetch
 from runtime.errors import StamError, VideoError, run_cli
 from runtime.preprocess import preprocess
 from runtime.results import VideoResult, render_table
-from runtime.video import list_videos, read_frames
+from runtime.video import list_videos, read_clip
 
 PROGRESS_THRESHOLD = 3  # more videos than this get a progress bar
 
@@ -96,7 +96,10 @@ def load_clip(path: str, num_frames: int, mode: str) -> np.ndarray:
         raise VideoError(f"{path}: no video files in this directory")
     if not Path(path).is_file():
         raise VideoError(f"{path}: no such file")
-    return preprocess(read_frames(path, num_frames, mode=mode))
+    clip = read_clip(path, num_frames, mode=mode)
+    for note in clip.notes:  # e.g. a short video sampled uniformly instead of by the reference rule
+        tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
+    return preprocess(clip.frames)
 
 
 def classify(model: Model, paths: Sequence[str], options: Options) -> Iterator[VideoResult]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from runtime.errors import VideoError
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 SAMPLING_MODES = ("uniform", "reference")
 THREAD_TYPES = ("AUTO", "FRAME", "SLICE", "NONE")
 REFERENCE_SECONDS = 10  # the reference samples T frames at T/10 fps: the first 10 s of each video
