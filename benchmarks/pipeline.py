@@ -10,6 +10,9 @@ Resize(256), CenterCrop(224) and ToTensor.
 A method is a function from (video, T) to stage timings (a dict, stage -> seconds, in pipeline
 order); measuring, the JSON document and the table are separate steps, so a later stage (e.g.
 inference behind N decode workers) is one more entry in METHODS, not a rewrite.
+
+With `--model ARTIFACT` the end-to-end section follows: decode + preprocess + inference with N
+decode workers feeding one model (`benchmarks.end_to_end`), as videos/s and time per stage.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from benchmarks import report
 from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
 from runtime.contract import INPUT_SIZE
+from runtime.errors import run_cli
 from runtime.preprocess import crop_box, preprocess, resized_size
 from runtime.video import read_frames, sample_indices
 
@@ -222,11 +226,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per clip and method (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    parser.add_argument("--model", type=Path, metavar="ARTIFACT",
+                        help="also measure end to end with this .onnx/.plan (decode workers feeding it)")
+    parser.add_argument("--workers", default="1,2,4", help="decode worker counts for --model (default 1,2,4)")
+    parser.add_argument("--videos", type=int, default=8, help="videos per end-to-end run (default 8)")
+    parser.add_argument("--batch-size", type=int, default=1, help="videos per inference (default 1)")
     parser.add_argument("--clip-dir", type=Path, help="where the synthetic clips are written and reused "
                                                       "(default: a temporary directory)")
     args = parser.parse_args(argv)
-    if args.frames < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--frames and --repeats must be >= 1, --warmup >= 0")
+    if args.frames < 1 or args.repeats < 1 or args.warmup < 0 or args.videos < 1 or args.batch_size < 1:
+        parser.error("--frames, --repeats, --videos and --batch-size must be >= 1, --warmup >= 0")
+    try:
+        args.workers = [int(count) for count in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers must be a comma-separated list of integers, got {args.workers!r}")
     return args
 
 
@@ -234,16 +247,53 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_end_to_end_section(args: argparse.Namespace, clip_dir: Path) -> dict[str, Any]:
+    """Every worker count over the same videos (the first clip resolution, repeated), after one warm-up."""
+    from benchmarks.end_to_end import run_end_to_end
+    from runtime import open_model
+
+    videos = [make_clips(clip_dir, args.clips[:1])[args.clips[0]]] * args.videos
+    with open_model(args.model) as model:
+        run_end_to_end(model, videos[:1], args.frames, 1, 1)  # warm-up: session, allocations
+        rows = []
+        for workers in args.workers:
+            _log(f"end to end: {workers} decode worker(s) ...")
+            rows.append(run_end_to_end(model, videos, args.frames, args.batch_size, workers))
+        return {"model": str(args.model), "backend": type(model).__name__, "clip": args.clips[0], "runs": rows}
+
+
+def _run(args: argparse.Namespace, clip_dir: Path) -> dict[str, Any]:
     options = Options(tuple(args.clips), tuple(args.methods), args.frames, args.repeats, args.warmup)
+    document = run_benchmark(options, clip_dir, _log)
+    if args.model is not None:
+        document["end_to_end"] = run_end_to_end_section(args, clip_dir)
+    return document
+
+
+def render(document: dict[str, Any]) -> str:
+    text = render_table(document)
+    section = document.get("end_to_end")
+    if section:
+        from benchmarks.end_to_end import render_table as render_end_to_end
+
+        caption = (f"{section['model']} on {section['backend']}; {section['clip']} clips, "
+                   f"T={document['settings']['frames']}")
+        text += "\n\nend to end (decode workers feeding one model):\n" + render_end_to_end(section["runs"], caption)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     if args.clip_dir is not None:
         args.clip_dir.mkdir(parents=True, exist_ok=True)
-        document = run_benchmark(options, args.clip_dir, _log)
+        document = _run(args, args.clip_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="stam-pipeline-") as directory:
-            document = run_benchmark(options, Path(directory), _log)
-    print(render_table(document))
+            document = _run(args, Path(directory))
+    print(render(document))
     if args.json is not None:
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)

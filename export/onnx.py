@@ -92,6 +92,7 @@ class ParityRow:
     frames: int
     max_abs_diff: float
     top1_agreement: float
+    max_abs_logit: float  # fp16/int8 errors scale with it
 
 
 @dataclass
@@ -118,9 +119,10 @@ class ParityReport:
         ]
 
     def table(self) -> str:
-        lines = [f"{'batch':>5} {'frames':>6} {'max abs diff':>13} {'top-1 agree':>11}"]
+        lines = [f"{'batch':>5} {'frames':>6} {'max abs diff':>13} {'top-1 agree':>11} {'max |logit|':>11}"]
         lines += [
-            f"{r.batch:>5} {r.frames:>6} {r.max_abs_diff:>13.3e} {r.top1_agreement:>10.0%}" for r in self.rows
+            f"{r.batch:>5} {r.frames:>6} {r.max_abs_diff:>13.3e} {r.top1_agreement:>10.0%} {r.max_abs_logit:>11.3g}"
+            for r in self.rows
         ]
         return "\n".join(lines)
 
@@ -143,7 +145,8 @@ def verify_onnx(
         with torch.no_grad():
             expected = model.eval()(inputs).numpy()
         actual = session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: inputs.numpy()})[0]
-        report.rows.append(ParityRow(batch, frames, *compare_logits(expected, actual)))
+        diff, agreement = compare_logits(expected, actual)
+        report.rows.append(ParityRow(batch, frames, diff, agreement, float(np.abs(expected).max())))
     return report
 
 
