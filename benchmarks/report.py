@@ -1,0 +1,316 @@
+"""Benchmark results as data: the JSON document, the machine description, the Markdown and plot made from it, merges.
+
+JSON is written first and is the only source: the Markdown tables and the PNG are rendered from the
+JSON dict alone, so an old results file can be re-rendered without re-measuring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = "stam-deploy/throughput/v1"
+TOP_LEVEL_KEYS = ("schema", "created", "command", "settings", "machine", "work", "work_note", "peaks", "results",
+                  "skipped", "paper")
+_SETTINGS_KEYS = ("models", "pairs", "backends", "batches", "device", "iters", "warmup", "backends_detail")
+RESULT_KEYS = ("model", "frames", "backend", "precision", "batch", "clock", "latency", "videos_per_s", "tflops",
+               "peak_fraction")
+
+# The paper's throughput column: one V100, mixed precision (STAM, Sharir et al. 2021, Table 1).
+PAPER = {
+    "hardware": "1x NVIDIA V100, mixed precision",
+    "videos_per_s": {"stam_16": 20.0, "stam_64": 4.8},
+    "gflops": {"stam_8": 135.0, "stam_16": 270.0, "stam_32": 540.0, "stam_64": 1080.0},
+}
+_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "numpy", "tensorrt", "matplotlib")
+
+
+# --- machine -----------------------------------------------------------------------------------------
+
+
+def describe_machine(device: str) -> dict[str, Any]:
+    """CPU model and cores, GPU name and driver (on CUDA), OS, Python and library versions."""
+    import torch
+
+    machine: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": {name: _version(name) for name in _LIBRARIES if _version(name)},
+        "gpu": _describe_gpu() if device == "cuda" else None,
+    }
+    return machine
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib_metadata.version(distribution)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def _describe_gpu() -> dict[str, Any]:
+    import torch
+
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {
+        "name": props.name,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "driver": _nvidia_driver(),
+        "cuda_runtime": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+    }
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        output = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return output.strip().splitlines()[0] if output.strip() else None
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """One line of prose for the tables' caption."""
+    libraries = ", ".join(f"{name} {version}" for name, version in machine["libraries"].items())
+    gpu = machine.get("gpu")
+    gpu_text = (f"GPU {gpu['name']} (sm {gpu['compute_capability']}, driver {gpu['driver']}, CUDA {gpu['cuda_runtime']}); "
+                if gpu else "no GPU; ")
+    return (f"CPU {machine['cpu']}, {machine['cpu_cores_usable']} of {machine['cpu_cores']} cores usable, "
+            f"torch threads {machine['torch_threads']}; {gpu_text}{machine['os']}, Python {machine['python']}; "
+            f"{libraries}")
+
+
+# --- JSON --------------------------------------------------------------------------------------------
+
+
+def write_json(document: dict[str, Any], path: Path) -> Path:
+    missing = [key for key in TOP_LEVEL_KEYS if key not in document]
+    if missing:
+        raise ValueError(f"results document lacks {', '.join(missing)}")
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A results file, checked for the keys the renderers and the merge read."""
+    document = json.loads(path.read_text())
+    missing = [key for key in TOP_LEVEL_KEYS if key not in document]
+    missing += [f"settings.{key}" for key in _SETTINGS_KEYS if key not in document.get("settings", {})]
+    if missing or document["schema"] != SCHEMA:
+        raise ValueError(f"{path}: not a {SCHEMA} results file (missing {', '.join(missing) or 'nothing'}, "
+                         f"schema {document.get('schema')!r})")
+    return document
+
+
+# --- Markdown ----------------------------------------------------------------------------------------
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    """Every table of the report, from the JSON document alone."""
+    settings = document["settings"]
+    parts = [
+        "# STAM throughput",
+        f"Machine: {machine_line(document['machine'])}.",
+        f"Device `{settings['device']}`; {settings['iters']} timed iterations after {settings['warmup']} warm-up; "
+        f"random weights; frames per video = the variant's trained count. Command: `{document['command']}`",
+        "Backends: " + "; ".join(f"**{name}**: {text}" for name, text in settings["backends_detail"].items()
+                                 if name in settings["backends"]) + ".",
+        "## Work per video",
+        _table(*_work_rows(document)),
+        document["work_note"],
+    ]
+    for batch in settings["batches"]:
+        parts += [f"## Beside the paper: videos/s at batch {batch}", _table(*_paper_rows(document, batch))]
+    parts += ["## All measurements", _table(*_result_rows(document)), "## Matrix-multiply peak (same run)",
+              _table(*_peak_rows(document)), "## Skipped", _skipped_list(document)]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _sig(value: float | None) -> str:
+    """Three significant digits: throughputs span 0.02 (STAM-64 on a CPU) to thousands (a GPU at batch 32)."""
+    return "—" if value is None else f"{value:.3g}"
+
+
+def _work_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["Model", "Frames", "Paper GFLOPs (= GMACs)", "Ours GMACs", "Ours GMACs w/o attention matmuls",
+              "Ours GFLOPs (2 x MACs)", "Ours / paper", "w/o attention / paper"]
+    rows = [[w["model"], str(w["frames"]), _fmt(w["paper_gmacs"], 0), _fmt(w["gmacs"], 1),
+             _fmt(w["gmacs_without_attention"], 1), _fmt(w["gflops"], 1), _fmt(w["ratio"], 3),
+             _fmt(w["ratio_without_attention"], 3)] for w in document["work"]]
+    return header, rows
+
+
+def _series(results: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(backend, precision) pairs in the order they were measured."""
+    return list(dict.fromkeys((r["backend"], r["precision"]) for r in results))
+
+
+def _paper_rows(document: dict[str, Any], batch: int) -> tuple[list[str], list[list[str]]]:
+    results = [r for r in document["results"] if r["batch"] == batch]
+    series = _series(results)
+    header = ["Model", "Frames", "Paper GFLOPs", f"Paper videos/s ({document['paper']['hardware']})"]
+    header += [f"{backend} {precision}" for backend, precision in series]
+    rows = []
+    for work in document["work"]:
+        by_series = {(r["backend"], r["precision"]): r for r in results if r["model"] == work["model"]}
+        row = [work["model"], str(work["frames"]), _fmt(work["paper_gmacs"], 0),
+               _fmt(document["paper"]["videos_per_s"].get(work["model"]), 1)]
+        row += [_sig(by_series[key]["videos_per_s"]) if key in by_series else "—" for key in series]
+        rows.append(row)
+    return header, rows
+
+
+def _result_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["Model", "Frames", "Backend", "Precision", "Batch", "Median ms", "p90 ms", "p99 ms", "Videos/s",
+              "TFLOP/s", "Of matmul peak"]
+    rows = []
+    for r in document["results"]:
+        latency = r["latency"]
+        fraction = None if r["peak_fraction"] is None else 100 * r["peak_fraction"]
+        rows.append([r["model"], str(r["frames"]), r["backend"], r["precision"], str(r["batch"]),
+                     _fmt(latency["median_ms"], 1), _fmt(latency["p90_ms"], 1), _fmt(latency["p99_ms"], 1),
+                     _sig(r["videos_per_s"]), _sig(r["tflops"]),
+                     "—" if fraction is None else f"{fraction:.0f}%"])
+    return header, rows
+
+
+def _peak_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["Device", "dtype", "Size", "TFLOP/s"]
+    return header, [[p["device"], p["dtype"], str(p["size"]), _sig(p["tflops"])] for p in document["peaks"]]
+
+
+def _skipped_list(document: dict[str, Any]) -> str:
+    if not document["skipped"]:
+        return "Nothing skipped."
+    return "\n".join(f"- {s['backend']} {s['precision']}" + (f" ({s['model']})" if s.get("model") else "")
+                     + f": {s['reason']}" for s in document["skipped"])
+
+
+# --- plot --------------------------------------------------------------------------------------------
+
+
+def render_plot(document: dict[str, Any], path: Path) -> Path:
+    """Videos/s against frames per video, one line per backend and precision, one panel per batch size."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    batches = document["settings"]["batches"]
+    figure = Figure(figsize=(6 * len(batches), 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(batches), squeeze=False)[0]
+    for axis, batch in zip(axes, batches):
+        _plot_batch(axis, document, batch)
+    figure.suptitle(f"STAM throughput on {document['settings']['device']}: {_short_machine(document['machine'])}")
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _plot_batch(axis: Any, document: dict[str, Any], batch: int) -> None:
+    from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
+
+    results = [r for r in document["results"] if r["batch"] == batch]
+    for backend, precision in _series(results):
+        points = sorted((r["frames"], r["videos_per_s"]) for r in results
+                        if (r["backend"], r["precision"]) == (backend, precision))
+        axis.plot(*zip(*points), marker="o", label=f"{backend} {precision}")
+    frames = {w["model"]: w["frames"] for w in document["work"]}
+    paper = [(frames[m], v) for m, v in document["paper"]["videos_per_s"].items() if m in frames]
+    if paper:
+        axis.plot(*zip(*sorted(paper)), "k*", markersize=12, linestyle="none",
+                  label=f"paper ({document['paper']['hardware']})")
+    axis.set(xscale="log", yscale="log", xlabel="frames per video (model variant)", ylabel="videos/s",
+             title=f"batch {batch}")
+    axis.set_xticks(sorted(set(frames.values())))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize="small")
+
+
+def _short_machine(machine: dict[str, Any]) -> str:
+    gpu = machine.get("gpu")
+    return gpu["name"] if gpu else f"{machine['cpu']} ({machine['cpu_cores_usable']} cores)"
+
+
+# --- merging runs ------------------------------------------------------------------------------------
+
+
+def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One document from runs on the same machine and device (e.g. eager and compiled runs made separately)."""
+    first = documents[0]
+    for other in documents[1:]:
+        if (other["schema"], other["settings"]["device"], _short_machine(other["machine"])) != (
+                first["schema"], first["settings"]["device"], _short_machine(first["machine"])):
+            raise ValueError("cannot merge runs of different schemas, devices or machines")
+    merged = json.loads(json.dumps(first))
+    settings = merged["settings"]
+    for other in documents[1:]:
+        for key in ("models", "pairs", "backends", "batches"):
+            settings[key] += [item for item in other["settings"][key] if item not in settings[key]]
+        merged["work"] += [w for w in other["work"] if w["model"] not in {m["model"] for m in merged["work"]}]
+        merged["peaks"] += [p for p in other["peaks"] if (p["device"], p["dtype"]) not in
+                            {(q["device"], q["dtype"]) for q in merged["peaks"]}]
+        merged["results"] += other["results"]
+        merged["skipped"] += other["skipped"]
+        merged["command"] += " && " + other["command"]
+    settings["batches"].sort()
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.report RUN.json... --json OUT`: merge runs and render Markdown and PNG beside OUT."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="results JSON files of benchmarks.throughput")
+    parser.add_argument("--json", type=Path, required=True, help="merged JSON; .md and .png are written beside it")
+    args = parser.parse_args(argv)
+    try:
+        document = merge_documents([read_json(path) for path in args.runs])
+        write_json(document, args.json)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.json.with_suffix(".md").write_text(render_markdown(document))
+    render_plot(document, args.json.with_suffix(".png"))
+    print(f"wrote {args.json} and its .md and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
