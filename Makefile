@@ -22,8 +22,11 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q tests
 
+# The README's performance tables (CPU; minutes on 2 cores).
 bench: venv
-	$(BIN)/python -m benchmarks.throughput --backends torch,onnxruntime --models stam_16 --batch 1
+	$(BIN)/python -m benchmarks.throughput --device cpu --models stam_16,stam_64 --backends torch,onnxruntime \
+		--precision fp32,bf16,int8 --batch 1 --iters 2 --warmup 1 --onnx-dir $(ARTIFACTS)/bench
+	$(BIN)/python -m benchmarks.pipeline --model $(ARTIFACTS)/bench/stam_16.fp32.onnx --json benchmarks/results/pipeline_cpu.json
 
 clean:
 	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache *.egg-info

@@ -8,7 +8,7 @@ which of the released files they hold.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -19,12 +19,13 @@ from runtime.errors import ArtifactError
 
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
 _TEMPORAL_KEY = re.compile(r"^aggregate\.transformer_enc\.layers\.(\d+)\.")
-_REQUIRED_KEYS = ("aggregate.pos_embed", "head.weight", "cls_token", "blocks.0.mlp.fc1.weight",
+_CONFIG_KEY = "stam_config"  # written by save_checkpoint; official files have only "model"
+_REQUIRED_KEYS = ("aggregate.pos_embed", "head.weight", "cls_token", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight",
                   "aggregate.transformer_enc.layers.0.linear1.weight")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict of an official `.pth` (`["model"]`) or of a bare state-dict file."""
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state dict, stored config or None) of an official `.pth` (`["model"]`) or a bare state dict."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: checkpoint file not found")
@@ -32,11 +33,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or foreign pickles
         raise ArtifactError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__})") from None
+    config = None
     if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
+        config = data.get(_CONFIG_KEY) if isinstance(data.get(_CONFIG_KEY), Mapping) else None
         data = data["model"]
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ArtifactError(f"{path}: holds no state dict (expected a dict of tensors, or one under 'model')")
-    return dict(data)
+    return dict(data), config
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], model_name: str | None = None) -> StamConfig:
@@ -54,10 +57,11 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], model_name: str | None 
     return replace(
         base,
         name=name,
+        patch_size=state_dict["patch_embed.proj.weight"].shape[-1],
+        mlp_hidden=state_dict["blocks.0.mlp.fc1.weight"].shape[0],
         frames_trained=frames_trained,
         num_classes=state_dict["head.weight"].shape[0],
         depth=_count_layers(state_dict, _BLOCK_KEY),
-        mlp_hidden=state_dict["blocks.0.mlp.fc1.weight"].shape[0],
         qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
         temporal_depth=_count_layers(state_dict, _TEMPORAL_KEY),
         temporal_ff=state_dict["aggregate.transformer_enc.layers.0.linear1.weight"].shape[0],
@@ -65,10 +69,14 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], model_name: str | None 
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None) -> Stam:
-    """A STAM model in eval mode with the checkpoint's weights loaded strictly."""
-    state_dict = read_state_dict(path)
+    """A STAM model in eval mode with the checkpoint's weights loaded strictly.
+
+    The config is the one stored by `save_checkpoint` when present (head counts cannot be read off
+    the weights), else inferred from the tensors, as for the official files.
+    """
+    state_dict, stored = read_checkpoint(path)
     try:
-        config = infer_config(state_dict, model_name)
+        config = StamConfig(**stored) if stored and model_name is None else infer_config(state_dict, model_name)
     except ArtifactError as error:
         raise ArtifactError(f"{path}: {error}") from None
     model = Stam(config)
@@ -80,9 +88,10 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> Stam:
 
 
 def save_checkpoint(model: Stam, path: str | Path) -> Path:
-    """Write the official layout, so files we write load wherever the official ones do."""
+    """The official layout (`{"model": state_dict}`, so files we write load wherever the official ones
+    do) plus the config, so that variants with other widths or head counts load exactly."""
     path = Path(path)
-    torch.save({"model": model.state_dict()}, path)
+    torch.save({"model": model.state_dict(), _CONFIG_KEY: asdict(model.config)}, path)
     return path
 
 

@@ -40,3 +40,16 @@ def tiny_checkpoint(tiny_model, tmp_path_factory):
     from export.checkpoint import save_checkpoint
 
     return save_checkpoint(tiny_model, tmp_path_factory.mktemp("ckpt") / "stam_tiny.pth")
+
+
+@pytest.fixture(scope="session")
+def stam16(tmp_path_factory):
+    """(model, fp32 ONNX path) of a random-weight stam_16: one full-size export per session (~30 s)."""
+    import torch
+
+    from export.model import create_model
+    from export.onnx import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("stam_16")
+    return model, export_onnx(model, tmp_path_factory.mktemp("stam16") / "stam_16.onnx")

@@ -11,7 +11,7 @@ from runtime.errors import ArtifactError
 
 
 def test_official_layout_round_trips(tiny_model, tiny_checkpoint):
-    assert set(torch.load(tiny_checkpoint, weights_only=True)) == {"model"}
+    assert set(torch.load(tiny_checkpoint, weights_only=True)) == {"model", "stam_config"}
     loaded = load_checkpoint(tiny_checkpoint)
     assert loaded.config == tiny_model.config
     frames = torch.rand(1, 5, 3, 224, 224)
@@ -73,3 +73,20 @@ def test_misshaped_and_unexpected_keys_are_listed(tiny_model, tmp_path):
 def test_named_variant_that_does_not_fit_is_refused(tiny_checkpoint):
     with pytest.raises(ArtifactError, match="does not fit stam_16"):
         load_checkpoint(tiny_checkpoint, model_name="stam_16")
+
+
+def test_other_widths_round_trip_through_the_stored_config(tmp_path):
+    """Head counts cannot be read off the weights: our checkpoints carry their config."""
+    model = create_model("stam_tiny", num_classes=9, patch_size=32, embed_dim=96, mlp_hidden=384, num_heads=6)
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "wide.pth"))
+    assert loaded.config == model.config
+    frames = torch.rand(1, 3, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames), model(frames), rtol=0, atol=0)
+
+
+def test_official_layout_without_config_infers_patch_size(tmp_path):
+    model = create_model("stam_tiny", patch_size=32)
+    path = tmp_path / "official.pth"
+    torch.save({"model": model.state_dict()}, path)
+    assert load_checkpoint(path).config.patch_size == 32

@@ -5,7 +5,6 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from export.model import create_model
 from export.onnx import export_onnx, verify_onnx
 from export.onnx_io import read_metadata
 from runtime import contract
@@ -61,11 +60,7 @@ def test_labels_must_match_the_head(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_full_stam16_parity_at_trained_frames(tmp_path):
-    import torch
-
-    torch.manual_seed(0)
-    model = create_model("stam_16")
-    path = export_onnx(model, tmp_path / "stam_16.onnx")
+def test_full_stam16_parity_at_trained_frames(stam16):
+    model, path = stam16
     report = verify_onnx(model, path, [(1, 16)])
     assert report.passed, report.failures()

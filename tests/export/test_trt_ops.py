@@ -40,16 +40,9 @@ def test_exported_stam_tiny_passes_fp32_and_fp16(tiny_onnx, trt_major):
 
 
 @pytest.mark.slow
-def test_full_size_stam16_passes(tmp_path):
+def test_full_size_stam16_passes(stam16):
     """The ops do not depend on T_trained: stam_16 stands for stam_8..64."""
-    import torch
-
-    from export.model import create_model
-    from export.onnx import export_onnx
-
-    torch.manual_seed(0)
-    path = export_onnx(create_model("stam_16"), tmp_path / "stam_16.onnx")
-    fp32 = onnx.load(str(path))
+    fp32 = onnx.load(str(stam16[1]))
     for model in (fp32, convert_to_fp16(fp32)):
         report = check_operators(model, 10)
         assert report.passed, report.table()
