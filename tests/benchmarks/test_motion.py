@@ -87,13 +87,21 @@ def test_command_line_rejects_bad_counts(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: --per-class must be at least 1")
 
 
-def test_augment_maps_labels_with_the_transform():
+def test_augment_maps_labels_and_states_with_the_transform():
     torch = pytest.importorskip("torch")
     from benchmarks.motion.train import augment
 
-    clips = torch.randint(0, 256, (64, 4, 3, 224, 224), dtype=torch.uint8)
+    frames, width = 4, 8
+    clips = torch.arange(frames * width, dtype=torch.uint8).reshape(1, frames, 1, 1, width).repeat(64, 1, 3, 2, 1)
+    states = torch.arange(frames, dtype=torch.float32)[None, :, None].repeat(64, 1, 5) + 1
     labels = torch.full((64,), CLASSES.index("move_left"))
-    x, y = augment(clips, labels, torch.Generator().manual_seed(0))
-    assert x.shape == (64, 2, 3, 224, 224) and x.dtype == torch.float32
-    names = {CLASSES[i] for i in y.tolist()}
-    assert names == {"move_left", "move_right"}  # reversal and left-right flips swap; top-bottom keeps
+    out_clips, out_states, out_labels = augment(clips, states, labels, torch.Generator().manual_seed(0))
+    reversed_ = out_clips[:, 0, 0, 0, 0] >= width * (frames - 1)  # first frame now holds the last one's pixels
+    flipped = (out_clips[:, 0, 0, 0, 0] % width) == width - 1
+    assert reversed_.any() and (~reversed_).any() and flipped.any() and (~flipped).any()
+    expected = [("move_right" if rev != flip else "move_left") for rev, flip in zip(reversed_, flipped)]
+    assert [CLASSES[i] for i in out_labels.tolist()] == expected  # each swaps left and right
+    assert torch.equal(out_states[reversed_, 0, 1], torch.full((int(reversed_.sum()),), float(frames)))
+    assert (out_states[flipped, :, 0] < 0).all() and (out_states[~flipped, :, 0] > 0).all()  # x mirrors
+    assert torch.equal(clips, torch.arange(frames * width, dtype=torch.uint8).reshape(1, frames, 1, 1, width)
+                       .repeat(64, 1, 3, 2, 1))  # inputs untouched
