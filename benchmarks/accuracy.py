@@ -14,24 +14,21 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
-import warnings
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from runtime import clips
 from runtime.batching import pad_batch, prefetch
-from runtime.errors import ArtifactError, StamError
+from runtime.errors import ArtifactError, StamError, run_cli
 from runtime.infer import positive_int
 from runtime.labels import load_labels
-from runtime.preprocess import preprocess
-from runtime.video import SAMPLING_MODES, SamplingWarning, list_videos, read_frames
+from runtime.video import SAMPLING_MODES, list_videos
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 TOP_CONFUSIONS = 10
@@ -229,9 +226,9 @@ class Evaluation:
         }
 
 
-def load_clip(sample: Sample, frames: int, sampling: str) -> np.ndarray:
-    """The runtime's input for one video, (T, 3, 224, 224) float32."""
-    return preprocess(read_frames(sample.path, frames, mode=sampling))
+def load_clip(sample: Sample, frames: int, sampling: str) -> tuple[np.ndarray, list[str]]:
+    """The runtime's input for one video, (T, 3, 224, 224) float32, and its sampling notes."""
+    return clips.load_clip(sample.path, frames, sampling)
 
 
 def predict_clips(model: Classifier, clips: Sequence[np.ndarray], batch_size: int, reverse: bool = False) -> np.ndarray:
@@ -263,13 +260,16 @@ def evaluate(
     load = lambda sample: load_clip(sample, options.frames, options.sampling)  # noqa: E731
     logits, targets, failures, pending = [], [], [], []
     bar = tqdm(total=len(samples), unit="video", file=sys.stderr, disable=not progress, desc="accuracy")
-    with bar, collect_sampling_notes() as notes:
+    notes: list[str] = []  # videos sampled differently from the mode (e.g. shorter than the reference's 10 s)
+    with bar:
         window = 2 * options.batch_size + options.workers
-        for sample, clip in prefetch(load, samples, options.workers, window):
-            if isinstance(clip, StamError):
-                failures.append({"path": str(sample.path), "error": str(clip)})
+        for sample, loaded in prefetch(load, samples, options.workers, window):
+            if isinstance(loaded, StamError):
+                failures.append({"path": str(sample.path), "error": str(loaded)})
             else:
-                pending.append((sample, clip))
+                pixels, clip_notes = loaded
+                notes += [f"{sample.path}: {note}" for note in clip_notes]
+                pending.append((sample, pixels))
             if len(pending) == options.batch_size:
                 _flush(model, pending, options.reverse, logits, targets)
             bar.update()
@@ -285,27 +285,6 @@ def _flush(model: Classifier, pending: list, reverse: bool, logits: list, target
         logits.append(_run(model, [clip for _, clip in pending], reverse))
         targets.extend(sample.target for sample, _ in pending)
         pending.clear()
-
-
-@contextmanager
-def collect_sampling_notes() -> Iterator[list[str]]:
-    """Gather the runtime's SamplingWarnings (e.g. a video shorter than the reference's 10 s)
-    instead of printing one per video through the progress bar; other warnings pass through."""
-    notes: list[str] = []
-    lock = threading.Lock()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", SamplingWarning)
-        previous = warnings.showwarning
-
-        def show(message, category, *args, **kwargs):
-            if issubclass(category, SamplingWarning):
-                with lock:
-                    notes.append(str(message))
-            else:
-                previous(message, category, *args, **kwargs)
-
-        warnings.showwarning = show
-        yield notes
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -377,12 +356,7 @@ def write_json(path: Path, data: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return run_cli(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

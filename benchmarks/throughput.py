@@ -24,7 +24,7 @@ from benchmarks.backends import (BACKENDS, DEVICES, PRECISIONS, Runner, Skip, de
                                  static_skip_reason)
 from benchmarks.flops import count_work, counted_ops_note
 from benchmarks.timing import matmul_peak, summarize, time_step
-from runtime.errors import ArtifactError, StamError
+from runtime.errors import ArtifactError, StamError, run_cli
 
 MODELS = ("stam_8", "stam_16", "stam_32", "stam_64", "stam_tiny")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -264,19 +264,18 @@ def _workdir(folder: Path | None) -> contextlib.AbstractContextManager:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = parse_args(argv)
-        options = build_options(args)
-        json_path, markdown_path, plot_path = output_paths(args, options.device)
-        command = shlex.join(["python", "-m", "benchmarks.throughput", *argv])
-        document = run_benchmark(options, command)
-        report.write_json(document, json_path)
-        markdown = report.render_markdown(document)
-        markdown_path.write_text(markdown)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return run_cli(run, list(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: list[str]) -> int:
+    args = parse_args(argv)
+    options = build_options(args)
+    json_path, markdown_path, plot_path = output_paths(args, options.device)
+    command = shlex.join(["python", "-m", "benchmarks.throughput", *argv])
+    document = run_benchmark(options, command)
+    report.write_json(document, json_path)
+    markdown = report.render_markdown(document)
+    markdown_path.write_text(markdown)
     print("\n" + markdown)
     print(f"wrote {json_path}, {markdown_path}, {write_plot(document, plot_path, json_path)}")
     return 0

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from runtime.contract import DimRange, Profile, input_shape
-from runtime.errors import StamError
+from runtime.errors import run_cli
 
 MODELS = ("stam_tiny", "stam_16")
 PRECISIONS = ("fp32", "fp16")
@@ -120,18 +120,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        from export.trt_build import import_tensorrt
+    return run_cli(run, parse_args(argv))
 
-        import_tensorrt()  # fail in one line before minutes of export
-        with tempfile.TemporaryDirectory(prefix="stam-selftest-") as scratch:
-            workdir = args.workdir or Path(scratch)
-            rows = [row for name in args.models for precision in args.precisions
-                    for row in run_case(name, precision, workdir, args.iterations)]
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+
+def run(args: argparse.Namespace) -> int:
+    from export.trt_build import import_tensorrt
+
+    import_tensorrt()  # fail in one line before minutes of export
+    with tempfile.TemporaryDirectory(prefix="stam-selftest-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        rows = [row for name in args.models for precision in args.precisions
+                for row in run_case(name, precision, workdir, args.iterations)]
     print(render_table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")

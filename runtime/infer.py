@@ -18,13 +18,13 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from runtime import clips
 from runtime.backends import open_model
 from runtime.backends.base import Model
 from runtime.batching import in_order, pad_batch, prefetch
 from runtime.errors import StamError, VideoError, run_cli
-from runtime.preprocess import preprocess
 from runtime.results import VideoResult, render_table
-from runtime.video import list_videos, read_clip
+from runtime.video import list_videos
 
 PROGRESS_THRESHOLD = 3  # more videos than this get a progress bar
 
@@ -91,15 +91,13 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
 
 
 def load_clip(path: str, num_frames: int, mode: str) -> np.ndarray:
-    """Decode, sample and preprocess one video: (T, 3, 224, 224) float32."""
+    """Decode, sample and preprocess one video: (T, 3, 224, 224) float32; sampling notes as warnings."""
     if Path(path).is_dir():
         raise VideoError(f"{path}: no video files in this directory")
-    if not Path(path).is_file():
-        raise VideoError(f"{path}: no such file")
-    clip = read_clip(path, num_frames, mode=mode)
-    for note in clip.notes:  # e.g. a short video sampled uniformly instead of by the reference rule
+    pixels, notes = clips.load_clip(path, num_frames, mode)
+    for note in notes:  # e.g. a short video sampled uniformly instead of by the reference rule
         tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
-    return preprocess(clip.frames)
+    return pixels
 
 
 def classify(model: Model, paths: Sequence[str], options: Options) -> Iterator[VideoResult]:

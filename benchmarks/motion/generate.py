@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from runtime.errors import StamError
+from runtime.errors import StamError, run_cli
 
 # Sorted, so that sorted folder order (the fallback label order) is the label order.
 CLASSES = (
@@ -166,9 +166,19 @@ class ObjectSprite:
         region[inside] = patch[inside]
 
 
+def content_rng(spec: VideoSpec) -> np.random.Generator:
+    """The random stream of one video's content; its first draw is the motion (see `spec_motion`)."""
+    return np.random.default_rng([spec.seed, CLASSES.index(spec.label), spec.index, 1])
+
+
+def spec_motion(spec: VideoSpec) -> Motion:
+    """The object's path in the video `render(spec)` draws: ground truth per frame, for training."""
+    return draw_motion(spec.label, spec.width, spec.height, content_rng(spec))
+
+
 def render(spec: VideoSpec) -> np.ndarray:
     """The frames of one video, (N, H, W, 3) uint8 RGB."""
-    rng = np.random.default_rng([spec.seed, CLASSES.index(spec.label), spec.index, 1])
+    rng = content_rng(spec)
     motion = draw_motion(spec.label, spec.width, spec.height, rng)
     sprite = ObjectSprite(rng)
     shape = (spec.height, spec.width)
@@ -242,14 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_cli(run, build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    try:
-        paths = generate(args.out, args.per_class, args.seed, max_side=args.max_side,
-                         max_seconds=args.max_seconds, workers=args.workers)
-    except StamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    paths = generate(args.out, args.per_class, args.seed, max_side=args.max_side,
+                     max_seconds=args.max_seconds, workers=args.workers)
     print(f"wrote {len(paths)} videos ({len(CLASSES)} classes) to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.motion import SHIPPED_CHECKPOINT, TRAIN_SEED
-from benchmarks.motion.generate import CLASSES, MIRRORED_X, REVERSED, VideoSpec, draw_motion, generate, plan_dataset
+from benchmarks.motion.generate import CLASSES, MIRRORED_X, REVERSED, VideoSpec, generate, plan_dataset, spec_motion
 from export.checkpoint import save_checkpoint
 from export.model import Stam, create_model
 from runtime.preprocess import crop_box, preprocess, resized_size
@@ -68,8 +68,7 @@ class MotionData:
 
 def frame_states(spec: VideoSpec, indices: Sequence[int]) -> list[list[float]]:
     """The object's state in each sampled frame, in the coordinates of the 224x224 crop."""
-    rng = np.random.default_rng([spec.seed, CLASSES.index(spec.label), spec.index, 1])  # as `render` draws
-    motion = draw_motion(spec.label, spec.width, spec.height, rng)
+    motion = spec_motion(spec)
     height, width = resized_size(spec.height, spec.width)
     top, left = crop_box(height, width)
     scale_x, scale_y = width / spec.width, height / spec.height
