@@ -44,13 +44,13 @@ STATE_SIZE = 5  # x, y, log radius, cos and sin of the hand's angle
 @dataclass(frozen=True)
 class TrainConfig:
     frames: int = 8
-    spatial_steps: int = 2500
+    spatial_steps: int = 3000
     spatial_batch: int = 64
     spatial_lr: float = 3e-3
     temporal_steps: int = 2000
     temporal_batch: int = 64
     temporal_lr: float = 1e-3
-    clip_steps: int = 600
+    clip_steps: int = 800
     clip_batch: int = 16
     clip_lr: float = 3e-4
     state_weight: float = 1.0
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("artifacts/motion_train"),
                         help="where the training videos are generated (reused when present)")
-    parser.add_argument("--per-class", type=int, default=80, help="training videos per class (default 80)")
+    parser.add_argument("--per-class", type=int, default=120, help="training videos per class (default 120)")
     parser.add_argument("--out", type=Path, default=SHIPPED_CHECKPOINT, help="checkpoint to write")
     parser.add_argument("--spatial-steps", type=int, default=TrainConfig.spatial_steps)
     parser.add_argument("--temporal-steps", type=int, default=TrainConfig.temporal_steps)
