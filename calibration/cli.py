@@ -83,7 +83,7 @@ def evaluate(fp32: Path, quantized: Path, directory: Path, frames: int, mode: st
 
 def _trained_frames(path: Path) -> int:
     from calibration.quantize import load_fp32_model
-    from export.onnx_io import read_metadata
+    from runtime.onnx_io import read_metadata
 
     return int(read_metadata(load_fp32_model(path))[contract.META_FRAMES_TRAINED])
 

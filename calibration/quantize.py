@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from calibration.qdq import FORMATS, insert_qdq
 from calibration.ranges import METHODS, measure_amax
-from export.onnx_io import ensure_writable, read_metadata, save_single_file, set_metadata
+from runtime.onnx_io import ensure_writable, read_metadata, save_single_file, set_metadata
 from runtime import contract
 from runtime.errors import ArtifactError, StamError
 

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from export.onnx import export_onnx, verify_onnx
-    from export.onnx_io import ensure_writable
+    from runtime.onnx_io import ensure_writable
 
     if args.output is not None:
         ensure_writable(args.output)

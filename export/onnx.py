@@ -18,7 +18,7 @@ import torch
 
 from export.model import Stam
 from runtime import contract
-from export.onnx_io import ensure_writable, save_single_file, set_metadata
+from runtime.onnx_io import ensure_writable, save_single_file, set_metadata
 from runtime.errors import StamError
 
 EXPORTER_VERSION = "stam-deploy 0.1.0"

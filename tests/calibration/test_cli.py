@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from calibration.cli import main
-from export.onnx_io import read_metadata
+from runtime.onnx_io import read_metadata
 from runtime import contract
 from tests.calibration.conftest import make_video_tree
 

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 
 from calibration.quantize import META_CALIBRATION, calibrate
 from calibration.report import compare_models
-from export.onnx_io import read_metadata
+from runtime.onnx_io import read_metadata
 from runtime import contract, open_model
 from runtime.errors import ArtifactError, StamError
 from tests.calibration.conftest import random_clips

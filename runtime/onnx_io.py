@@ -1,6 +1,6 @@
-"""Torch-free ONNX file helpers shared by the exporter, `stam-build` and `stam-calibrate`.
+"""Torch-free ONNX file helpers shared by the exporter, `stam-build`, `stam-calibrate` and the runtime.
 
-Kept apart from `export.onnx` so that building engines and calibrating never import torch.
+In `runtime/` (which imports neither torch nor `export/`) so that `export/` and `calibration/` may both use them.
 """
 
 from __future__ import annotations
