@@ -47,7 +47,7 @@ def test_fp16_export_keeps_top1_with_bounded_error(tiny_model, tiny_labels, tmp_
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # I/O stays float32
     weights = [init for init in proto.graph.initializer if len(init.dims) == 2]
     assert weights and all(init.data_type == onnx.TensorProto.FLOAT16 for init in weights)
-    report = verify_onnx(tiny_model, path, PARITY_SHAPES, tolerance=0.05)
+    report = verify_onnx(tiny_model, path, PARITY_SHAPES, precision="fp16")
     assert report.passed, report.failures()
     assert report.max_abs_diff > contract.FP32_MAX_ABS_DIFF / 100  # it really computed in fp16
 
