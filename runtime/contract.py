@@ -31,6 +31,16 @@ META_RESIZE_SHORT = "stam.resize_short"
 META_PRECISION = "stam.precision"
 META_LABELS = "stam.labels"
 META_EXPORTER_VERSION = "stam.exporter_version"
+# Optional keys. `stam.random_weights` = "1" marks an export without a checkpoint (labels meaningless).
+META_RANDOM_WEIGHTS = "stam.random_weights"
+# Split artifacts (long videos): `stam.part` is "frames" (per-frame encoder, frames [N, 3, H, W] ->
+# embeddings [N, D]) or "temporal" (embeddings [B, T, D] -> logits [B, C]); `stam.partner` is the
+# other part's file name, found beside it.
+META_PART = "stam.part"
+META_PARTNER = "stam.partner"
+PART_FRAMES = "frames"
+PART_TEMPORAL = "temporal"
+EMBEDDINGS_NAME = "embeddings"
 REQUIRED_METADATA = (
     META_MODEL,
     META_FRAMES_TRAINED,
