@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
-from tqdm import tqdm
-
 from runtime import clips
-from runtime.batching import pad_batch, prefetch
 from runtime.errors import ArtifactError, StamError, run_cli
 from runtime.infer import positive_int
 from runtime.labels import load_labels
+from runtime.pipeline import run_clips, run_in_memory
+from runtime.progress import progress_bar
 from runtime.video import SAMPLING_MODES, list_videos
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -226,25 +225,9 @@ class Evaluation:
         }
 
 
-def load_clip(sample: Sample, frames: int, sampling: str) -> tuple[np.ndarray, list[str]]:
-    """The runtime's input for one video, (T, 3, 224, 224) float32, and its sampling notes."""
-    return clips.load_clip(sample.path, frames, sampling)
-
-
 def predict_clips(model: Classifier, clips: Sequence[np.ndarray], batch_size: int, reverse: bool = False) -> np.ndarray:
-    """(N, C) logits of already preprocessed clips, in batches (what the gates reuse)."""
-    outputs = [_run(model, list(clips[i : i + batch_size]), reverse) for i in range(0, len(clips), batch_size)]
-    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
-
-
-def _run(model: Classifier, clips: list[np.ndarray], reverse: bool) -> np.ndarray:
-    batch = pad_batch([clip[::-1] if reverse else clip for clip in clips], _min_batch(model))
-    return model.run(np.ascontiguousarray(batch))[: len(clips)]
-
-
-def _min_batch(model: Classifier) -> int:
-    batch_range = getattr(model, "batch_range", None)
-    return batch_range.min if batch_range is not None else 1
+    """(N, C) logits of already preprocessed clips, through the runtime's loop (what the gates reuse)."""
+    return run_in_memory(model, [clip[::-1] if reverse else clip for clip in clips], batch_size)
 
 
 def evaluate(
@@ -257,34 +240,26 @@ def evaluate(
 ) -> Evaluation:
     """Decode on `options.workers` threads while the model runs full batches; score what decoded."""
     start = time.perf_counter()
-    load = lambda sample: load_clip(sample, options.frames, options.sampling)  # noqa: E731
-    logits, targets, failures, pending = [], [], [], []
-    bar = tqdm(total=len(samples), unit="video", file=sys.stderr, disable=not progress, desc="accuracy")
+    load = lambda sample: clips.load_clip(sample.path, options.frames, options.sampling)  # noqa: E731
+    reverse = (lambda clip: clip[::-1]) if options.reverse else None
+    logits, targets, failures = [], [], []
     notes: list[str] = []  # videos sampled differently from the mode (e.g. shorter than the reference's 10 s)
-    with bar:
-        window = 2 * options.batch_size + options.workers
-        for sample, loaded in prefetch(load, samples, options.workers, window):
-            if isinstance(loaded, StamError):
-                failures.append({"path": str(sample.path), "error": str(loaded)})
+    outcomes = run_clips(model, samples, load, batch_size=options.batch_size, workers=options.workers,
+                         prepare=reverse)
+    with progress_bar(len(samples), unit="video", desc="accuracy", enabled=progress) as bar:
+        for outcome in outcomes:
+            sample = outcome.item
+            if outcome.error is not None:
+                failures.append({"path": str(sample.path), "error": str(outcome.error)})
             else:
-                pixels, clip_notes = loaded
-                notes += [f"{sample.path}: {note}" for note in clip_notes]
-                pending.append((sample, pixels))
-            if len(pending) == options.batch_size:
-                _flush(model, pending, options.reverse, logits, targets)
+                logits.append(outcome.logits)
+                targets.append(sample.target)
+                notes += [f"{sample.path}: {note}" for note in outcome.notes]
             bar.update()
-        _flush(model, pending, options.reverse, logits, targets)
-    stacked = np.concatenate(logits) if logits else np.zeros((0, max(1, len(names))), dtype=np.float32)
+    stacked = np.stack(logits) if logits else np.zeros((0, max(1, len(names))), dtype=np.float32)
     result = score(stacked, np.array(targets, dtype=np.int64), names)
     seconds = time.perf_counter() - start
     return Evaluation(artifact, model.precision, options, result, failures, notes, seconds, stacked, np.array(targets))
-
-
-def _flush(model: Classifier, pending: list, reverse: bool, logits: list, targets: list) -> None:
-    if pending:
-        logits.append(_run(model, [clip for _, clip in pending], reverse))
-        targets.extend(sample.target for sample, _ in pending)
-        pending.clear()
 
 
 # --- command line --------------------------------------------------------------------------------

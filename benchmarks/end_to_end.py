@@ -12,16 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from runtime.backends.base import Model
-from runtime.batching import pad_batch, prefetch
-from runtime.errors import StamError
-from runtime.preprocess import preprocess
-from runtime.video import read_clip
+from runtime.clips import load_clip
+from runtime.pipeline import run_clips
 
 STAGES = ("decode", "preprocess", "copy", "inference")
 
@@ -43,18 +40,11 @@ def run_end_to_end(
 ) -> dict[str, Any]:
     """Classify `videos` once through the runtime's loop; timings as a JSON-ready dict."""
     totals = StageTotals()
-    batch: list[np.ndarray] = []
+    load = partial(load_clip, num_frames=frames, mode=mode, on_stage=totals.add)
     started = time.perf_counter()
-    window = 2 * batch_size + workers
-    for path, clip in prefetch(lambda p: _load(p, frames, mode, totals), videos, workers, window):
-        if isinstance(clip, StamError):
-            raise clip
-        batch.append(clip)
-        if len(batch) == batch_size:
-            _infer(model, batch, totals)
-            batch = []
-    if batch:
-        _infer(model, batch, totals)
+    for outcome in run_clips(model, videos, load, batch_size=batch_size, workers=workers, on_stage=totals.add):
+        if outcome.error is not None:
+            raise outcome.error
     wall = time.perf_counter() - started
     count = len(videos)
     return {
@@ -66,25 +56,6 @@ def run_end_to_end(
         "per_video_ms": {stage: 1e3 * totals.seconds[stage] / count for stage in STAGES},
         "inference_busy": totals.seconds["inference"] / wall,
     }
-
-
-def _load(path: Path, frames: int, mode: str, totals: StageTotals) -> np.ndarray:
-    start = time.perf_counter()
-    clip = read_clip(path, frames, mode)
-    decoded = time.perf_counter()
-    pixels = preprocess(clip.frames)
-    totals.add("decode", decoded - start)
-    totals.add("preprocess", time.perf_counter() - decoded)
-    return pixels
-
-
-def _infer(model: Model, batch: list[np.ndarray], totals: StageTotals) -> None:
-    start = time.perf_counter()
-    inputs = pad_batch(batch, model.batch_range.min if model.batch_range else 1)
-    assembled = time.perf_counter()
-    model.run(inputs)
-    totals.add("copy", assembled - start)
-    totals.add("inference", time.perf_counter() - assembled)
 
 
 def render_table(rows: Sequence[dict[str, Any]], caption: str) -> str:

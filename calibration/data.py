@@ -1,7 +1,7 @@
 """Calibration clips: which videos to use, and each one sampled + preprocessed exactly as the runtime does.
 
-Clips come from `runtime.video.read_frames` and `runtime.preprocess.preprocess`, so the ranges a
-quantized model is calibrated on are those it will see in deployment. Decoding dominates the cost,
+Clips come from the runtime's one loader (`runtime.clips.load_clip`), so the ranges a quantized
+model is calibrated on are those it will see in deployment. Decoding dominates the cost,
 so each preprocessed clip is cached on disk (`.npy`) under a key of the video's path, mtime and
 size, the frame count and the sampling mode: a second run over the same videos decodes nothing.
 """
@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from runtime import clips
 from runtime import video as runtime_video
 from runtime.errors import StamError, VideoError
 
@@ -58,23 +59,15 @@ def cache_key(video: Path, num_frames: int, mode: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def load_clip(video: Path, num_frames: int, mode: str = "uniform", cache_dir: Path | None = None) -> np.ndarray:
-    """One preprocessed clip (T, 3, 224, 224) float32, from the cache when it is there."""
+def cached_clip(video: Path, num_frames: int, mode: str = "uniform", cache_dir: Path | None = None) -> np.ndarray:
+    """One preprocessed clip (T, 3, 224, 224) float32 from the runtime's loader, or from the cache."""
     cached = cache_dir / f"{cache_key(video, num_frames, mode)}.npy" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return np.load(cached)
-    clip = decode_clip(video, num_frames, mode)
+    clip, _notes = clips.load_clip(video, num_frames, mode)
     if cached is not None:
         _save_atomically(cached, clip)
     return clip
-
-
-def decode_clip(video: Path, num_frames: int, mode: str = "uniform") -> np.ndarray:
-    """The runtime's path, nothing else: sample T frames, then preprocess them."""
-    from runtime.preprocess import preprocess
-    from runtime.video import read_frames
-
-    return np.ascontiguousarray(preprocess(read_frames(video, num_frames, mode=mode)), dtype=np.float32)
 
 
 def iter_clips(
@@ -94,7 +87,7 @@ def iter_clips(
         _prepare_cache(cache)
     for video in videos:
         try:
-            clip = load_clip(video, num_frames, mode, cache)
+            clip = cached_clip(video, num_frames, mode, cache)
         except VideoError as error:
             if on_skip is None:
                 raise

@@ -1,20 +1,43 @@
-"""The model's input for one video: decoded, sampled and preprocessed, with notes on how it was sampled.
+"""The one clip loader: a video in, the model's input for it out, with notes on how it was sampled.
 
-Notes come back as values, not warnings, because callers decode on worker threads, where
-`warnings.catch_warnings` is not safe.
+Every caller (the CLI, the accuracy tool, calibration, the benchmarks, batch jobs, the server)
+decodes through `load_clip`, so a model sees the same pixels wherever it runs. Notes come back as
+values, not warnings, because callers decode on worker threads, where `warnings.catch_warnings`
+is not safe.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from time import perf_counter
+from typing import Callable
 
 import numpy as np
 
+from runtime.errors import VideoError
 from runtime.preprocess import preprocess
 from runtime.video import read_clip
 
 
-def load_clip(path: str | Path, num_frames: int, mode: str = "uniform") -> tuple[np.ndarray, list[str]]:
-    """(T, 3, 224, 224) float32 pixels, and why the frames differ from `mode` (e.g. a short video)."""
-    clip = read_clip(path, num_frames, mode=mode)
-    return preprocess(clip.frames), clip.notes
+def load_clip(
+    path: str | Path,
+    num_frames: int,
+    mode: str = "uniform",
+    *,
+    threads: str = "AUTO",
+    on_stage: Callable[[str, float], None] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """(T, 3, 224, 224) float32 pixels, and why the frames differ from `mode` (e.g. a short video).
+
+    `on_stage` receives the seconds spent decoding and preprocessing (the pipeline benchmark's hook).
+    """
+    if Path(path).is_dir():
+        raise VideoError(f"{path}: no video files in this directory")
+    started = perf_counter()
+    clip = read_clip(path, num_frames, mode=mode, threads=threads)
+    decoded = perf_counter()
+    pixels = preprocess(clip.frames)
+    if on_stage is not None:
+        on_stage("decode", decoded - started)
+        on_stage("preprocess", perf_counter() - decoded)
+    return pixels, list(clip.notes)

@@ -95,6 +95,12 @@ def input_shape(batch: int, frames: int) -> tuple[int, int, int, int, int]:
     return (batch, frames, CHANNELS, INPUT_SIZE, INPUT_SIZE)
 
 
+def trained_frames_range(frames_trained: int) -> tuple[int, int]:
+    """Frame counts around T_trained where accuracy is measured (interpolated position embeddings);
+    the engine builder's default profile stays inside it too."""
+    return max(1, frames_trained // 4), 4 * frames_trained
+
+
 def labels_from_metadata(metadata: Mapping[str, str]) -> list[str]:
     """Labels are stored one per line; an empty entry means the exporter was given none."""
     text = metadata.get(META_LABELS, "")

@@ -1,6 +1,9 @@
 """The user-facing errors: each one prints as a single line, and command lines exit non-zero on them."""
 
+import importlib
 import sys
+import warnings
+from types import ModuleType
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -28,8 +31,25 @@ class MissingDependencyError(StamError):
     """An optional library (tensorrt, cuda-python, polygraphy) that the requested path needs."""
 
 
+def require_extra(module: str, command: str, extra: str) -> ModuleType:
+    """Import an optional library, or tell the user in one line which extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(f"{command} needs the {extra} extra: pip install -e '.[{extra}]'") from None
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 (warnings' hook)
+    """Warnings on a command line read like its errors: `warning: ...`, one line, no source excerpt."""
+    return f"warning: {message}\n"
+
+
 def run_cli(run: Callable[[T], int], args: T) -> int:
-    """Every command line's contract: a user error is one `error:` line on stderr and its exit code."""
+    """Every command line's contract: a user error is one `error:` line on stderr and its exit code.
+
+    Warnings (random weights, sampling away from the trained frame count) print as one line each.
+    """
+    warnings.formatwarning = one_line_warning
     try:
         return run(args)
     except StamError as error:

@@ -10,23 +10,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
-
-import numpy as np
-from tqdm import tqdm
-
 from runtime import clips
 from runtime.backends import open_model
 from runtime.backends.base import Model
-from runtime.batching import in_order, pad_batch, prefetch
-from runtime.errors import StamError, VideoError, run_cli
+from runtime.contract import trained_frames_range
+from runtime.errors import StamError, run_cli
+from runtime.pipeline import min_batch, run_clips
+from runtime.progress import progress_bar
 from runtime.results import VideoResult, render_table
 from runtime.video import list_videos
-
-PROGRESS_THRESHOLD = 3  # more videos than this get a progress bar
 
 
 @dataclass(frozen=True)
@@ -74,10 +71,6 @@ def effective_batch_size(requested: int, model: Model) -> int:
     return min(requested, model.batch_range.max) if model.batch_range is not None else requested
 
 
-def min_batch_size(model: Model) -> int:
-    return model.batch_range.min if model.batch_range is not None else 1
-
-
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
     """Files as given; directories replaced by the videos under them.
 
@@ -90,61 +83,39 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
     return paths
 
 
-def load_clip(path: str, num_frames: int, mode: str) -> np.ndarray:
-    """Decode, sample and preprocess one video: (T, 3, 224, 224) float32; sampling notes as warnings."""
-    if Path(path).is_dir():
-        raise VideoError(f"{path}: no video files in this directory")
-    pixels, notes = clips.load_clip(path, num_frames, mode)
-    for note in notes:  # e.g. a short video sampled uniformly instead of by the reference rule
-        tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
-    return pixels
-
-
 def classify(model: Model, paths: Sequence[str], options: Options) -> Iterator[VideoResult]:
     """Results in input order; decoding of later videos overlaps inference of earlier ones."""
-    return in_order(_classify_unordered(model, paths, options))
+    load = partial(clips.load_clip, num_frames=options.frames, mode=options.sampling)
+    for outcome in run_clips(model, paths, load, batch_size=options.batch_size, workers=options.workers):
+        if outcome.error is not None:
+            yield VideoResult(outcome.item, error=str(outcome.error))
+        else:
+            result = VideoResult.from_logits(outcome.item, outcome.logits, model.labels, options.topk)
+            result.notes = outcome.notes
+            yield result
 
 
-def _classify_unordered(model: Model, paths: Sequence[str], options: Options) -> Iterator[tuple[int, VideoResult]]:
-    load = partial(_load_indexed, num_frames=options.frames, mode=options.sampling)
-    window = 2 * options.batch_size + options.workers
-    batch: list[tuple[int, str, np.ndarray]] = []
-    for (index, path), clip in prefetch(load, list(enumerate(paths)), options.workers, window):
-        if isinstance(clip, StamError):
-            yield index, VideoResult(path, error=str(clip))
-            continue
-        batch.append((index, path, clip))
-        if len(batch) == options.batch_size:
-            yield from _run_batch(model, batch, options.topk)
-            batch = []
-    if batch:
-        yield from _run_batch(model, batch, options.topk)
-
-
-def _load_indexed(item: tuple[int, str], num_frames: int, mode: str) -> np.ndarray:
-    return load_clip(item[1], num_frames, mode)
-
-
-def _run_batch(
-    model: Model, batch: list[tuple[int, str, np.ndarray]], topk: int
-) -> Iterator[tuple[int, VideoResult]]:
-    logits = model.run(pad_batch([clip for _, _, clip in batch], min_batch_size(model)))
-    for row, (index, path, _) in enumerate(batch):
-        yield index, VideoResult.from_logits(path, logits[row], model.labels, topk)
+def check_frames(frames: int, frames_trained: int) -> None:
+    """Warn when the frame count is far from what the model was trained on: accuracy is unmeasured there."""
+    low, high = trained_frames_range(frames_trained)
+    if not low <= frames <= high:
+        warnings.warn(f"--frames {frames} is far outside the model's trained {frames_trained} frames "
+                      f"(accuracy is measured within {low}..{high}); expect worse predictions", stacklevel=2)
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the model, check the request against it, classify, print; returns the exit code."""
+    if args.logits and not args.json:
+        raise StamError("--logits adds the raw logits to the JSON lines: use it with --json")
     paths = expand_inputs(args.videos)
     with open_model(args.artifact, providers=args.providers) as model:
         frames = args.frames or model.frames_trained
         batch_size = effective_batch_size(args.batch_size, model)
         options = Options(frames, batch_size, args.topk, args.sampling, args.workers)
-        model.check_request(max(options.batch_size, min_batch_size(model)), frames)  # before any decoding
+        model.check_request(max(options.batch_size, min_batch(model)), frames)  # before any decoding
+        check_frames(frames, model.frames_trained)
         results = []
-        progress = tqdm(total=len(paths), unit="video", file=sys.stderr, leave=False,
-                        disable=True if len(paths) <= PROGRESS_THRESHOLD else None)
-        with progress:
+        with progress_bar(len(paths), unit="video") as progress:
             for result in classify(model, paths, options):
                 results.append(result)
                 progress.update()

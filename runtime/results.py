@@ -31,12 +31,13 @@ class Prediction:
 
 @dataclass
 class VideoResult:
-    """One video: its top-k predictions (and logits), or the error that stopped it."""
+    """One video: its top-k predictions (and logits), or the error that stopped it, and its sampling notes."""
 
     path: str
     predictions: list[Prediction] = field(default_factory=list)
     logits: list[float] | None = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. frames repeated in a short video
 
     @classmethod
     def from_logits(cls, path: str, logits: np.ndarray, labels: Sequence[str], topk: int) -> "VideoResult":
@@ -48,14 +49,14 @@ class VideoResult:
     def to_json(self, with_logits: bool = False) -> str:
         if self.error is not None:
             return json.dumps({"path": self.path, "error": self.error})
-        data: dict = {"path": self.path, "topk": [vars(p) for p in self.predictions]}
+        data: dict = {"path": self.path, "topk": [vars(p) for p in self.predictions], "notes": self.notes}
         if with_logits:
             data["logits"] = self.logits
         return json.dumps(data)
 
 
 def render_table(results: Sequence[VideoResult]) -> str:
-    """One row per prediction (rank 1 carries the video's path), one row per failed video."""
+    """One row per prediction (rank 1 carries the video's path), one row per failed video, then its notes."""
     header = ("video", "#", "prob", "label")
     rows: list[tuple[str, ...]] = []
     for result in results:
@@ -63,6 +64,7 @@ def render_table(results: Sequence[VideoResult]) -> str:
             rows.append((result.path, "-", "-", f"error: {result.error}"))
         for rank, p in enumerate(result.predictions, start=1):
             rows.append((result.path if rank == 1 else "", str(rank), f"{p.probability:.4f}", p.label))
+        rows.extend(("", "", "", f"note: {note}") for note in result.notes)
     width = max(len(row[0]) for row in [header, *rows])
     lines = [f"{r[0]:<{width}}  {r[1]:>2}  {r[2]:>6}  {r[3]}".rstrip() for r in [header, *rows]]
     return "\n".join(lines)

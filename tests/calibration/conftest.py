@@ -43,11 +43,11 @@ def fake_decode(monkeypatch):
 
     calls: list[Path] = []
 
-    def decode(video: Path, num_frames: int, mode: str = "uniform") -> np.ndarray:
+    def decode(video: Path, num_frames: int, mode: str = "uniform") -> tuple[np.ndarray, list[str]]:
         calls.append(video)
-        return fake_clip(video, num_frames, mode)
+        return fake_clip(video, num_frames, mode), []
 
-    monkeypatch.setattr(calibration.data, "decode_clip", decode)
+    monkeypatch.setattr(calibration.data.clips, "load_clip", decode)
     return calls
 
 

@@ -79,9 +79,9 @@ def test_unreadable_video_is_skipped_only_when_asked(tmp_path, monkeypatch):
     def decode(video, num_frames, mode="uniform"):
         if video == videos[0]:
             raise VideoError(f"{video}: cannot decode")
-        return fake_clip(video, num_frames, mode)
+        return fake_clip(video, num_frames, mode), []
 
-    monkeypatch.setattr(calibration.data, "decode_clip", decode)
+    monkeypatch.setattr(calibration.data.clips, "load_clip", decode)
     skipped = []
     clips = list(iter_clips(videos, 4, on_skip=lambda video, error: skipped.append(video)))
     assert len(clips) == 1 and skipped == [videos[0]]

@@ -110,7 +110,7 @@ def test_json_line_shape(mean_rgb_onnx, clips, capsys):
     assert main([str(mean_rgb_onnx), str(clips["b"]), "--json", "--topk", "1"]) == 0
     (line,) = json_lines(capsys.readouterr().out)
     index = int(np.argmax(expected_mean_rgb(clips["b"], 4)))
-    assert line.keys() == {"path", "topk"}
+    assert line.keys() == {"path", "topk", "notes"} and line["notes"] == []
     assert line["topk"][0]["index"] == index and line["topk"][0]["label"] == LABELS[index]
 
 
