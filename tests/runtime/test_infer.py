@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runtime import contract
-from runtime.batching import in_order, pad_batch, prefetch
-from runtime.errors import VideoError
 from runtime.infer import main
 from runtime.preprocess import preprocess
 from runtime.results import VideoResult, render_table, softmax
@@ -207,31 +204,23 @@ def test_usage_errors_exit_2(mean_rgb_onnx, clips):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-# --- batching helpers ------------------------------------------------------------------------
+def test_logits_without_json_is_a_usage_error(mean_rgb_onnx, clips):
+    assert_one_line_error(run_cli(mean_rgb_onnx, clips["a"], "--logits"), "--logits adds the raw logits")
 
 
-def test_prefetch_keeps_order_and_isolates_errors():
-    def load(item: int) -> int:
-        time.sleep(0.01 * (5 - item))  # later items finish first
-        if item == 2:
-            raise VideoError("bad 2")
-        return item * 10
-
-    results = list(prefetch(load, range(5), workers=3, window=4))
-    assert [item for item, _ in results] == [0, 1, 2, 3, 4]
-    assert [r if isinstance(r, int) else str(r) for _, r in results] == [0, 10, "bad 2", 30, 40]
+def test_frames_far_from_the_trained_count_warn_in_one_line(mean_rgb_onnx, clips):
+    result = run_cli(mean_rgb_onnx, clips["b"], "--frames", "17", "--json")  # trained 4: measured up to 16
+    assert result.returncode == 0 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("warning: --frames 17 is far outside the model's trained 4 frames")
+    assert run_cli(mean_rgb_onnx, clips["b"], "--frames", "16", "--json").stderr == ""
 
 
-def test_prefetch_propagates_bugs():
-    def load(item: int) -> int:
-        raise KeyError(item)
-
-    with pytest.raises(KeyError):
-        list(prefetch(load, range(3), workers=2, window=2))
-
-
-def test_in_order_and_pad_batch():
-    assert list(in_order([(2, "c"), (0, "a"), (3, "d"), (1, "b")])) == ["a", "b", "c", "d"]
-    arrays = [np.full((2,), 1.0), np.full((2,), 2.0)]
-    np.testing.assert_array_equal(pad_batch(arrays, 4), [[1, 1], [2, 2], [2, 2], [2, 2]])
-    assert pad_batch(arrays, 1).shape == (2, 2)
+def test_sampling_notes_come_in_the_table_and_the_json(mean_rgb_onnx, clips):
+    """A clip shorter than the reference's 10 s is sampled uniformly instead, and says so per video."""
+    videos = [clips["a"], clips["missing"], clips["c"]]
+    lines = json_lines(run_cli(mean_rgb_onnx, *videos, "--json", "--sampling", "reference").stdout)
+    assert [line["path"] for line in lines] == [str(video) for video in videos]
+    assert all(len(lines[i]["notes"]) == 1 and "10 s" in lines[i]["notes"][0] for i in (0, 2))
+    table = run_cli(mean_rgb_onnx, *videos, "--sampling", "reference", "--topk", "2").stdout.splitlines()
+    note_rows = [i for i, row in enumerate(table) if row.strip().startswith("note: ")]
+    assert len(note_rows) == 2 and table[note_rows[0] - 1].strip().startswith("2 ")  # after a's top-k rows
