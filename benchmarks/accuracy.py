@@ -57,12 +57,12 @@ class TorchClassifier:
     def __init__(self, path: str | Path, labels: Sequence[str] | None = None):
         import torch
 
-        from export.checkpoint import load_checkpoint
+        from export.checkpoint import load_checkpoint_with_labels
 
         self._torch = torch
-        self.model = load_checkpoint(path)
+        self.model, stored_labels = load_checkpoint_with_labels(path)
         self.path = str(path)
-        self.labels = list(labels or [])
+        self.labels = list(labels or stored_labels or [])
 
     @property
     def frames_trained(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 
@@ -20,12 +20,16 @@ from runtime.errors import ArtifactError
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
 _TEMPORAL_KEY = re.compile(r"^aggregate\.transformer_enc\.layers\.(\d+)\.")
 _CONFIG_KEY = "stam_config"  # written by save_checkpoint; official files have only "model"
+_LABELS_KEY = "labels"  # class names, one per output, written by save_checkpoint when known
 _REQUIRED_KEYS = ("aggregate.pos_embed", "head.weight", "cls_token", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight",
                   "aggregate.transformer_enc.layers.0.linear1.weight")
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """(state dict, stored config or None) of an official `.pth` (`["model"]`) or a bare state dict."""
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None, list[str] | None]:
+    """(state dict, stored config, stored labels) of an official `.pth` (`["model"]`) or a bare state dict.
+
+    Config and labels are None unless `save_checkpoint` wrote them.
+    """
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: checkpoint file not found")
@@ -33,13 +37,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | N
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or foreign pickles
         raise ArtifactError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__})") from None
-    config = None
+    config = labels = None
     if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
         config = data.get(_CONFIG_KEY) if isinstance(data.get(_CONFIG_KEY), Mapping) else None
+        labels = [str(label) for label in data[_LABELS_KEY]] if isinstance(data.get(_LABELS_KEY), list) else None
         data = data["model"]
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ArtifactError(f"{path}: holds no state dict (expected a dict of tensors, or one under 'model')")
-    return dict(data), config
+    return dict(data), config, labels
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], model_name: str | None = None) -> StamConfig:
@@ -69,12 +74,17 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], model_name: str | None 
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None) -> Stam:
-    """A STAM model in eval mode with the checkpoint's weights loaded strictly.
+    """A STAM model in eval mode with the checkpoint's weights loaded strictly."""
+    return load_checkpoint_with_labels(path, model_name)[0]
+
+
+def load_checkpoint_with_labels(path: str | Path, model_name: str | None = None) -> tuple[Stam, list[str] | None]:
+    """The model of `load_checkpoint` and the class names stored with it (None for official files).
 
     The config is the one stored by `save_checkpoint` when present (head counts cannot be read off
     the weights), else inferred from the tensors, as for the official files.
     """
-    state_dict, stored = read_checkpoint(path)
+    state_dict, stored, labels = read_checkpoint(path)
     try:
         config = StamConfig(**stored) if stored and model_name is None else infer_config(state_dict, model_name)
     except ArtifactError as error:
@@ -84,14 +94,20 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> Stam:
     if problems:
         raise ArtifactError(f"{path}: does not fit {config.name}: {problems}")
     model.load_state_dict(state_dict, strict=True)
-    return model.eval()
+    return model.eval(), labels
 
 
-def save_checkpoint(model: Stam, path: str | Path) -> Path:
+def save_checkpoint(model: Stam, path: str | Path, labels: Sequence[str] | None = None) -> Path:
     """The official layout (`{"model": state_dict}`, so files we write load wherever the official ones
-    do) plus the config, so that variants with other widths or head counts load exactly."""
+    do) plus the config, so that variants with other widths or head counts load exactly, and the
+    class names, so that an export of it carries them without a separate labels file."""
     path = Path(path)
-    torch.save({"model": model.state_dict(), _CONFIG_KEY: asdict(model.config)}, path)
+    data: dict = {"model": model.state_dict(), _CONFIG_KEY: asdict(model.config)}
+    if labels is not None:
+        if len(labels) != model.config.num_classes:
+            raise ArtifactError(f"{len(labels)} labels for a model with {model.config.num_classes} classes")
+        data[_LABELS_KEY] = list(labels)
+    torch.save(data, path)
     return path
 
 

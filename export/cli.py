@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from runtime.errors import StamError, run_cli
+from runtime.errors import StamError, require_extra, run_cli
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -35,21 +35,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("torch", "stam-export", "export")
     from export.onnx import export_onnx, verify_onnx
     from runtime.onnx_io import ensure_writable
 
+    requested_shapes = parse_shapes(args.verify_shapes)  # a typo fails now, not after minutes of export
     if args.output is not None:
         ensure_writable(args.output)
-    model = build_model(args)
-    labels = resolve_labels(args.labels, model.config.num_classes)
+    model, stored_labels = build_model(args)
+    labels = resolve_labels(args.labels, stored_labels, model.config.num_classes)
     output = args.output or Path(f"{model.config.name}.{args.precision}.onnx")
     started = time.perf_counter()
-    export_onnx(model, output, labels=labels, precision=args.precision)
+    export_onnx(model, output, labels=labels, precision=args.precision, random_weights=args.checkpoint is None)
     print(f"exported {model.config.name} ({args.precision}) to {output} in {time.perf_counter() - started:.1f} s")
     if args.no_verify:
         return 0
-    report = verify_onnx(model, output, parse_shapes(args.verify_shapes, model.config.frames_trained),
-                         precision=args.precision)
+    shapes = requested_shapes or default_shapes(model.config.frames_trained)
+    report = verify_onnx(model, output, shapes, precision=args.precision)
     print("parity against PyTorch (ONNX Runtime CPU):")
     print(report.table())
     if not report.passed:
@@ -59,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_model(args: argparse.Namespace):
-    from export.checkpoint import load_checkpoint
+    """(model, labels stored in the checkpoint or None); random weights say so loudly."""
+    from export.checkpoint import load_checkpoint_with_labels
     from export.model import create_model
 
     if args.checkpoint is not None:
-        return load_checkpoint(args.checkpoint, args.model)
+        return load_checkpoint_with_labels(args.checkpoint, args.model)
     import torch
 
     torch.manual_seed(args.seed)
@@ -74,21 +77,28 @@ def build_model(args: argparse.Namespace):
         raise StamError(str(error)) from None
     print(f"WARNING: no --checkpoint given: exporting {name} with RANDOM weights (seed {args.seed}); "
           "its predictions are meaningless", file=sys.stderr)
-    return model
+    return model, None
 
 
-def resolve_labels(labels_arg: str | None, num_classes: int) -> list[str] | None:
-    """Kinetics-400 names by default for 400 classes; otherwise only what the user gives."""
-    if labels_arg is None and num_classes != 400:
-        return None
+def resolve_labels(labels_arg: str | None, stored: list[str] | None, num_classes: int) -> list[str] | None:
+    """`--labels` first, then the names stored in the checkpoint, then Kinetics-400 for 400 classes."""
     from runtime.labels import load_labels
 
-    return load_labels(labels_arg or "kinetics400")
+    if labels_arg is not None:
+        return load_labels(labels_arg)
+    if stored is not None:
+        return stored
+    return load_labels("kinetics400") if num_classes == 400 else None
 
 
-def parse_shapes(text: str | None, frames_trained: int) -> list[tuple[int, int]]:
+def default_shapes(frames_trained: int) -> list[tuple[int, int]]:
+    return [(1, frames_trained), (2, max(1, frames_trained // 2))]
+
+
+def parse_shapes(text: str | None) -> list[tuple[int, int]] | None:
+    """`--verify-shapes 1x16,2x8` as [(1, 16), (2, 8)]; None when not given."""
     if text is None:
-        return [(1, frames_trained), (2, max(1, frames_trained // 2))]
+        return None
     try:
         shapes = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
     except ValueError:

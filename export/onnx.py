@@ -31,8 +31,13 @@ def export_onnx(
     labels: Sequence[str] | None = None,
     precision: str = "fp32",
     opset: int = contract.OPSET,
+    random_weights: bool = False,
 ) -> Path:
-    """Write `model` as one self-contained ONNX file that honours runtime.contract."""
+    """Write `model` as one self-contained ONNX file that honours runtime.contract.
+
+    `random_weights` marks the file (`stam.random_weights`), so that whoever runs it is warned that
+    its labels mean nothing.
+    """
     path = Path(path)
     ensure_writable(path)
     proto = trace_to_onnx(model.eval(), opset)
@@ -42,7 +47,10 @@ def export_onnx(
         proto = convert_to_fp16(proto)
     elif precision != "fp32":
         raise StamError(f"export precision must be fp32 or fp16, got {precision!r} (int8/fp8: stam-calibrate)")
-    set_metadata(proto, build_metadata(model, labels, precision))
+    metadata = build_metadata(model, labels, precision)
+    if random_weights:
+        metadata[contract.META_RANDOM_WEIGHTS] = "1"
+    set_metadata(proto, metadata)
     save_single_file(proto, path)
     return path
 

@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_data(args.data, specs, config.frames)
     print(f"{len(specs)} training videos decoded in {time.perf_counter() - started:.0f} s", flush=True)
     model = train(data, config, log=lambda line: print(line, flush=True))
-    save_checkpoint(model, args.out)
+    save_checkpoint(model, args.out, labels=list(CLASSES))
     size_mb = args.out.stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.1f} MB) after {time.perf_counter() - started:.0f} s")
     return 0

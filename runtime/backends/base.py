@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import warnings
 from types import TracebackType
 from typing import Mapping
 
@@ -13,6 +14,19 @@ from runtime.contract import DimRange
 from runtime.errors import ShapeError
 
 ITEM_SHAPE = (contract.CHANNELS, contract.INPUT_SIZE, contract.INPUT_SIZE)
+_WARNED_RANDOM: set[str] = set()  # artifacts already warned about in this process
+
+
+class RandomWeightsWarning(UserWarning):
+    """The artifact was exported without a checkpoint: its predictions mean nothing."""
+
+
+def warn_if_random(metadata: Mapping[str, str], path: str) -> None:
+    """Once per artifact and process: a demo export must not pass for a trained model."""
+    if metadata.get(contract.META_RANDOM_WEIGHTS) == "1" and path not in _WARNED_RANDOM:
+        _WARNED_RANDOM.add(path)
+        warnings.warn(f"{path} was exported with random weights (no checkpoint): its labels are meaningless",
+                      RandomWeightsWarning, stacklevel=3)
 
 
 def describe_range(allowed: DimRange | None) -> str:
@@ -51,6 +65,7 @@ class Model(abc.ABC):
         frames_range: DimRange | None,
     ):
         contract.check_metadata(metadata, path)
+        warn_if_random(metadata, path)
         self.path = path
         self.metadata = dict(metadata)
         self.batch_range = batch_range

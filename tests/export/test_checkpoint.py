@@ -90,3 +90,13 @@ def test_official_layout_without_config_infers_patch_size(tmp_path):
     path = tmp_path / "official.pth"
     torch.save({"model": model.state_dict()}, path)
     assert load_checkpoint(path).config.patch_size == 32
+
+
+def test_labels_are_stored_beside_the_weights(tiny_model, tmp_path):
+    from export.checkpoint import load_checkpoint_with_labels
+
+    labels = [f"class {i}" for i in range(tiny_model.config.num_classes)]
+    path = save_checkpoint(tiny_model, tmp_path / "labelled.pth", labels=labels)
+    assert load_checkpoint_with_labels(path)[1] == labels
+    with pytest.raises(ArtifactError, match="3 labels for a model with 10 classes"):
+        save_checkpoint(tiny_model, tmp_path / "bad.pth", labels=["a", "b", "c"])

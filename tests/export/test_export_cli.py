@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -13,6 +14,8 @@ import torch
 from export.checkpoint import load_checkpoint
 from export.cli import main
 from runtime import contract
+from runtime.onnx_io import read_metadata
+from tests.blocking import run_module_blocking
 
 
 def _single_line_error(capsys) -> str:
@@ -70,3 +73,49 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: ")
+
+
+def test_bad_verify_shapes_fail_before_anything_is_written(tmp_path, capsys):
+    output = tmp_path / "x.onnx"
+    assert main(["--model", "stam_tiny", "--num-classes", "4", "-o", str(output), "--verify-shapes", "1by8"]) == 2
+    assert "--verify-shapes must look like 1x16,2x8" in _single_line_error(capsys)
+    assert not output.exists()
+
+
+def test_without_the_export_extra_the_error_names_it(tmp_path):
+    result = run_module_blocking(("torch",), "export.cli", "--model", "stam_tiny", "-o", str(tmp_path / "x.onnx"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "error: stam-export needs the export extra: pip install -e '.[export]'\n"
+
+
+def test_random_weights_are_marked_and_warned_about_once(tmp_path):
+    import warnings
+
+    from runtime import open_model
+    from runtime.backends.base import RandomWeightsWarning
+
+    output = tmp_path / "random.onnx"
+    assert main(["--model", "stam_tiny", "--num-classes", "4", "-o", str(output), "--no-verify"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            with open_model(output) as model:
+                assert model.metadata[contract.META_RANDOM_WEIGHTS] == "1"
+    assert [type(w.message) for w in caught] == [RandomWeightsWarning]
+    assert "random weights" in str(caught[0].message) and "labels are meaningless" in str(caught[0].message)
+
+
+def test_checkpoint_exports_are_not_marked_random(tiny_checkpoint, tmp_path):
+    output = tmp_path / "trained.onnx"
+    assert main(["--checkpoint", str(tiny_checkpoint), "-o", str(output), "--no-verify"]) == 0
+    assert contract.META_RANDOM_WEIGHTS not in read_metadata(onnx.load(str(output)))
+
+
+def test_the_shipped_motion_model_exports_with_its_class_names(tmp_path):
+    from benchmarks.motion import SHIPPED_CHECKPOINT
+    from benchmarks.motion.generate import CLASSES
+
+    output = tmp_path / "motion.onnx"
+    assert main(["--checkpoint", str(SHIPPED_CHECKPOINT), "-o", str(output), "--no-verify"]) == 0
+    labels = contract.labels_from_metadata(read_metadata(onnx.load(str(output))))
+    assert labels == list(CLASSES) and len(set(labels)) == 9
