@@ -4,8 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARTIFACTS ?= artifacts
 TORCH_PIN := torch==2.13.0
+# PyTorch's own CPU wheel index, for machines whose package index serves only the CUDA build:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+EXTRAS := export,test,bench,rtx,openvino,ray,serve
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +17,18 @@ $(BIN)/activate:
 
 # CPU torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 venv: $(BIN)/activate
-	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[export,test,bench]'
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 
 demo: venv
 	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)
 
 test: venv
 	$(BIN)/python -m pytest -q tests
+
+# The edit loop: everything but the tests marked slow (full-size models, end-to-end accuracy runs).
+test-fast: venv
+	$(BIN)/python -m pytest -q tests -m "not slow"
 
 # The README's performance tables (CPU; minutes on 2 cores).
 bench: venv

@@ -18,13 +18,13 @@ from typing import Iterable
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from tqdm import tqdm
 
 from calibration.qdq import FORMATS, insert_qdq
 from calibration.ranges import METHODS, measure_amax
-from runtime.onnx_io import ensure_writable, read_metadata, save_single_file, set_metadata
 from runtime import contract
 from runtime.errors import ArtifactError, StamError
+from runtime.onnx_io import ensure_writable, read_metadata, save_single_file, set_metadata
+from runtime.progress import progress_bar
 
 META_CALIBRATION = "stam.calibration"  # how the ranges were measured; informative, not in REQUIRED_METADATA
 
@@ -84,7 +84,7 @@ def calibrate(
     ensure_writable(output)
     seen = _Counter(clips)
     start = time.perf_counter()
-    bar = tqdm(seen, total=total, desc=f"calibrating ({method})", unit="clip", disable=not progress)
+    bar = progress_bar(total, unit="clip", desc=f"calibrating ({method})", enabled=progress, iterable=seen)
     amax = measure_amax(model_path, bar, method)
     quantized = insert_qdq(model, amax, precision)
     description = f"{precision} {method}, {seen.count} clips of {seen.frames} frames"

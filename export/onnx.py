@@ -7,10 +7,12 @@ T_trained, so neither dimension is specialised away.
 
 from __future__ import annotations
 
+import logging
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -61,7 +63,7 @@ def trace_to_onnx(model: Stam, opset: int) -> onnx.ModelProto:
     example = torch.rand(contract.input_shape(2, frames))
     batch_dim = torch.export.Dim(contract.BATCH_DIM, min=1, max=4096)
     frames_dim = torch.export.Dim(contract.FRAMES_DIM, min=1, max=4096)
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,
@@ -76,6 +78,19 @@ def trace_to_onnx(model: Stam, opset: int) -> onnx.ModelProto:
     proto = program.model_proto
     _name_dynamic_dims(proto)
     return proto
+
+
+@contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Errors only from `name` meanwhile: the dynamo exporter logs a warning per torchvision operator it
+    cannot register when torchvision is absent, which says nothing about a STAM export."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def build_metadata(model: Stam, labels: Sequence[str] | None, precision: str) -> dict[str, str]:

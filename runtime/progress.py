@@ -7,14 +7,18 @@ only when stderr is a terminal; short runs (a few items) get none at all.
 from __future__ import annotations
 
 import sys
+from typing import Iterable
 
 from tqdm import tqdm
 
 MIN_ITEMS = 4  # fewer items than this finish before a bar would tell anything
 
 
-def progress_bar(total: int | None, unit: str, desc: str | None = None, enabled: bool = True) -> tqdm:
-    """A tqdm bar on stderr, disabled unless `enabled`, stderr is a terminal, and there are enough items."""
+def progress_bar(
+    total: int | None, unit: str, desc: str | None = None, enabled: bool = True, iterable: Iterable | None = None
+) -> tqdm:
+    """A tqdm bar on stderr (wrapping `iterable` when given), shown only when `enabled`, stderr is a
+    terminal, and there are enough items."""
     shown = enabled and sys.stderr.isatty() and (total is None or total >= MIN_ITEMS)
-    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, leave=False, disable=not shown,
+    return tqdm(iterable, total=total, unit=unit, desc=desc, file=sys.stderr, leave=False, disable=not shown,
                 dynamic_ncols=True)
