@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
-from runtime import contract
+from runtime import contract, cpu
 from runtime.backends.base import ITEM_SHAPE, Model
 from runtime.contract import DimRange
 from runtime.errors import ArtifactError, MissingDependencyError
+from runtime.onnx_io import read_metadata
 
 # Best first. Azure and other remote providers are never picked on their own.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -42,12 +46,32 @@ def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) 
     return [name for name in PREFERRED_PROVIDERS if name in available]
 
 
-def session_options() -> ort.SessionOptions:
-    """All graph optimizations; thread counts left to ONNX Runtime (one intra-op thread per core)."""
+def session_options(simulate_quantization: bool = False) -> ort.SessionOptions:
+    """All graph optimizations; thread counts left to ONNX Runtime (one intra-op thread per core).
+
+    `simulate_quantization` stops at the basic level, where Q/DQ pairs run as float arithmetic
+    instead of being fused into integer kernels: exact, at fp32 speed.
+    """
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = "ORT_ENABLE_BASIC" if simulate_quantization else "ORT_ENABLE_ALL"
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
     options.log_severity_level = 3  # errors only: provider fallbacks are reported by `providers`
     return options
+
+
+def must_simulate_int8(path: Path, chosen: Sequence[str]) -> bool:
+    """An INT8 graph on the CPU provider of an x86 CPU without VNNI: the fused kernels would saturate."""
+    if chosen[:1] != ["CPUExecutionProvider"] or not cpu.int8_saturates():
+        return False
+    try:
+        metadata = read_metadata(onnx.load_model(str(path), load_external_data=False))
+    except (OSError, ValueError, DecodeError):
+        return False  # not readable: ONNX Runtime will say why
+    if metadata.get(contract.META_PRECISION) != "int8":
+        return False
+    warnings.warn(f"{path}: this CPU has no VNNI, where ONNX Runtime's INT8 kernels saturate; running the "
+                  "Q/DQ graph as simulated quantization (exact, fp32 speed)", stacklevel=4)
+    return True
 
 
 def dim_range(dim: object) -> DimRange | None:
@@ -73,7 +97,8 @@ def check_io(session: ort.InferenceSession, source: str) -> None:
 def open_session(path: Path, providers: Sequence[str] | None) -> ort.InferenceSession:
     chosen = choose_providers(providers, ort.get_available_providers())
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(), providers=chosen)
+        options = session_options(simulate_quantization=must_simulate_int8(path, chosen))
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except _LOAD_ERRORS as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ArtifactError(f"{path}: not a loadable ONNX model ({reason})") from None

@@ -110,3 +110,25 @@ def test_refuses_unknown_precision_and_method(tiny_onnx, tmp_path):
     with pytest.raises(StamError, match="--method"):
         calibrate(tiny_onnx, [], tmp_path / "out.onnx", method="mse")
 
+
+
+def test_int8_on_a_cpu_without_vnni_runs_simulated_and_says_so(tiny_onnx, tiny_int8, monkeypatch):
+    """ONNX Runtime's fused INT8 kernels saturate on x86 without VNNI: the backend must not use them there."""
+    import warnings
+
+    from runtime import cpu
+
+    clip = random_clips(1, seed=9)[0][None]
+    monkeypatch.setattr(cpu, "int8_saturates", lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_model(tiny_int8) as simulated, open_model(tiny_onnx) as fp32:
+            simulated_logits, fp32_logits = simulated.run(clip), fp32.run(clip)
+    assert [str(w.message) for w in caught if "no VNNI" in str(w.message)], "the fallback must be said"
+    assert len(caught) == 1  # the fp32 model is not affected
+    assert np.abs(simulated_logits - fp32_logits).max() <= 0.05 * np.abs(fp32_logits).max()
+    monkeypatch.setattr(cpu, "int8_saturates", lambda: False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_model(tiny_int8).close()
+    assert not caught

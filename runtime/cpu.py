@@ -1,0 +1,43 @@
+"""What the host CPU can do, as the kernels that run STAM care about it (x86 feature flags).
+
+ONNX Runtime's fused INT8 kernels on x86 CPUs without VNNI multiply unsigned by signed bytes with
+an instruction (vpmaddubsw) whose 16-bit sums saturate; on STAM's Q/DQ graphs that moved logits by
+10% of their range on stam_tiny. The backends ask here before choosing a kernel path.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # 8-bit dot products with 32-bit sums
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The `flags` line of /proc/cpuinfo; empty where there is none (macOS, Windows)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def int8_saturates(flags: frozenset[str] | None = None, x86: bool | None = None) -> bool:
+    """True on x86 without an 8-bit dot-product instruction (ARM's sdot/udot kernels do not saturate)."""
+    flags = cpu_flags() if flags is None else flags
+    x86 = is_x86() if x86 is None else x86
+    return x86 and not any(flag in flags for flag in INT8_DOT_FLAGS)
+
+
+def has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Native bf16 arithmetic (AVX-512 BF16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in BF16_FLAGS)
