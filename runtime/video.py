@@ -158,6 +158,7 @@ class _Scan:
     info: StreamInfo
     table: FrameTable | None
     unseekable: str | None
+    damaged: bool = False  # demuxing stopped early: the count may hold frames that do not decode
 
 
 def _scan(path: str) -> _Scan:
@@ -165,7 +166,7 @@ def _scan(path: str) -> _Scan:
     pts: list[int] = []
     dts: list[int] = []
     keyframe: list[bool] = []
-    untimed, dts_ordered, last_dts = 0, True, None
+    untimed, dts_ordered, last_dts, demux_failed = 0, True, None, False
     with _open(path) as container:
         stream = _video_stream(container, path)
         try:
@@ -180,12 +181,15 @@ def _scan(path: str) -> _Scan:
                     dts_ordered &= last_dts is None or packet.dts > last_dts
                     last_dts = packet.dts
         except av.error.FFmpegError:
-            pass  # truncated or corrupt past this point; the frames counted so far stand
+            demux_failed = True  # truncated or corrupt past this point; the frames counted so far stand
         fps = _frame_rate(stream, len(pts), min(pts, default=None), max(pts, default=None))
+        declared = stream.frames  # the container's own count, 0 when it has none
     count = len(pts) or untimed  # a stream without any timestamps: one frame per packet
     if count == 0:
         raise VideoError(f"{path}: no video frames")
     info = StreamInfo(count, fps)
+    if demux_failed or count < declared:  # e.g. an mp4 with its index first, cut short
+        return _Scan(info, None, "the file is damaged or cut short", damaged=True)
     if untimed:
         return _Scan(info, None, "packets without timestamps")
     if not dts_ordered:
@@ -236,17 +240,28 @@ def read_clip(path: str | Path, num_frames: int, mode: str = "uniform", *, threa
     `threads` is FFmpeg's thread type: AUTO (frame + slice threads) cuts one video's latency on idle
     cores; SLICE costs less CPU in total when several videos are decoded side by side on few cores.
     """
+    return _read(str(path), num_frames, mode, threads, seek=True)
+
+
+def read_clip_without_seeking(path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO") -> Clip:
+    """`read_clip` decoding from the start up to the last sampled frame: the reference that the seek
+    path is tested and benchmarked against (same indices, same pixels, cost growing with the video)."""
+    return _read(str(path), num_frames, mode, threads, seek=False)
+
+
+def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Clip:
     if threads not in THREAD_TYPES:
         raise ValueError(f"threads must be one of {', '.join(THREAD_TYPES)}, got {threads!r}")
-    path = str(path)
     scan = _scan(path)
     sampling = _plan_for_file(scan.info.num_frames, num_frames, mode, scan.info.fps)
-    images, seek_note = _seek_frames(path, scan, sampling.indices, threads)
+    images, seek_note = _seek_frames(path, scan, sampling.indices, threads) if seek and not scan.damaged else (None, None)
     if images is None:
-        images, decoded = _decode(path, sampling.indices, threads)
-        if len(images) < len(set(sampling.indices)):
+        # a damaged file is decoded to its end, so that a note says how many of its frames decode
+        through = scan.info.num_frames - 1 if scan.damaged else max(sampling.indices)
+        images, decoded = _decode(path, sampling.indices, threads, through)
+        if decoded <= through:
             sampling = _plan_after_short_decode(path, scan.info, decoded, num_frames, mode)
-            images, _ = _decode(path, sampling.indices, threads)
+            images, _ = _decode(path, sampling.indices, threads, max(sampling.indices))
             if len(images) < len(set(sampling.indices)):
                 raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
         elif seek_note:  # the file decodes whole: seeking it was what failed
@@ -296,13 +311,13 @@ def _plan_after_short_decode(path: str, info: StreamInfo, decoded: int, num_fram
     return Sampling(sampling.indices, [note, *sampling.notes])
 
 
-def _decode(path: str, indices: list[int], threads: str) -> tuple[dict[int, np.ndarray], int]:
-    """Decode in presentation order up to the last wanted index; RGB only for the wanted frames.
+def _decode(path: str, indices: list[int], threads: str, last: int) -> tuple[dict[int, np.ndarray], int]:
+    """Decode in presentation order up to index `last`; RGB only for the wanted frames.
 
     Returns the wanted frames by index and how many frames decoded: the caller compares what came
     out with what it asked for.
     """
-    wanted, last = set(indices), max(indices)
+    wanted = set(indices)
     images: dict[int, np.ndarray] = {}
     decoded = 0
     with _open(path) as container:
