@@ -13,7 +13,7 @@ import pytest
 
 from runtime.errors import VideoError
 from runtime import video
-from runtime.seek import FrameTable, SeekUnreliable, decode_ranks, plan_stretches
+from runtime.seek import decode_ranks, plan_stretches
 from runtime.video import (
     SamplingWarning,
     StreamInfo,
@@ -359,7 +359,7 @@ def test_seeking_gives_the_pixels_of_decoding_everything(seek_videos, name, num_
         assert decoded_codes(seek.frames) == seek.indices
 
 
-@pytest.mark.parametrize("name", ["h264_short_gop", "h264_long_gop", "vp9", "mjpeg", "mpegts"])
+@pytest.mark.parametrize("name", SEEK_VIDEOS)
 def test_far_apart_frames_are_decoded_in_separate_passes(seek_videos, name):
     """Three frames of a multi-GOP file: more than one pass, so the test above did exercise seeks."""
     table = _scan(str(seek_videos[name])).table
@@ -395,21 +395,6 @@ def test_a_seek_that_lands_elsewhere_falls_back_with_a_note(seek_videos, monkeyp
     assert len(clip.notes) == 1 and clip.notes[0].startswith("seeking is unreliable (")
     assert clip.notes[0].endswith("): decoded from the start")
     assert decoded_codes(clip.frames) == sample_indices(60, 4)
-
-
-def test_frame_table_orders_by_timestamp_and_refuses_repeats():
-    table = FrameTable.from_packets([0, 3, 1, 2, 4], [-1, 0, 1, 2, 3], [True, False, False, False, True])
-    assert table.order.tolist() == [0, 2, 3, 1, 4] and table.rank_of(1) == 3
-    assert table.keyframe_before(3) == 0 and table.keyframe_before(4) == 4
-    with pytest.raises(SeekUnreliable, match="share a timestamp"):
-        FrameTable.from_packets([0, 1, 1], [0, 1, 2], [True, False, False])
-
-
-def test_nearby_targets_share_one_pass():
-    keyframe = [i % 10 == 0 for i in range(100)]
-    table = FrameTable.from_packets(list(range(100)), list(range(100)), keyframe)
-    stretches = plan_stretches(table, [5, 8, 12, 55, 57, 99])
-    assert [(s.start, s.ranks) for s in stretches] == [(0, [5, 8, 12]), (50, [55, 57]), (90, [99])]
 
 
 # --- notes: repeated and missing frames (issue 11, item 6) ---------------------------------------
