@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from runtime.errors import VideoError
-from runtime.seek import FrameTable, SeekUnreliable, decode_ranks, plan_stretches
+from runtime.seek import FrameTable, SampleIndex, SeekUnreliable, decode_ranks, plan_stretches
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 SAMPLING_MODES = ("uniform", "reference")
@@ -252,6 +252,10 @@ def read_clip_without_seeking(path: str | Path, num_frames: int, mode: str = "un
 def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Clip:
     if threads not in THREAD_TYPES:
         raise ValueError(f"threads must be one of {', '.join(THREAD_TYPES)}, got {threads!r}")
+    if seek:
+        clip = _read_by_index(path, num_frames, mode, threads)
+        if clip is not None:
+            return clip
     scan = _scan(path)
     sampling = _plan_for_file(scan.info.num_frames, num_frames, mode, scan.info.fps)
     images, seek_note = _seek_frames(path, scan, sampling.indices, threads) if seek and not scan.damaged else (None, None)
@@ -266,6 +270,28 @@ def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Cl
                 raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
         elif seek_note:  # the file decodes whole: seeking it was what failed
             sampling = Sampling(sampling.indices, [*sampling.notes, seek_note])
+    return _clip(path, images, sampling)
+
+
+def _read_by_index(path: str, num_frames: int, mode: str, threads: str) -> Clip | None:
+    """The mp4 fast path: frame count and each window's timestamps from the sample index, so no
+    demuxing pass over the whole file; None when the index cannot be trusted or a check fails
+    (the caller then demuxes everything, which is exact)."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        index = SampleIndex.load(container, stream, Path(path).stat().st_size)
+        if index is None or not stream.average_rate:  # without a stated rate, demuxing finds it
+            return None
+        sampling = _plan_for_file(index.num_frames, num_frames, mode, float(stream.average_rate))
+        stream.thread_type = threads
+        try:
+            images = index.decode_ranks(container, stream, sampling.indices, _upright_rgb)
+        except SeekUnreliable:
+            return None
+    return _clip(path, images, sampling)
+
+
+def _clip(path: str, images: dict[int, np.ndarray], sampling: Sampling) -> Clip:
     notes = [*sampling.notes, *_repeat_notes(sampling.indices)]
     return Clip(_stack(path, images, sampling.indices), sampling.indices, notes)
 

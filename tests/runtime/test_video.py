@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import VideoError
-from runtime import video
-from runtime.seek import decode_ranks, plan_stretches
+from runtime import seek, video
+from runtime.seek import SampleIndex, SeekUnreliable, decode_ranks, plan_stretches
 from runtime.video import (
     SamplingWarning,
     StreamInfo,
@@ -387,9 +387,56 @@ def test_open_gop_frames_around_each_keyframe_match(seek_videos):
     assert all(np.array_equal(images[rank], full[rank]) for rank in ranks)
 
 
+MP4_VIDEOS = ["h264_short_gop", "h264_long_gop", "h264_open_gop", "vfr", "rotated"]
+
+
+@pytest.mark.parametrize("name", MP4_VIDEOS)
+def test_demuxing_path_matches_too_on_mp4(seek_videos, name, monkeypatch):
+    """mp4s take the sample-index path; the demux-everything table, used where the index is not
+    trusted, gives the same frames on them."""
+    monkeypatch.setattr(video, "_read_by_index", lambda *args: None)
+    path = seek_videos[name]
+    seek, full = read_clip(path, 3), read_clip_without_seeking(path, 3)
+    assert seek.notes == [] and seek.indices == full.indices and np.array_equal(seek.frames, full.frames)
+
+
+@pytest.mark.parametrize("name", SEEK_VIDEOS)
+def test_which_files_the_sample_index_serves(seek_videos, name):
+    """Only an mp4 with a complete index skips the demuxing pass (a fragmented mp4 learns its index
+    fragment by fragment, so its first index is partial)."""
+    path = seek_videos[name]
+    with av.open(str(path)) as container:
+        index = SampleIndex.load(container, container.streams.video[0], path.stat().st_size)
+    assert (index is not None) == (name in MP4_VIDEOS)
+    if index is not None:
+        assert index.num_frames == probe(path).num_frames
+
+
+def test_truncated_mp4_is_not_served_by_its_index(tmp_path):
+    source = write_video(tmp_path / "fast.mp4", 60, 96, 64, faststart=True)
+    path = write_truncated(tmp_path / "cut.mp4", source, 0.95)
+    with av.open(str(path)) as container:
+        assert SampleIndex.load(container, container.streams.video[0], path.stat().st_size) is None
+
+
+def test_a_window_breaking_the_reorder_bound_falls_back_to_demuxing(seek_videos, monkeypatch):
+    """B-frames are shown 1-2 places from where they are decoded: with the bound set to 0 the index
+    path must give up, and the demuxing path (exact) serves the same frames without a note."""
+    monkeypatch.setattr(seek, "MAX_REORDER", 0)
+    path = seek_videos["h264_short_gop"]
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        index = SampleIndex.load(container, stream, path.stat().st_size)
+        with pytest.raises(SeekUnreliable, match="shown more than 0 places"):
+            index.decode_ranks(container, stream, [15, 45], video._upright_rgb)
+    clip = read_clip(path, 3)
+    assert clip.notes == [] and decoded_codes(clip.frames) == sample_indices(60, 3)
+
+
 def test_a_seek_that_lands_elsewhere_falls_back_with_a_note(seek_videos, monkeypatch):
     """A frame table that does not match the file (as if the index lied): decode from the start, say so."""
     wrong = _scan(str(seek_videos["vfr"]))  # 60 frames too, other timestamps
+    monkeypatch.setattr(video, "_read_by_index", lambda *args: None)
     monkeypatch.setattr(video, "_scan", lambda path: wrong)
     clip = read_clip(seek_videos["h264_short_gop"], 4)
     assert len(clip.notes) == 1 and clip.notes[0].startswith("seeking is unreliable (")
