@@ -111,9 +111,10 @@ def decode_ranks(
 ) -> dict[int, np.ndarray]:
     """The frames of presentation `ranks`, converted, by seeking; SeekUnreliable at the first surprise."""
     images: dict[int, np.ndarray] = {}
+    non_reference = non_reference_test(stream)
     for stretch in plan_stretches(table, ranks):
         wanted = set(stretch.ranks)
-        for rank, frame in _decode_stretch(container, stream, table, stretch.start):
+        for rank, frame in _decode_stretch(container, stream, table, stretch.start, wanted, non_reference):
             if rank in wanted:
                 images[rank] = convert(frame)
                 wanted.discard(rank)
@@ -125,27 +126,72 @@ def decode_ranks(
 
 
 def _decode_stretch(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, table: FrameTable, start: int
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    table: FrameTable,
+    start: int,
+    wanted: set[int],
+    non_reference: Callable[[av.Packet], bool] | None,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """(rank, frame) from the keyframe at decode position `start` on, in presentation order, checked.
 
     Frames shown before the keyframe (an open GOP's leading pictures) may reference frames before the
-    seek point, so they are dropped; every later frame must come out, in order, with no gap.
+    seek point, so they are dropped. Packets that no other frame references and that are not wanted
+    are not decoded at all (`non_reference`); every other frame must come out, in order, with no gap.
     """
     packets = _packets_from(container, stream, table, start)
     landed = next(packets)
     first_pts = int(table.pts[landed.position])
     expected = table.rank_of(landed.position)
-    for frame in _decode(stream, landed, packets):
+    skipped: set[int] = set()
+
+    def fed() -> Iterator[_Packet]:
+        yield landed
+        for item in packets:
+            rank = table.rank_of(item.position)
+            if non_reference is not None and rank not in wanted and non_reference(item.packet):
+                skipped.add(rank)  # a frame shown later than it is decoded is fed before it comes out
+                continue
+            yield item
+
+    for frame in _decode(stream, fed()):
         if frame.pts is None:
             raise SeekUnreliable("a decoded frame has no timestamp")
         if frame.pts < first_pts:
             continue
-        rank = table.rank_of_pts(frame.pts)
-        if rank != expected:
+        while expected in skipped:
+            expected += 1
+        if table.rank_of_pts(frame.pts) != expected:
             raise SeekUnreliable(f"after seeking, frame {expected} was expected and another one came out")
-        yield rank, frame
+        yield expected, frame
         expected += 1
+
+
+def non_reference_test(stream: av.video.stream.VideoStream) -> Callable[[av.Packet], bool] | None:
+    """For H.264 in mp4/Matroska (length-prefixed NAL units): a test of whether a packet is a picture no
+    other picture references (every slice has nal_ref_idc 0), so skipping it changes no other frame's
+    pixels. None for other codecs and layouts: every packet is decoded."""
+    extradata = stream.codec_context.extradata
+    if stream.codec_context.name != "h264" or not extradata or len(extradata) < 7 or extradata[0] != 1:
+        return None
+    length_size = (extradata[4] & 3) + 1
+
+    def is_non_reference(packet: av.Packet) -> bool:
+        data, offset, slices = bytes(packet), 0, 0
+        while offset + length_size < len(data):
+            size = int.from_bytes(data[offset : offset + length_size], "big")
+            offset += length_size
+            if size == 0 or offset + size > len(data):
+                return False  # not the layout we expect: decode it
+            header = data[offset]
+            kind, referenced = header & 0x1F, header & 0x60
+            if kind == 5 or (kind in (1, 2) and referenced):  # IDR, or a slice other pictures use
+                return False
+            slices += kind in (1, 2)
+            offset += size
+        return slices > 0
+
+    return is_non_reference
 
 
 @dataclass
@@ -214,11 +260,10 @@ def _demux(container: av.container.InputContainer, stream: av.video.stream.Video
             yield packet
 
 
-def _decode(stream: av.video.stream.VideoStream, first: _Packet, rest: Iterator[_Packet]) -> Iterator[av.VideoFrame]:
-    """Frames of `first` then `rest`, then the decoder's held frames; a decoding error is a surprise."""
+def _decode(stream: av.video.stream.VideoStream, packets: Iterator[_Packet]) -> Iterator[av.VideoFrame]:
+    """Frames of `packets`, then the decoder's held frames; a decoding error is a surprise."""
     try:
-        yield from first.packet.decode()
-        for item in rest:
+        for item in packets:
             yield from item.packet.decode()
         yield from stream.decode(None)
     except av.error.FFmpegError as error:

@@ -13,7 +13,7 @@ import pytest
 
 from runtime.errors import VideoError
 from runtime import seek, video
-from runtime.seek import SampleIndex, SeekUnreliable, decode_ranks, plan_stretches
+from runtime.seek import SampleIndex, SeekUnreliable, decode_ranks, non_reference_test, plan_stretches
 from runtime.video import (
     SamplingWarning,
     StreamInfo,
@@ -348,7 +348,7 @@ SEEK_VIDEOS = ["h264_short_gop", "h264_long_gop", "h264_open_gop", "vp9", "mjpeg
 
 
 @pytest.mark.parametrize("name", SEEK_VIDEOS)
-@pytest.mark.parametrize("num_frames", [3, 16])
+@pytest.mark.parametrize("num_frames", [4, 7, 16])
 def test_seeking_gives_the_pixels_of_decoding_everything(seek_videos, name, num_frames):
     path = seek_videos[name]
     seek, full = read_clip(path, num_frames), read_clip_without_seeking(path, num_frames)
@@ -361,9 +361,9 @@ def test_seeking_gives_the_pixels_of_decoding_everything(seek_videos, name, num_
 
 @pytest.mark.parametrize("name", SEEK_VIDEOS)
 def test_far_apart_frames_are_decoded_in_separate_passes(seek_videos, name):
-    """Three frames of a multi-GOP file: more than one pass, so the test above did exercise seeks."""
+    """Four frames of a multi-GOP file: more than one pass, so the test above did exercise seeks."""
     table = _scan(str(seek_videos[name])).table
-    indices = sample_indices(len(table), 3)
+    indices = sample_indices(len(table), 4)
     assert len(plan_stretches(table, indices)) > 1
 
 
@@ -387,6 +387,44 @@ def test_open_gop_frames_around_each_keyframe_match(seek_videos):
     assert all(np.array_equal(images[rank], full[rank]) for rank in ranks)
 
 
+@pytest.mark.parametrize("name", ["h264_short_gop", "h264_open_gop", "vp9", "mpegts"])
+def test_every_frame_alone_matches(seek_videos, name):
+    """Each frame sought on its own (keyframes, reference and non-reference B-frames, leading
+    pictures): the hardest case for skipping non-reference packets and for landing."""
+    path = seek_videos[name]
+    table = _scan(str(path)).table
+    full = read_clip_without_seeking(path, 60).frames
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for rank in range(60):
+            image = decode_ranks(container, stream, table, [rank], video._upright_rgb)[rank]
+            assert np.array_equal(image, full[rank]), f"frame {rank}"
+
+
+@pytest.mark.parametrize("name", ["h264_short_gop", "h264_open_gop", "vfr"])
+def test_every_frame_alone_matches_through_the_sample_index(seek_videos, name):
+    path = seek_videos[name]
+    full = read_clip_without_seeking(path, 60).frames
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        index = SampleIndex.load(container, stream, path.stat().st_size)
+        for rank in range(60):
+            image = index.decode_ranks(container, stream, [rank], video._upright_rgb)[rank]
+            assert np.array_equal(image, full[rank]), f"frame {rank}"
+
+
+def test_non_reference_packets_are_found_in_length_prefixed_h264(seek_videos):
+    """x264's B-frames that no other frame uses are skipped while seeking; other layouts decode all."""
+    for name, expected in [("h264_short_gop", True), ("mkv", True), ("mpegts", False), ("vp9", False)]:
+        with av.open(str(seek_videos[name])) as container:
+            stream = container.streams.video[0]
+            test = non_reference_test(stream)
+            assert (test is not None) == expected, name
+            if test is not None:
+                flags = [test(packet) for packet in container.demux(stream) if packet.size]
+                assert 0 < sum(flags) < len(flags) and not flags[0]  # some B-frames; never the IDR
+
+
 MP4_VIDEOS = ["h264_short_gop", "h264_long_gop", "h264_open_gop", "vfr", "rotated"]
 
 
@@ -396,7 +434,7 @@ def test_demuxing_path_matches_too_on_mp4(seek_videos, name, monkeypatch):
     trusted, gives the same frames on them."""
     monkeypatch.setattr(video, "_read_by_index", lambda *args: None)
     path = seek_videos[name]
-    seek, full = read_clip(path, 3), read_clip_without_seeking(path, 3)
+    seek, full = read_clip(path, 4), read_clip_without_seeking(path, 4)
     assert seek.notes == [] and seek.indices == full.indices and np.array_equal(seek.frames, full.frames)
 
 
@@ -429,8 +467,8 @@ def test_a_window_breaking_the_reorder_bound_falls_back_to_demuxing(seek_videos,
         index = SampleIndex.load(container, stream, path.stat().st_size)
         with pytest.raises(SeekUnreliable, match="shown more than 0 places"):
             index.decode_ranks(container, stream, [15, 45], video._upright_rgb)
-    clip = read_clip(path, 3)
-    assert clip.notes == [] and decoded_codes(clip.frames) == sample_indices(60, 3)
+    clip = read_clip(path, 4)
+    assert clip.notes == [] and decoded_codes(clip.frames) == sample_indices(60, 4)
 
 
 def test_a_seek_that_lands_elsewhere_falls_back_with_a_note(seek_videos, monkeypatch):
