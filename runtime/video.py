@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from runtime.errors import VideoError
-from runtime.seek import FrameTable, SampleIndex, SeekUnreliable, decode_ranks, plan_stretches
+from runtime.seek import FrameTable, SampleIndex, SeekUnreliable, decode_ranks
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 SAMPLING_MODES = ("uniform", "reference")
@@ -302,8 +302,6 @@ def _seek_frames(
     """The wanted frames by seeking, or None and why seeking was not trusted (then decode from the start)."""
     if scan.table is None:
         return None, f"cannot seek ({scan.unseekable}): decoded from the start"
-    if [stretch.start for stretch in plan_stretches(scan.table, indices)] == [0]:
-        return None, None  # one pass from the first frame: that is decoding from the start, minus the checks
     try:
         with _open(path) as container:
             stream = _video_stream(container, path)
