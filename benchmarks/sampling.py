@@ -67,8 +67,9 @@ def make_video(cache: Path, seconds: int, gop_seconds: int) -> Path:
     if path.is_file():
         return path
     if seconds <= SEGMENT_SECONDS:
+        options = x264_fixed_gop(gop_seconds)
         return _atomic(path, lambda out: write_video(out, seconds * FPS, WIDTH, HEIGHT, fps=FPS,
-                                                     frame_fn=textured_frame, codec_options=x264_fixed_gop(gop_seconds)))
+                                                     frame_fn=textured_frame, codec_options=options))
     segment = make_video(cache, SEGMENT_SECONDS, gop_seconds)
     return _atomic(path, lambda out: _repeat(segment, out, seconds // SEGMENT_SECONDS))
 
@@ -105,7 +106,8 @@ def measure(path: Path, clip: Path, options: Options, seconds: int) -> dict[str,
     """Median wall and CPU milliseconds per method, methods taking turns within each repeat, and
     whether seeking and decoding from the start agree. The 10 s clip of the same GOP is sampled in
     the same turns ("10 s clip"), so the ratio against it holds even when the machine's load changes."""
-    methods = {"seek": (read_clip, path), "from start": (read_clip_without_seeking, path), "10 s clip": (read_clip, clip)}
+    methods = {"seek": (read_clip, path), "from start": (read_clip_without_seeking, path),
+               "10 s clip": (read_clip, clip)}
     wall: dict[str, list[float]] = {name: [] for name in methods}
     cpu: dict[str, list[float]] = {name: [] for name in methods}
     clips = {}

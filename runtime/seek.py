@@ -1,12 +1,19 @@
-"""Exact frame access by seeking: which packet shows the k-th frame, and decoding only the stretches that hold the targets.
+"""Exact frame access by seeking: which packet shows the k-th frame; decoding only the stretches holding the targets.
 
 Frame k is the k-th frame in presentation order, as decoding everything from the start counts it.
-A `FrameTable` holds every frame's timestamp in decode order (from demuxing every packet, or from an
-mp4's complete sample index); a target is decoded by seeking to the keyframe before it and decoding
-forward, one pass per stretch of nearby targets. Every step is checked against the table (the seek
-lands on a known keyframe, packets follow in the table's order, frames come out in presentation
-order without gaps), and any surprise raises `SeekUnreliable`, so the caller decodes from the start
-instead: a seek either gives the same pixels as decoding everything or is not used.
+A `FrameTable` holds every frame's timestamp in decode order, from demuxing every packet (any
+container) or, for an mp4 whose sample index lists every frame (`SampleIndex`), from demuxing only a
+window of packets around each target. A target is decoded by seeking to the keyframe before it and
+decoding forward, one pass per stretch of nearby targets, skipping H.264 pictures that nothing
+references. Every step is checked (the seek lands on a known keyframe, packets follow the table's
+order, frames come out in presentation order without gaps), and any surprise raises
+`SeekUnreliable`, so the caller falls back (index → demuxing → decoding from the start): a seek
+either gives the same pixels as decoding everything or is not used.
+
+What no seek can see: a frame the decoder would drop (a corrupt packet) outside the decoded
+stretches shifts the count of decoding from the start by one, not the seek's, which takes frames by
+timestamp order. Files known to be damaged (demuxing fails or stops short of the container's count)
+are therefore decoded from the start, by the caller.
 """
 
 from __future__ import annotations

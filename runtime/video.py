@@ -243,7 +243,9 @@ def read_clip(path: str | Path, num_frames: int, mode: str = "uniform", *, threa
     return _read(str(path), num_frames, mode, threads, seek=True)
 
 
-def read_clip_without_seeking(path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO") -> Clip:
+def read_clip_without_seeking(
+    path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO"
+) -> Clip:
     """`read_clip` decoding from the start up to the last sampled frame: the reference that the seek
     path is tested and benchmarked against (same indices, same pixels, cost growing with the video)."""
     return _read(str(path), num_frames, mode, threads, seek=False)
@@ -258,7 +260,9 @@ def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Cl
             return clip
     scan = _scan(path)
     sampling = _plan_for_file(scan.info.num_frames, num_frames, mode, scan.info.fps)
-    images, seek_note = _seek_frames(path, scan, sampling.indices, threads) if seek and not scan.damaged else (None, None)
+    images, seek_note = None, None
+    if seek and not scan.damaged:
+        images, seek_note = _seek_frames(path, scan, sampling.indices, threads)
     if images is None:
         # a damaged file is decoded to its end, so that a note says how many of its frames decode
         through = scan.info.num_frames - 1 if scan.damaged else max(sampling.indices)
