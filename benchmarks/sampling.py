@@ -31,7 +31,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
-from runtime.errors import run_cli
+from runtime.errors import StamError, run_cli
 from runtime.video import read_clip, read_clip_without_seeking
 
 SCHEMA = "stam-deploy/sampling/v1"
@@ -61,8 +61,6 @@ def x264_fixed_gop(gop_seconds: int) -> dict[str, str]:
 
 def make_video(cache: Path, seconds: int, gop_seconds: int) -> Path:
     """The video of `seconds` with a `gop_seconds` GOP, from the cache or written into it."""
-    if seconds % gop_seconds or (seconds > SEGMENT_SECONDS and SEGMENT_SECONDS % gop_seconds):
-        raise ValueError(f"a {seconds} s video cannot be made of whole {gop_seconds} s GOPs")
     path = cache / f"pan_{WIDTH}x{HEIGHT}_gop{gop_seconds}s_{seconds}s.mp4"
     if path.is_file():
         return path
@@ -89,7 +87,7 @@ def _repeat(segment: Path, path: Path, times: int) -> Path:
         stream = reader.streams.video[0]
         output = writer.add_stream_from_template(stream)
         packets = [packet for packet in reader.demux(stream) if packet.size]
-        span = round(SEGMENT_SECONDS / stream.time_base)
+        span = stream.duration  # the segment's length in its time base: where the next copy starts
         for copy in range(times):
             for packet in packets:
                 shifted = av.Packet(bytes(packet))
@@ -216,13 +214,17 @@ def _options(args: argparse.Namespace) -> Options:
     lengths = [name.strip() for name in args.lengths.split(",") if name.strip()]
     unknown = [name for name in lengths if name not in LENGTHS]
     if unknown or not lengths:
-        raise SystemExit(f"error: --lengths takes names from {', '.join(LENGTHS)}, got {args.lengths!r}")
+        raise StamError(f"--lengths takes names from {', '.join(LENGTHS)}, got {args.lengths!r}")
     try:
         gops = [int(gop) for gop in args.gops.split(",")]
     except ValueError:
-        raise SystemExit(f"error: --gops takes whole seconds, got {args.gops!r}") from None
+        raise StamError(f"--gops takes whole seconds, got {args.gops!r}") from None
     if args.frames < 1 or args.repeats < 1 or args.baseline_repeats < 1 or any(g < 1 for g in gops):
-        raise SystemExit("error: --frames, --repeats, --baseline-repeats and --gops must be positive")
+        raise StamError("--frames, --repeats, --baseline-repeats and --gops must be positive")
+    bad = [g for g in gops if SEGMENT_SECONDS % g or any(LENGTHS[name] % g for name in lengths)]
+    if bad:
+        raise StamError(f"every video must be whole GOPs: --gops {bad[0]} does not divide {SEGMENT_SECONDS} s "
+                        "and every length")
     return Options(lengths, gops, args.frames, args.repeats, args.baseline_repeats, args.cache)
 
 
