@@ -117,22 +117,25 @@ def write_video(
     frame_fn: FrameFn | None = None,
     timestamps: Sequence[float] | None = None,
     faststart: bool = False,
+    codec_options: dict[str, str] | None = None,
 ) -> Path:
     """Encode `num_frames` frames into `path` (container from the suffix) and return the path.
 
     `rotate` stores a display rotation in degrees counterclockwise (a phone held upright records
     landscape pixels with rotate=-90); `timestamps` (seconds, increasing) makes a variable frame rate;
-    `faststart` puts an mp4's index before the data, as streaming encoders do.
+    `faststart` puts an mp4's index before the data, as streaming encoders do; `codec_options` are
+    added to (or override) the codec's defaults, e.g. a GOP length for libx264.
     """
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
-    encoder, even_format, odd_format, codec_options = CODECS[codec]
+    encoder, even_format, odd_format, default_options = CODECS[codec]
     draw = frame_fn or index_code_frame
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=options) as container:
-        stream = container.add_stream(encoder, rate=Fraction(fps), options=dict(codec_options))
+        options_for_codec = {**default_options, **(codec_options or {})}
+        stream = container.add_stream(encoder, rate=Fraction(fps), options=options_for_codec)
         stream.width, stream.height = width, height
         stream.pix_fmt = even_format if width % 2 == 0 and height % 2 == 0 else odd_format
         if timestamps is not None:

@@ -1,9 +1,12 @@
 """Video decoding and frame sampling for the runtime: a file in, T upright RGB frames (T, H, W, 3) uint8 out.
 
 Frames are counted by demuxing (packets with a timestamp, as torchvision counts them; container
-frame counts are often missing or wrong), then the file is decoded once in presentation order up
-to the last sampled frame, converting to RGB only the frames that are used. DESIGN.md, "Sampling
-and preprocessing", states the two sampling modes.
+frame counts are often missing or wrong), which also gives each frame's timestamp. The sampled
+frames are then decoded by seeking to the keyframe before each and decoding forward (runtime.seek),
+so the cost follows the number of frames taken, not the video's length; where seeking cannot be
+trusted, the file is decoded once in presentation order up to the last sampled frame instead, with
+a note. Either way only the frames that are used are converted to RGB, and the pixels are those of
+decoding everything. DESIGN.md, "Sampling and preprocessing", states the two sampling modes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import av
 import numpy as np
 
 from runtime.errors import VideoError
+from runtime.seek import FrameTable, SampleIndex, SeekUnreliable, decode_ranks
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 SAMPLING_MODES = ("uniform", "reference")
@@ -143,8 +147,26 @@ def probe(path: str | Path) -> StreamInfo:
     Packets with a timestamp are what torchvision counts; a stream with none counts its non-empty
     packets. A demuxing error ends the count: what was read before it is what the file holds.
     """
-    path = str(path)
-    count, untimed, first, last = 0, 0, None, None
+    return _scan(str(path)).info
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What one demuxing pass learns: the frame count and rate, and the frame table seeking needs
+    (None, with the reason, when the packets cannot support seeking)."""
+
+    info: StreamInfo
+    table: FrameTable | None
+    unseekable: str | None
+    damaged: bool = False  # demuxing stopped early: the count may hold frames that do not decode
+
+
+def _scan(path: str) -> _Scan:
+    """Demux every video packet once (no decoding): count, rate, and each frame's timestamp and keyframe flag."""
+    pts: list[int] = []
+    dts: list[int] = []
+    keyframe: list[bool] = []
+    untimed, dts_ordered, last_dts, demux_failed = 0, True, None, False
     with _open(path) as container:
         stream = _video_stream(container, path)
         try:
@@ -152,16 +174,30 @@ def probe(path: str | Path) -> StreamInfo:
                 if packet.pts is None:
                     untimed += packet.size > 0
                     continue
-                count += 1
-                first = packet.pts if first is None else min(first, packet.pts)
-                last = packet.pts if last is None else max(last, packet.pts)
+                pts.append(packet.pts)
+                dts.append(packet.pts if packet.dts is None else packet.dts)
+                keyframe.append(packet.is_keyframe)
+                if packet.dts is not None:
+                    dts_ordered &= last_dts is None or packet.dts > last_dts
+                    last_dts = packet.dts
         except av.error.FFmpegError:
-            pass  # truncated or corrupt past this point; the frames counted so far stand
-        fps = _frame_rate(stream, count, first, last)
-    count = count or untimed  # a stream without any timestamps: one frame per packet
+            demux_failed = True  # truncated or corrupt past this point; the frames counted so far stand
+        fps = _frame_rate(stream, len(pts), min(pts, default=None), max(pts, default=None))
+        declared = stream.frames  # the container's own count, 0 when it has none
+    count = len(pts) or untimed  # a stream without any timestamps: one frame per packet
     if count == 0:
         raise VideoError(f"{path}: no video frames")
-    return StreamInfo(count, fps)
+    info = StreamInfo(count, fps)
+    if demux_failed or count < declared:  # e.g. an mp4 with its index first, cut short
+        return _Scan(info, None, "the file is damaged or cut short", damaged=True)
+    if untimed:
+        return _Scan(info, None, "packets without timestamps")
+    if not dts_ordered:
+        return _Scan(info, None, "decoding timestamps out of order")
+    try:
+        return _Scan(info, FrameTable.from_packets(pts, dts, keyframe), None)
+    except SeekUnreliable as reason:
+        return _Scan(info, None, str(reason))
 
 
 def _frame_rate(stream: av.video.stream.VideoStream, count: int, first: int | None, last: int | None) -> float | None:
@@ -204,18 +240,87 @@ def read_clip(path: str | Path, num_frames: int, mode: str = "uniform", *, threa
     `threads` is FFmpeg's thread type: AUTO (frame + slice threads) cuts one video's latency on idle
     cores; SLICE costs less CPU in total when several videos are decoded side by side on few cores.
     """
+    return _read(str(path), num_frames, mode, threads, seek=True)
+
+
+def read_clip_without_seeking(
+    path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO"
+) -> Clip:
+    """`read_clip` decoding from the start up to the last sampled frame: the reference that the seek
+    path is tested and benchmarked against (same indices, same pixels, cost growing with the video)."""
+    return _read(str(path), num_frames, mode, threads, seek=False)
+
+
+def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Clip:
     if threads not in THREAD_TYPES:
         raise ValueError(f"threads must be one of {', '.join(THREAD_TYPES)}, got {threads!r}")
-    path = str(path)
-    info = probe(path)
-    sampling = _plan_for_file(info.num_frames, num_frames, mode, info.fps)
-    images, decoded = _decode(path, sampling.indices, threads)
-    if len(images) < len(set(sampling.indices)):
-        sampling = _plan_after_short_decode(path, info, decoded, num_frames, mode)
-        images, _ = _decode(path, sampling.indices, threads)
-        if len(images) < len(set(sampling.indices)):
-            raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
-    return Clip(_stack(path, images, sampling.indices), sampling.indices, sampling.notes)
+    if seek:
+        clip = _read_by_index(path, num_frames, mode, threads)
+        if clip is not None:
+            return clip
+    scan = _scan(path)
+    sampling = _plan_for_file(scan.info.num_frames, num_frames, mode, scan.info.fps)
+    images, seek_note = None, None
+    if seek and not scan.damaged:
+        images, seek_note = _seek_frames(path, scan, sampling.indices, threads)
+    if images is None:
+        # a damaged file is decoded to its end, so that a note says how many of its frames decode
+        through = scan.info.num_frames - 1 if scan.damaged else max(sampling.indices)
+        images, decoded = _decode(path, sampling.indices, threads, through)
+        if decoded <= through:
+            sampling = _plan_after_short_decode(path, scan.info, decoded, num_frames, mode)
+            images, _ = _decode(path, sampling.indices, threads, max(sampling.indices))
+            if len(images) < len(set(sampling.indices)):
+                raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
+        elif seek_note:  # the file decodes whole: seeking it was what failed
+            sampling = Sampling(sampling.indices, [*sampling.notes, seek_note])
+    return _clip(path, images, sampling)
+
+
+def _read_by_index(path: str, num_frames: int, mode: str, threads: str) -> Clip | None:
+    """The mp4 fast path: frame count and each window's timestamps from the sample index, so no
+    demuxing pass over the whole file; None when the index cannot be trusted or a check fails
+    (the caller then demuxes everything, which is exact)."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        index = SampleIndex.load(container, stream, Path(path).stat().st_size)
+        if index is None or not stream.average_rate:  # without a stated rate, demuxing finds it
+            return None
+        sampling = _plan_for_file(index.num_frames, num_frames, mode, float(stream.average_rate))
+        stream.thread_type = threads
+        try:
+            images = index.decode_ranks(container, stream, sampling.indices, _upright_rgb)
+        except SeekUnreliable:
+            return None
+    return _clip(path, images, sampling)
+
+
+def _clip(path: str, images: dict[int, np.ndarray], sampling: Sampling) -> Clip:
+    notes = [*sampling.notes, *_repeat_notes(sampling.indices)]
+    return Clip(_stack(path, images, sampling.indices), sampling.indices, notes)
+
+
+def _seek_frames(
+    path: str, scan: _Scan, indices: list[int], threads: str
+) -> tuple[dict[int, np.ndarray] | None, str | None]:
+    """The wanted frames by seeking, or None and why seeking was not trusted (then decode from the start)."""
+    if scan.table is None:
+        return None, f"cannot seek ({scan.unseekable}): decoded from the start"
+    try:
+        with _open(path) as container:
+            stream = _video_stream(container, path)
+            stream.thread_type = threads
+            return decode_ranks(container, stream, scan.table, indices, _upright_rgb), None
+    except SeekUnreliable as reason:
+        return None, f"seeking is unreliable ({reason}): decoded from the start"
+
+
+def _repeat_notes(indices: list[int]) -> list[str]:
+    """Say when the video had fewer frames than the model takes, so some were used more than once."""
+    distinct = len(set(indices))
+    if distinct == len(indices):
+        return []
+    return [f"frames repeated: {distinct} distinct of {len(indices)} frames"]
 
 
 def _plan_for_file(num_video_frames: int, num_frames: int, mode: str, fps: float | None) -> Sampling:
@@ -232,17 +337,17 @@ def _plan_after_short_decode(path: str, info: StreamInfo, decoded: int, num_fram
     if decoded < MIN_DECODED_FRACTION * info.num_frames:
         raise VideoError(f"{path}: only {decoded} of {info.num_frames} frames decode (corrupt or truncated file)")
     sampling = _plan_for_file(decoded, num_frames, mode, info.fps)
-    note = f"only {decoded} of {info.num_frames} frames decode: sampled over those"
+    note = f"decoded {decoded} of {info.num_frames} frames (truncated or corrupt file): sampled over those"
     return Sampling(sampling.indices, [note, *sampling.notes])
 
 
-def _decode(path: str, indices: list[int], threads: str) -> tuple[dict[int, np.ndarray], int]:
-    """Decode in presentation order up to the last wanted index; RGB only for the wanted frames.
+def _decode(path: str, indices: list[int], threads: str, last: int) -> tuple[dict[int, np.ndarray], int]:
+    """Decode in presentation order up to index `last`; RGB only for the wanted frames.
 
     Returns the wanted frames by index and how many frames decoded: the caller compares what came
     out with what it asked for.
     """
-    wanted, last = set(indices), max(indices)
+    wanted = set(indices)
     images: dict[int, np.ndarray] = {}
     decoded = 0
     with _open(path) as container:

@@ -22,6 +22,8 @@ __all__ = [
     "write_truncated",
     "write_random_bytes",
     "write_elementary_h264",
+    "write_remuxed",
+    "x264_gop",
     "decoded_codes",
 ]
 
@@ -43,8 +45,14 @@ def write_random_bytes(path: str | Path, size: int = 4096, seed: int = 0) -> Pat
 
 def write_elementary_h264(path: str | Path, source: str | Path) -> Path:
     """Remux `source`'s H.264 packets into a raw Annex B stream (`.h264`): packets without timestamps."""
+    return write_remuxed(path, source, format="h264")
+
+
+def write_remuxed(path: str | Path, source: str | Path, format: str | None = None, options: dict | None = None) -> Path:
+    """Copy `source`'s video packets into another container (from the suffix, or `format`) without
+    re-encoding: e.g. MPEG-TS (no index) or a fragmented mp4 (`movflags=frag_keyframe+empty_moov`)."""
     path = Path(path)
-    with av.open(str(source)) as reader, av.open(str(path), mode="w", format="h264") as writer:
+    with av.open(str(source)) as reader, av.open(str(path), mode="w", format=format, options=options or {}) as writer:
         stream = reader.streams.video[0]
         output = writer.add_stream_from_template(stream)
         for packet in reader.demux(stream):
@@ -52,6 +60,12 @@ def write_elementary_h264(path: str | Path, source: str | Path) -> Path:
                 packet.stream = output
                 writer.mux(packet)
     return path
+
+
+def x264_gop(keyint: int, bframes: int = 3, open_gop: bool = False) -> dict[str, str]:
+    """libx264 options for a fixed GOP of `keyint` frames (no scene-cut keyframes), with B-frames."""
+    params = f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes={bframes}:open-gop={int(open_gop)}"
+    return {"x264-params": params}
 
 
 def decoded_codes(frames: np.ndarray) -> list[int]:
