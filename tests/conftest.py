@@ -53,3 +53,11 @@ def stam16(tmp_path_factory):
     torch.manual_seed(0)
     model = create_model("stam_16")
     return model, export_onnx(model, tmp_path_factory.mktemp("stam16") / "stam_16.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_model, tiny_labels, tmp_path_factory):
+    """(frames part, temporal part) paths of the fp32 `stam-export --split` of `tiny_model`."""
+    from export.onnx import export_split
+
+    return export_split(tiny_model, tmp_path_factory.mktemp("tiny_split") / "stam_tiny.onnx", labels=tiny_labels)
