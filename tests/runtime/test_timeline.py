@@ -158,11 +158,13 @@ def test_cli_timeline_options_need_timeline(tiny_onnx, video):
     assert done.returncode == 2 and done.stderr.strip() == "error: --window, --stride and --fps apply to --timeline only"
 
 
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child would report pytest's own peak.
 MAX_RSS = """
-import resource, sys
+import re, sys
+from pathlib import Path
 from runtime.infer import main
 main([sys.argv[1], sys.argv[2], "--timeline", "--fps", "2", "--json"])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) // 1024, file=sys.stderr)
 """
 
 
