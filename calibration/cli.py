@@ -17,7 +17,8 @@ DEFAULT_METHOD = {"int8": "entropy", "fp8": "minmax"}  # TensorRT's and ModelOpt
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stam-calibrate", description=__doc__)
-    parser.add_argument("model", type=Path, help="fp32 STAM ONNX (from stam-export)")
+    parser.add_argument("model", type=Path, help="fp32 STAM ONNX (from stam-export), or the frames part of a split "
+                        "pair (NAME.frames.onnx; write -o beside NAME.temporal.onnx)")
     parser.add_argument("--videos", type=Path, required=True, help="calibration videos, flat or in class folders")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output Q/DQ .onnx")
     parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS, help=f"videos to calibrate on (default {DEFAULT_CLIPS})")
@@ -72,10 +73,10 @@ def evaluate(fp32: Path, quantized: Path, directory: Path, frames: int, mode: st
     """The accuracy table on held-out videos; true classes come from folder names that are model labels."""
     from calibration.data import iter_clips, list_videos
     from calibration.report import compare_models, folder_labels
-    from runtime import open_model
+    from runtime.split import open_window_model
 
     videos = list_videos(directory)
-    with open_model(fp32) as model:
+    with open_window_model(fp32) as model:
         labels = folder_labels(videos, model.labels)
     report = compare_models(fp32, quantized, iter_clips(videos, frames, mode, cache), labels)
     return f"held-out accuracy ({directory}):\n{report.table(precision)}"

@@ -50,6 +50,9 @@ def load_fp32_model(path: str | Path) -> onnx.ModelProto:
         raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
     metadata = read_metadata(model)
     contract.check_metadata(metadata, str(path))
+    if metadata.get(contract.META_PART) == contract.PART_TEMPORAL:
+        raise ArtifactError(f"{path}: is the temporal part, which stays as exported; calibrate its frames part "
+                            f"({metadata.get(contract.META_PARTNER, 'NAME.frames.onnx')})")
     if [value.name for value in model.graph.input] != [contract.INPUT_NAME]:
         raise ArtifactError(f"{path}: expected one input named {contract.INPUT_NAME!r}")
     precision = metadata[contract.META_PRECISION]
@@ -75,7 +78,11 @@ def calibrate(
     total: int | None = None,
     progress: bool = False,
 ) -> CalibrationResult:
-    """Write the Q/DQ model for `precision` to `output`; `clips` are preprocessed (T, 3, 224, 224) arrays."""
+    """Write the Q/DQ model for `precision` to `output`; `clips` are preprocessed (T, 3, 224, 224) arrays.
+
+    A whole model takes each clip as a batch of one; the frames part of a split pair takes its T
+    frames as N = T. A quantized frames part keeps `stam.partner`: write it beside the temporal part.
+    """
     check_options(precision, method)
     model_path, output = Path(model_path), Path(output)
     model = load_fp32_model(model_path)

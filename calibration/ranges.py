@@ -30,10 +30,12 @@ PERCENTILE = 99.999
 
 
 class _OneClip(CalibrationDataReader):
-    """ORT's reader protocol for a single (T, 3, H, W) clip, fed as a batch of one."""
+    """ORT's reader protocol for a single (T, 3, H, W) clip: a batch of one for a whole model
+    (input rank 5), its T frames as N for the frames part of a split pair (input rank 4)."""
 
-    def __init__(self, clip: np.ndarray):
-        self._pending = [{contract.INPUT_NAME: np.ascontiguousarray(clip[None], dtype=np.float32)}]
+    def __init__(self, clip: np.ndarray, input_rank: int):
+        batch = clip[None] if input_rank == 5 else clip
+        self._pending = [{contract.INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}]
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return self._pending.pop() if self._pending else None
@@ -43,7 +45,9 @@ def measure_amax(model_path: str | Path, clips: Iterable[np.ndarray], method: st
     """|max| of every activation that feeds a quantized op, under the chosen calibration method."""
     if method not in METHODS:
         raise StamError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
-    wanted = activation_names(onnx.load(str(model_path), load_external_data=False).graph)
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    wanted = activation_names(graph)
+    input_rank = len(graph.input[0].type.tensor_type.shape.dim)
     quiet = contextlib.redirect_stdout(io.StringIO())  # ORT's histogram calibrators print per batch
     with tempfile.TemporaryDirectory(prefix="stam-calibrate-") as scratch, quiet:
         calibrator = create_calibrator(
@@ -55,7 +59,7 @@ def measure_amax(model_path: str | Path, clips: Iterable[np.ndarray], method: st
         )
         count = 0
         for clip in clips:
-            calibrator.collect_data(_OneClip(clip))
+            calibrator.collect_data(_OneClip(clip, input_rank))
             count += 1
         if count == 0:
             raise StamError("no calibration clips to measure ranges on")

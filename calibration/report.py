@@ -1,7 +1,7 @@
 """Accuracy report of a quantized model against its fp32 source on held-out clips.
 
-Both run through `runtime.open_model` (ONNX Runtime on the CPU here), on the same preprocessed clips,
-one clip per call. Agreement and logit differences need no labels; top-1 accuracy is added when the
+Both run through the runtime (ONNX Runtime on the CPU here), on the same preprocessed clips, one
+clip per call; a quantized frames part runs with its temporal partner, found beside it. Agreement and logit differences need no labels; top-1 accuracy is added when the
 clips come with their true class indices.
 """
 
@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from runtime import open_model
+from runtime.split import WindowModel, open_window_model
 from runtime.errors import StamError
 
 
@@ -64,6 +64,11 @@ def folder_labels(videos: Sequence[Path], labels: Sequence[str]) -> list[int] | 
     return [index[video.parent.name] for video in videos]
 
 
+def classify_clip(model: WindowModel, clip: np.ndarray) -> np.ndarray:
+    """Logits (1, C) of one (T, 3, 224, 224) clip, from a whole model or a split pair alike."""
+    return model.classify(model.embed(clip)[None])
+
+
 def compare_models(
     fp32_path: str | Path,
     quantized_path: str | Path,
@@ -71,8 +76,8 @@ def compare_models(
     labels: Sequence[int] | None = None,
 ) -> AccuracyReport:
     """Run both models on every (T, 3, 224, 224) clip and summarize their logits."""
-    with open_model(fp32_path) as reference, open_model(quantized_path) as candidate:
-        pairs = [(reference.run(clip[None]), candidate.run(clip[None])) for clip in clips]
+    with open_window_model(fp32_path) as reference, open_window_model(quantized_path) as candidate:
+        pairs = [(classify_clip(reference, clip), classify_clip(candidate, clip)) for clip in clips]
     if not pairs:
         raise StamError("no held-out clips to compare the models on")
     fp32 = np.concatenate([pair[0] for pair in pairs])

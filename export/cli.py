@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="BxT,BxT... checked against PyTorch (default: 1xT_trained and 2x(T_trained/2))")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity run")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights")
+    parser.add_argument("--split", action="store_true",
+                        help="write the per-frame encoder and the temporal head as NAME.frames.onnx and "
+                             "NAME.temporal.onnx (for long videos: python -m runtime.infer --timeline)")
     return parser.parse_args(argv)
 
 
@@ -36,23 +40,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     require_extra("torch", "stam-export", "export")
-    from export.onnx import export_onnx, verify_onnx
+    from export.onnx import export_onnx, export_split, split_paths, verify_onnx, verify_split
     from runtime.onnx_io import ensure_writable
 
     requested_shapes = parse_shapes(args.verify_shapes)  # a typo fails now, not after minutes of export
     if args.output is not None:
-        ensure_writable(args.output)
+        for target in split_paths(args.output) if args.split else (args.output,):
+            ensure_writable(target)
     model, stored_labels = build_model(args)
     labels = resolve_labels(args.labels, stored_labels, model.config.num_classes)
     output = args.output or Path(f"{model.config.name}.{args.precision}.onnx")
+    shapes = requested_shapes or default_shapes(model.config.frames_trained)
+    random_weights = args.checkpoint is None
     started = time.perf_counter()
-    export_onnx(model, output, labels=labels, precision=args.precision, random_weights=args.checkpoint is None)
-    print(f"exported {model.config.name} ({args.precision}) to {output} in {time.perf_counter() - started:.1f} s")
+    if args.split:
+        parts = export_split(model, output, labels=labels, precision=args.precision, random_weights=random_weights)
+        written = " and ".join(map(str, parts))
+        verify = partial(verify_split, model, *parts)
+    else:
+        written = str(export_onnx(model, output, labels=labels, precision=args.precision,
+                                  random_weights=random_weights))
+        verify = partial(verify_onnx, model, output)
+    print(f"exported {model.config.name} ({args.precision}) to {written} in {time.perf_counter() - started:.1f} s")
     if args.no_verify:
         return 0
-    shapes = requested_shapes or default_shapes(model.config.frames_trained)
-    report = verify_onnx(model, output, shapes, precision=args.precision)
-    print("parity against PyTorch (ONNX Runtime CPU):")
+    report = verify(shapes, precision=args.precision)
+    pipeline = " of temporal(frames(x))" if args.split else ""
+    print(f"parity{pipeline} against PyTorch (ONNX Runtime CPU):")
     print(report.table())
     if not report.passed:
         print("error: parity check failed: " + "; ".join(report.failures()), file=sys.stderr)

@@ -7,12 +7,13 @@ T_trained, so neither dimension is specialised away.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -20,8 +21,8 @@ import torch
 
 from export.model import Stam
 from runtime import contract
-from runtime.onnx_io import ensure_writable, save_single_file, set_metadata
 from runtime.errors import StamError
+from runtime.onnx_io import ensure_writable, save_single_file, set_metadata
 
 EXPORTER_VERSION = "stam-deploy 0.1.0"
 
@@ -41,42 +42,120 @@ def export_onnx(
     its labels mean nothing.
     """
     path = Path(path)
+    check_precision(precision)
     ensure_writable(path)
-    proto = trace_to_onnx(model.eval(), opset)
-    if precision == "fp16":
-        from export.fp16 import convert_to_fp16  # torch-free, shared with stam-build
-
-        proto = convert_to_fp16(proto)
-    elif precision != "fp32":
-        raise StamError(f"export precision must be fp32 or fp16, got {precision!r} (int8/fp8: stam-calibrate)")
-    metadata = build_metadata(model, labels, precision)
-    if random_weights:
-        metadata[contract.META_RANDOM_WEIGHTS] = "1"
-    set_metadata(proto, metadata)
+    proto = _convert(trace_to_onnx(model.eval(), opset), precision)
+    set_metadata(proto, build_metadata(model, labels, precision, random_weights))
     save_single_file(proto, path)
     return path
 
 
+def split_paths(path: str | Path) -> tuple[Path, Path]:
+    """`NAME.onnx` -> (`NAME.frames.onnx`, `NAME.temporal.onnx`): the pair `--split -o NAME.onnx` writes."""
+    path = Path(path)
+    stem = path.name[: -len(path.suffix)] if path.suffix.lower() == ".onnx" else path.name
+    return (path.with_name(f"{stem}.{contract.PART_FRAMES}.onnx"),
+            path.with_name(f"{stem}.{contract.PART_TEMPORAL}.onnx"))
+
+
+def export_split(
+    model: Stam,
+    path: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    precision: str = "fp32",
+    opset: int = contract.OPSET,
+    random_weights: bool = False,
+) -> tuple[Path, Path]:
+    """Write the per-frame encoder and the temporal head as two ONNX files that name each other.
+
+    Long videos embed each frame once and re-run only the small temporal part per window
+    (DESIGN.md, "Split engines and the timeline"); both parts keep the whole model's metadata.
+    """
+    check_precision(precision)
+    frames_path, temporal_path = split_paths(path)
+    for target in (frames_path, temporal_path):
+        ensure_writable(target)
+    model = model.eval()
+    metadata = build_metadata(model, labels, precision, random_weights)
+    parts = (
+        (frames_path, trace_frames_part(model, opset), contract.PART_FRAMES, temporal_path),
+        (temporal_path, trace_temporal_part(model, opset), contract.PART_TEMPORAL, frames_path),
+    )
+    for target, proto, part, partner in parts:
+        proto = _convert(proto, precision)
+        set_metadata(proto, {**metadata, contract.META_PART: part, contract.META_PARTNER: partner.name})
+        save_single_file(proto, target)
+    return frames_path, temporal_path
+
+
+class FramesPart(torch.nn.Module):
+    """The spatial encoder alone: frames (N, 3, H, W) -> class-token embeddings (N, D)."""
+
+    def __init__(self, model: Stam):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(frames[:, None])[:, 0]  # (N, 1, D) -> (N, D)
+
+
+class TemporalPart(torch.nn.Module):
+    """The temporal aggregator and head alone: embeddings (B, T, D) -> logits (B, C)."""
+
+    def __init__(self, model: Stam):
+        super().__init__()
+        self.model = model
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(embeddings)
+
+
 def trace_to_onnx(model: Stam, opset: int) -> onnx.ModelProto:
-    """The dynamo export, with `batch` and `frames` symbolic."""
+    """The dynamo export of the whole model, with `batch` and `frames` symbolic."""
     frames = _trace_frame_count(model.config.frames_trained)
     example = torch.rand(contract.input_shape(2, frames))
-    batch_dim = torch.export.Dim(contract.BATCH_DIM, min=1, max=4096)
-    frames_dim = torch.export.Dim(contract.FRAMES_DIM, min=1, max=4096)
+    dims = {0: contract.BATCH_DIM, 1: contract.FRAMES_DIM}
+    return _dynamo_export(model, example, contract.INPUT_NAME, contract.OUTPUT_NAME, dims, opset)
+
+
+def trace_frames_part(model: Stam, opset: int) -> onnx.ModelProto:
+    """`frames` [N, 3, H, W] -> `embeddings` [N, D], N symbolic (traced at 3 so it is not specialised)."""
+    example = torch.rand(3, contract.CHANNELS, model.config.image_size, model.config.image_size)
+    return _dynamo_export(FramesPart(model), example, contract.INPUT_NAME, contract.EMBEDDINGS_NAME,
+                          {0: contract.FRAMES_DIM}, opset)
+
+
+def trace_temporal_part(model: Stam, opset: int) -> onnx.ModelProto:
+    """`embeddings` [B, T, D] -> `logits` [B, C], B and T symbolic (position interpolation included)."""
+    frames = _trace_frame_count(model.config.frames_trained)
+    example = torch.rand(2, frames, model.config.embed_dim)
+    return _dynamo_export(TemporalPart(model), example, contract.EMBEDDINGS_NAME, contract.OUTPUT_NAME,
+                          {0: contract.BATCH_DIM, 1: contract.FRAMES_DIM}, opset)
+
+
+def _dynamo_export(
+    module: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str,
+    dims: dict[int, str], opset: int,
+) -> onnx.ModelProto:
+    """`torch.onnx.export(dynamo=True)` of a one-input module with the named dims symbolic."""
+    shapes = {axis: torch.export.Dim(name, min=1, max=4096) for axis, name in dims.items()}
+    argument = next(iter(inspect.signature(module.forward).parameters))
     with warnings.catch_warnings(), torch.no_grad(), _quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model,
+            module.eval(),
             (example,),
             dynamo=True,
-            input_names=[contract.INPUT_NAME],
-            output_names=[contract.OUTPUT_NAME],
+            input_names=[input_name],
+            output_names=[output_name],
             opset_version=opset,
-            dynamic_shapes={"frames": {0: batch_dim, 1: frames_dim}},
+            dynamic_shapes={argument: shapes},
             verbose=False,
         )
     proto = program.model_proto
-    _name_dynamic_dims(proto)
+    _name_dims(proto, input_name, dims)
+    _name_dims(proto, output_name, {0: dims[0]})
     return proto
 
 
@@ -93,12 +172,29 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def build_metadata(model: Stam, labels: Sequence[str] | None, precision: str) -> dict[str, str]:
-    """The metadata_props of DESIGN.md; labels are checked against the head's width."""
+def check_precision(precision: str) -> None:
+    """Before minutes of tracing, not after."""
+    if precision not in ("fp32", "fp16"):
+        raise StamError(f"export precision must be fp32 or fp16, got {precision!r} (int8/fp8: stam-calibrate)")
+
+
+def _convert(proto: onnx.ModelProto, precision: str) -> onnx.ModelProto:
+    if precision == "fp16":
+        from export.fp16 import convert_to_fp16  # torch-free, shared with stam-build
+
+        return convert_to_fp16(proto)
+    return proto
+
+
+def build_metadata(
+    model: Stam, labels: Sequence[str] | None, precision: str, random_weights: bool = False
+) -> dict[str, str]:
+    """The metadata_props of docs/architecture.md; labels are checked against the head's width."""
     config = model.config
     if labels is not None and len(labels) != config.num_classes:
         raise StamError(f"{len(labels)} labels given for a model with {config.num_classes} classes")
-    return {
+    marker = {contract.META_RANDOM_WEIGHTS: "1"} if random_weights else {}
+    return marker | {
         contract.META_MODEL: config.name,
         contract.META_FRAMES_TRAINED: str(config.frames_trained),
         contract.META_INPUT_SIZE: str(config.image_size),
@@ -167,17 +263,51 @@ def verify_onnx(
 
     Each row is judged by `contract.tolerance(precision, max |reference logit|)`, the one table.
     """
+    session = _cpu_session(path)
+
+    def run(frames: np.ndarray) -> np.ndarray:
+        return session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: frames})[0]
+
+    return _parity(model, run, shapes, precision, seed)
+
+
+def verify_split(
+    model: Stam,
+    frames_path: str | Path,
+    temporal_path: str | Path,
+    shapes: Sequence[tuple[int, int]],
+    precision: str = "fp32",
+    seed: int = 0,
+) -> ParityReport:
+    """temporal(frames(x)) on ONNX Runtime against the whole PyTorch model, row by row as `verify_onnx`."""
+    frames_session, temporal_session = _cpu_session(frames_path), _cpu_session(temporal_path)
+
+    def run(frames: np.ndarray) -> np.ndarray:
+        batch, count = frames.shape[:2]
+        flat = frames.reshape(batch * count, *frames.shape[2:])
+        (embeddings,) = frames_session.run([contract.EMBEDDINGS_NAME], {contract.INPUT_NAME: flat})
+        windows = embeddings.reshape(batch, count, -1)
+        return temporal_session.run([contract.OUTPUT_NAME], {contract.EMBEDDINGS_NAME: windows})[0]
+
+    return _parity(model, run, shapes, precision, seed)
+
+
+def _cpu_session(path: str | Path):
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _parity(
+    model: Stam, run: Callable[[np.ndarray], np.ndarray], shapes: Sequence[tuple[int, int]], precision: str, seed: int
+) -> ParityReport:
     generator = torch.Generator().manual_seed(seed)
     report = ParityReport(precision=precision)
     for batch, frames in shapes:
         inputs = torch.rand(contract.input_shape(batch, frames), generator=generator)
         with torch.no_grad():
             expected = model.eval()(inputs).numpy()
-        actual = session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: inputs.numpy()})[0]
-        diff, agreement = compare_logits(expected, actual)
+        diff, agreement = compare_logits(expected, run(inputs.numpy()))
         scale = float(np.abs(expected).max())
         report.rows.append(ParityRow(batch, frames, diff, agreement, scale, contract.tolerance(precision, scale)))
     return report
@@ -196,11 +326,9 @@ def _trace_frame_count(frames_trained: int) -> int:
     return 3 if frames_trained != 3 else 4
 
 
-def _name_dynamic_dims(proto: onnx.ModelProto) -> None:
-    """Give the graph I/O the contract's dim names (the exporter names them s0, s1...)."""
+def _name_dims(proto: onnx.ModelProto, name: str, dims: dict[int, str]) -> None:
+    """Give a graph input or output the contract's dim names (the exporter names them s0, s1...)."""
     for value in (*proto.graph.input, *proto.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if value.name == contract.INPUT_NAME:
-            dims[0].dim_param, dims[1].dim_param = contract.BATCH_DIM, contract.FRAMES_DIM
-        elif value.name == contract.OUTPUT_NAME:
-            dims[0].dim_param = contract.BATCH_DIM
+        if value.name == name:
+            for axis, dim_name in dims.items():
+                value.type.tensor_type.shape.dim[axis].dim_param = dim_name

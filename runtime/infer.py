@@ -45,6 +45,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.infer",
@@ -63,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decode threads (default: min(4, CPUs))")
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER",
                         help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)")
+    timeline = parser.add_argument_group("timeline (long videos: a label per time window; README, Long videos)")
+    timeline.add_argument("--timeline", action="store_true",
+                          help="classify windows of --window frames every --stride frames, frames at --fps")
+    timeline.add_argument("--window", type=positive_int, help="frames per window, T (default: --frames, else trained T)")
+    timeline.add_argument("--stride", type=positive_int, help="frames between window starts, S (default T/4)")
+    timeline.add_argument("--fps", type=positive_float, help="frames sampled per second, F (default T/10)")
     return parser
 
 
@@ -108,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
     if args.logits and not args.json:
         raise StamError("--logits adds the raw logits to the JSON lines: use it with --json")
     paths = expand_inputs(args.videos)
+    if not args.timeline and (args.window or args.stride or args.fps):
+        raise StamError("--window, --stride and --fps apply to --timeline only")
+    if args.timeline:
+        from runtime.timeline import run_cli as run_timeline
+
+        return run_timeline(args, paths)
     with open_model(args.artifact, providers=args.providers) as model:
         frames = args.frames or model.frames_trained
         batch_size = effective_batch_size(args.batch_size, model)

@@ -64,6 +64,15 @@ def stam16(tmp_path_factory):
     model = create_model("stam_16")
     return model, export_onnx(model, tmp_path_factory.mktemp("stam16") / "stam_16.onnx")
 
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_model, tiny_labels, tmp_path_factory):
+    """(frames part, temporal part) paths of the fp32 `stam-export --split` of `tiny_model`."""
+    from export.onnx import export_split
+
+    return export_split(tiny_model, tmp_path_factory.mktemp("tiny_split") / "stam_tiny.onnx", labels=tiny_labels)
+
+
 # --- the shipped motion model and its held-out videos ---------------------------------------------
 # The held-out set (seed HELD_OUT_SEED, never seen in training) is small and short so that writing
 # and decoding it takes seconds. Each video is decoded once through the runtime's `read_frames` +

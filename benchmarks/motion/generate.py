@@ -1,7 +1,10 @@
 """The motion dataset: deterministic H.264 videos of a textured object moving on a noisy background.
 
 `python -m benchmarks.motion.generate --out DIR --per-class N --seed S` writes the Kinetics folder
-layout, DIR/<class>/<id>.mp4. Every class draws object size, position and orientation from the
+layout, DIR/<class>/<id>.mp4. With `--long SEGMENTS` it writes one long video instead,
+DIR/long_s<seed>.mp4, of SEGMENTS segments of different classes, each its own shot (a new
+background, object and path), and the segment boundaries beside it in long_s<seed>.segments.json:
+the ground truth of a timeline. Every class draws object size, position and orientation from the
 same ranges, so any single frame could belong to any class: only the change over time tells them
 apart, and playing a clip backwards turns it into its partner class (`REVERSED`). Sizes, frame
 rates and lengths vary (portrait and odd sizes included) so that the runtime's sampling and
@@ -11,11 +14,12 @@ preprocessing are exercised, not just the model.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -240,6 +244,91 @@ def generate(
         return list(pool.map(make, specs))
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One shot of a long video: its class and where it lies, in seconds and in frames."""
+
+    label: str
+    start: float
+    end: float
+    first_frame: int
+    num_frames: int
+
+
+LONG_SEED_OFFSET = 7919  # long videos draw their shots away from the per-class videos of the same seed
+
+
+def plan_long_video(
+    segments: int, seed: int, *, width: int = 320, height: int = 240, fps: int = 15,
+    seconds: tuple[float, float] = (2.8, 3.6),
+) -> list[VideoSpec]:
+    """The shots of one long video, a pure function of the arguments.
+
+    Classes follow shuffled rounds of all classes with no class twice in a row, so every boundary
+    changes the class; each shot lasts `seconds` (uniform in the range), and its object's motion
+    spans the whole shot, as in the per-class videos the model trained on.
+    """
+    if segments < 1:
+        raise StamError(f"--long must be at least 1 segment, got {segments}")
+    if not 0.5 <= seconds[0] <= seconds[1] <= 600:
+        raise StamError(f"segment seconds must satisfy 0.5 <= low <= high <= 600, got {seconds}")
+    rng = np.random.default_rng([seed, LONG_SEED_OFFSET])
+    labels: list[str] = []
+    while len(labels) < segments:
+        round_ = [str(label) for label in rng.permutation(CLASSES)]
+        if labels and round_[0] == labels[-1]:
+            round_.append(round_.pop(0))
+        labels.extend(round_)
+    return [
+        VideoSpec(label, LONG_SEED_OFFSET + i, width, height, fps, max(8, round(fps * rng.uniform(*seconds))), seed)
+        for i, label in enumerate(labels[:segments])
+    ]
+
+
+def segments_of(specs: Sequence[VideoSpec]) -> list[Segment]:
+    """Where each shot lies in the concatenated video."""
+    result, first = [], 0
+    for spec in specs:
+        result.append(Segment(spec.label, first / spec.fps, (first + spec.num_frames) / spec.fps, first, spec.num_frames))
+        first += spec.num_frames
+    return result
+
+
+def write_long_video(specs: Sequence[VideoSpec], path: str | Path) -> list[Segment]:
+    """Encode the shots one after another into one H.264 stream; memory holds one shot at a time.
+
+    Writes the boundaries to `NAME.segments.json` beside the video and returns them.
+    """
+    path = Path(path)
+    if len({(spec.width, spec.height, spec.fps) for spec in specs}) != 1:
+        raise StamError("the shots of one long video must share frame size and rate")
+    first = specs[0]
+    try:
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("libx264", rate=Fraction(first.fps), options=_X264_OPTIONS)
+            stream.width, stream.height = first.width, first.height
+            stream.pix_fmt = "yuv420p" if first.width % 2 == 0 and first.height % 2 == 0 else "yuv444p"
+            for spec in specs:
+                for frame in render(spec):
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(None))
+    except OSError as error:
+        raise StamError(f"{path}: cannot write the video ({error.strerror})") from None
+    segments = segments_of(specs)
+    segments_path(path).write_text(json.dumps([asdict(segment) for segment in segments], indent=1) + "\n")
+    return segments
+
+
+def segments_path(video: str | Path) -> Path:
+    """`NAME.mp4` -> `NAME.segments.json`."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}.segments.json")
+
+
+def read_segments(video: str | Path) -> list[Segment]:
+    return [Segment(**entry) for entry in json.loads(segments_path(video).read_text())]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.motion.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="dataset root; videos go to OUT/<class>/<id>.mp4")
@@ -248,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-side", type=int, default=320, help="longest frame side, pixels (default 320)")
     parser.add_argument("--max-seconds", type=float, default=4.0, help="longest video, seconds (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="encoding threads (default 2)")
+    long = parser.add_argument_group("long video (one file of shots of different classes)")
+    long.add_argument("--long", type=int, metavar="SEGMENTS", help="write OUT/long_s<seed>.mp4 of SEGMENTS shots")
+    long.add_argument("--segment-seconds", type=float, nargs=2, default=(2.8, 3.6), metavar=("LOW", "HIGH"),
+                      help="length range of a shot (default 2.8 3.6: one motion per shot, as long as the training clips)")
+    long.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"),
+                      help="frame size of the long video (default 320 240)")
+    long.add_argument("--fps", type=int, default=15, help="frame rate of the long video (default 15)")
     return parser
 
 
@@ -257,9 +353,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if args.long is not None:
+        return run_long(args, start)
     paths = generate(args.out, args.per_class, args.seed, max_side=args.max_side,
                      max_seconds=args.max_seconds, workers=args.workers)
     print(f"wrote {len(paths)} videos ({len(CLASSES)} classes) to {args.out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def run_long(args: argparse.Namespace, start: float) -> int:
+    width, height = args.size
+    if not (16 <= width <= 1920 and 16 <= height <= 1920 and 1 <= args.fps <= 120):
+        raise StamError(f"--size must be 16..1920 each way and --fps 1..120, got {width}x{height} at {args.fps}")
+    out = Path(args.out)
+    if not out.is_dir():
+        raise StamError(f"{out}: no such directory")
+    specs = plan_long_video(args.long, args.seed, width=width, height=height, fps=args.fps,
+                            seconds=tuple(args.segment_seconds))
+    path = out / f"long_s{args.seed}.mp4"
+    segments = write_long_video(specs, path)
+    print(f"wrote {path} ({len(segments)} segments, {segments[-1].end:.1f} s) and {segments_path(path).name} "
+          f"in {time.perf_counter() - start:.1f} s")
     return 0
 
 

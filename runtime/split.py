@@ -1,0 +1,243 @@
+"""Models for the timeline: a split pair (embed each frame once, classify windows of embeddings), or a
+whole model that classifies each window from its frames.
+
+`open_window_model(path)` takes `NAME.frames.onnx` (its partner `NAME.temporal.onnx` is found beside
+it through `stam.partner`), either part of a pair, or a whole-model artifact. The backend-specific part
+is one small class per backend behind `open_part`: a graph with one named input and one named output.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from types import TracebackType
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from runtime import contract
+from runtime.backends import ONNX_SUFFIXES, PLAN_SUFFIXES, open_model
+from runtime.backends.base import ITEM_SHAPE, Model, check_dim
+from runtime.contract import DimRange
+from runtime.errors import ArtifactError, ShapeError
+
+# Metadata that both parts of one export share; precision may differ (a calibrated frames part).
+SHARED_METADATA = (contract.META_MODEL, contract.META_FRAMES_TRAINED, contract.META_LABELS)
+
+
+class Part(Protocol):
+    """One opened graph of a split pair: metadata, the ranges of its leading dims, and a run."""
+
+    path: str
+    metadata: Mapping[str, str]
+    ranges: tuple[DimRange | None, ...]  # per leading (dynamic) dim of the input; None = unbounded
+
+    def run(self, array: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class OrtPart:
+    """A part on ONNX Runtime (the same providers and session options as the whole-model backend)."""
+
+    def __init__(self, path: Path, input_name: str, output_name: str, providers: Sequence[str] | None):
+        from runtime.backends.ort import dim_range, open_session
+
+        self.path = str(path)
+        self._session = open_session(path, providers)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if [i.name for i in inputs] != [input_name] or output_name not in [o.name for o in outputs]:
+            found = f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]}"
+            raise ArtifactError(f"{path}: expected input {input_name!r} and output {output_name!r}; found {found}")
+        self._names = (input_name, output_name)
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.input_shape = list(inputs[0].shape)
+        self.output_shape = list(next(o.shape for o in outputs if o.name == output_name))
+        leading = 1 if input_name == contract.INPUT_NAME else 2  # frames [N, ...]; embeddings [B, T, D]
+        self.ranges = tuple(dim_range(dim) for dim in self.input_shape[:leading])
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        input_name, output_name = self._names
+        (result,) = self._session.run([output_name], {input_name: np.ascontiguousarray(array)})
+        return np.asarray(result, dtype=np.float32)
+
+    def close(self) -> None:
+        self._session = None
+
+
+def open_part(path: Path, input_name: str, output_name: str, providers: Sequence[str] | None) -> Part:
+    """The backend for one part, by suffix. TensorRT plans need a named-I/O runner (see README)."""
+    if path.suffix.lower() in ONNX_SUFFIXES:
+        return OrtPart(path, input_name, output_name, providers)
+    raise ArtifactError(f"{path}: split parts run on ONNX Runtime here; TensorRT split plans are not supported yet")
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """An artifact's `stam.*` metadata without creating a session: the ONNX header or the plan's sidecar."""
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    if path.suffix.lower() in PLAN_SUFFIXES:
+        return dict(contract.Sidecar.read(path).metadata)
+    if path.suffix.lower() not in ONNX_SUFFIXES:
+        return {}  # open_model names what is wrong with it
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
+    return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+class WindowModel(abc.ABC):
+    """What the timeline needs: per-frame features, and logits for windows of them.
+
+    A split pair's features are embeddings (D,), computed once per frame; a whole model's are the
+    preprocessed frames themselves (3, 224, 224), and every window runs the whole network.
+    """
+
+    embeds_once: bool
+    path: str
+    metadata: dict[str, str]
+    window_range: DimRange | None  # frame counts the classifier accepts
+    batch_range: DimRange | None  # windows per classify call
+
+    @property
+    def labels(self) -> list[str]:
+        return contract.labels_from_metadata(self.metadata)
+
+    @property
+    def frames_trained(self) -> int:
+        return int(self.metadata[contract.META_FRAMES_TRAINED])
+
+    def check_window(self, frames: int) -> None:
+        """Refuse a window length the classifier cannot take, before any decoding."""
+        try:
+            check_dim("frames", frames, self.window_range)
+        except ShapeError as error:
+            raise ShapeError(f"{self.path}: --window {frames} does not fit: {error}") from None
+
+    @abc.abstractmethod
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """Preprocessed frames (N, 3, 224, 224) float32 -> per-frame features (N, ...)."""
+
+    @abc.abstractmethod
+    def classify(self, windows: np.ndarray) -> np.ndarray:
+        """Windows of features (B, T, ...) -> logits (B, C)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "WindowModel":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def check_frames(frames: np.ndarray) -> None:
+    if frames.dtype != np.float32 or frames.ndim != 4 or frames.shape[1:] != ITEM_SHAPE:
+        raise ShapeError(f"frames must be float32 (N, {', '.join(map(str, ITEM_SHAPE))}), "
+                         f"got {frames.dtype} {tuple(frames.shape)}")
+
+
+class SplitPair(WindowModel):
+    """The frames part and the temporal part of one `stam-export --split`."""
+
+    embeds_once = True
+
+    def __init__(self, frames_path: Path, temporal_path: Path, providers: Sequence[str] | None = None):
+        self.frames = open_part(frames_path, contract.INPUT_NAME, contract.EMBEDDINGS_NAME, providers)
+        try:
+            self.temporal = open_part(temporal_path, contract.EMBEDDINGS_NAME, contract.OUTPUT_NAME, providers)
+        except ArtifactError:
+            self.frames.close()
+            raise
+        self.path = str(frames_path)
+        self.metadata = dict(self.temporal.metadata)
+        check_pair(self.frames, self.temporal)
+        self.frames_range = self.frames.ranges[0]
+        self.batch_range, self.window_range = self.temporal.ranges
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        check_frames(frames)
+        limit = self.frames_range.max if self.frames_range is not None else len(frames)
+        chunks = [self.frames.run(frames[i : i + limit]) for i in range(0, len(frames), max(1, limit))]
+        return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+
+    def classify(self, windows: np.ndarray) -> np.ndarray:
+        check_dim("batch", windows.shape[0], self.batch_range)
+        self.check_window(windows.shape[1])
+        return self.temporal.run(windows)
+
+    def close(self) -> None:
+        self.frames.close()
+        self.temporal.close()
+
+
+def check_pair(frames: Part, temporal: Part) -> None:
+    """Both parts must come from one export: same model, trained T and labels; embedding widths agree."""
+    for part, expected in ((frames, contract.PART_FRAMES), (temporal, contract.PART_TEMPORAL)):
+        contract.check_metadata(part.metadata, part.path)
+        found = part.metadata.get(contract.META_PART)
+        if found != expected:
+            raise ArtifactError(f"{part.path}: expected the {expected} part of a split pair, found {found or 'a whole model'}")
+    differing = [key for key in SHARED_METADATA if frames.metadata.get(key) != temporal.metadata.get(key)]
+    if differing:
+        raise ArtifactError(f"{frames.path} and {temporal.path} are not one pair (their {', '.join(differing)} differ)")
+    widths = {getattr(frames, "output_shape", [None])[-1], getattr(temporal, "input_shape", [None])[-1]}
+    widths = {w for w in widths if isinstance(w, int)}
+    if len(widths) > 1:
+        raise ArtifactError(f"{frames.path} and {temporal.path}: embedding widths differ ({sorted(widths)})")
+
+
+class WholeModelWindows(WindowModel):
+    """A whole-model artifact on the timeline: no cache, every window runs all T frames."""
+
+    embeds_once = False
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.path = model.path
+        self.metadata = model.metadata
+        self.window_range, self.batch_range = model.frames_range, model.batch_range
+
+    def check_window(self, frames: int) -> None:
+        try:
+            self.model.check_request(self.batch_range.min if self.batch_range else 1, frames)
+        except ShapeError as error:
+            raise ShapeError(f"{self.path}: --window {frames} does not fit: {error}") from None
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        check_frames(frames)
+        return frames
+
+    def classify(self, windows: np.ndarray) -> np.ndarray:
+        return self.model.run(windows)
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def partner_paths(path: Path, metadata: Mapping[str, str]) -> tuple[Path, Path]:
+    """(frames part, temporal part) for either part of a pair; the partner is looked up beside it."""
+    part, partner = metadata.get(contract.META_PART), metadata.get(contract.META_PARTNER)
+    if part not in (contract.PART_FRAMES, contract.PART_TEMPORAL):
+        raise ArtifactError(f"{path}: unknown split part {part!r}")
+    if not partner:
+        raise ArtifactError(f"{path}: the {part} part does not name its partner ({contract.META_PARTNER})")
+    other = path.with_name(partner)
+    if not other.is_file():
+        raise ArtifactError(f"{path}: its partner {partner} is not beside it (export both with stam-export --split)")
+    return (path, other) if part == contract.PART_FRAMES else (other, path)
+
+
+def open_window_model(path: str | Path, *, providers: Sequence[str] | None = None) -> WindowModel:
+    """A split pair from either of its parts, else the whole model (each window runs whole)."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    if contract.META_PART in metadata:
+        return SplitPair(*partner_paths(path, metadata), providers=providers)
+    return WholeModelWindows(open_model(path, providers=providers))
