@@ -8,6 +8,15 @@ The Python API beside the command line:
 Ray is imported only when a job runs (the `[ray]` extra); `runtime/` never imports it.
 """
 
-from batch.job import JobConfig, Summary, run_job
+from typing import Any
 
 __all__ = ["JobConfig", "Summary", "run_job"]
+
+
+def __getattr__(name: str) -> Any:
+    """The API resolves on first use, so `import batch.cli` works (and says what to install) without pyarrow."""
+    if name in __all__:
+        from batch import job
+
+        return getattr(job, name)
+    raise AttributeError(f"module 'batch' has no attribute {name!r}")

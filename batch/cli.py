@@ -1,7 +1,8 @@
 """`stam-batch MODEL INPUT... --out DIR`: classify a video corpus on Ray Data into Parquet, resumably.
 
 Exit codes: 0 every video classified, 1 some videos failed (they are error rows in DIR),
-2 a usage, artifact or input error (nothing ran), or the ray extra is missing.
+2 a usage, artifact or input error (nothing ran), or the ray extra is missing; 3 Ray gave up on
+the job midway (what was written stays: rerun to resume).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Sequence
 from runtime.errors import run_cli
 from runtime.infer import positive_int
 
-from batch.job import JobConfig, check_ray_available, run_job
+from batch.extra import import_ray
 
 
 def non_negative_float(text: str) -> float:
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_ray_available()
+    import_ray()  # before anything else: without the extra, one line and exit 2
+    from batch.job import JobConfig, run_job
+
     config = JobConfig(
         model=args.model, inputs=args.inputs, out=args.out, frames=args.frames, sampling=args.sampling,
         topk=args.topk, with_logits=args.logits, batch_size=args.batch_size, actors=args.actors,

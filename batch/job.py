@@ -19,14 +19,14 @@ from runtime import contract
 from runtime.backends import ONNX_SUFFIXES, open_model
 from runtime.backends.base import check_dim
 from runtime.contract import DimRange, Sidecar
-from runtime.errors import ArtifactError, MissingDependencyError, StamError
+from runtime.errors import ArtifactError, StamError
 
+from batch.extra import import_ray
 from batch.inputs import list_inputs
 from batch.output import OutputDir
 from batch.schema import ModelId
 from batch.steps import Classify, ClassifyOptions, decode_video, write_part
 
-RAY_EXTRA_HINT = "stam-batch needs the ray extra: pip install -e '.[ray]'"
 PATHS_PER_BLOCK = 4        # listing rows per decode task: small, so decoding spreads over every core
 WRITE_CPUS = 0.1           # writing a part is mostly I/O
 DECODE_OVERHEAD = 256 << 20  # FFmpeg and PIL working memory per decode task, beside the pixels
@@ -89,6 +89,7 @@ class Summary:
     wall_s: float = 0.0          # this run, Ray start-up included
     startup_s: float = 0.0       # ray.init
     total_rows: int = 0
+    total_failures: int = 0
     parts_written: list[str] = field(default_factory=list)
 
     @property
@@ -97,10 +98,12 @@ class Summary:
 
     def render(self, out: str) -> str:
         if not self.videos:
-            return f"nothing to do: all {self.skipped} inputs already have results in {out}"
+            return (f"nothing to do: all {self.skipped} inputs already have results in {out} "
+                    f"({self.total_failures} of them errors)")
         return (f"{self.videos} videos ({self.failures} failed) in {self.wall_s:.1f} s: "
                 f"{self.videos_per_s:.2f} videos/s (Ray start-up {self.startup_s:.1f} s); "
-                f"{self.skipped} were already done; {out} holds {self.total_rows} results")
+                f"{self.skipped} were already done; {out} holds {self.total_rows} results "
+                f"({self.total_failures} errors)")
 
 
 # --- planning (no Ray) ---------------------------------------------------------------------------
@@ -150,15 +153,6 @@ def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]
 # --- running (Ray) -------------------------------------------------------------------------------
 
 
-def import_ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401 - ray without its data extra fails here
-    except ImportError:
-        raise MissingDependencyError(RAY_EXTRA_HINT) from None
-    return ray
-
-
 def run_job(config: JobConfig) -> Summary:
     """Plan, then run what is left on Ray; a folder already complete starts no Ray at all."""
     plan = plan_job(config)
@@ -172,13 +166,29 @@ def run_job(config: JobConfig) -> Summary:
         summary.startup_s = time.perf_counter() - start
         try:
             consume(build_dataset(ray, plan), summary)
+        except ray.exceptions.RayError as error:
+            if config.verbose:
+                raise
+            raise JobStopped(f"the Ray job stopped ({last_line(error)}); {config.out} keeps every part "
+                             "written so far: rerun the same command to resume (--verbose shows Ray's trace)") from None
         finally:
             if started_here:
                 ray.shutdown()
         summary.wall_s = time.perf_counter() - start
     finished = plan.output.finished()
-    summary.total_rows = len(finished.paths)
+    summary.total_rows, summary.total_failures = len(finished.paths), finished.failures
     return summary
+
+
+class JobStopped(StamError):
+    """Ray gave up on the job (a worker that cannot open the model, a lost cluster): rerun to resume."""
+
+    exit_code = 3
+
+
+def last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def init_ray(ray, config: JobConfig) -> None:
@@ -252,11 +262,6 @@ def consume(parts, summary: Summary) -> None:
         summary.failures += sum(batch.column("failures").to_pylist())
         summary.parts_written.extend(batch.column("part").to_pylist())
     summary.parts = len(summary.parts_written)
-
-
-def check_ray_available() -> None:
-    """Fail fast, before any other work, when the ray extra is not installed."""
-    import_ray()
 
 
 __all__ = ["JobConfig", "Summary", "run_job", "plan_job", "StamError"]
