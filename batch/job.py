@@ -27,7 +27,8 @@ from batch.output import OutputDir
 from batch.schema import ModelId
 from batch.steps import Classify, ClassifyOptions, decode_video, write_part
 
-PATHS_PER_BLOCK = 4        # listing rows per decode task: small, so decoding spreads over every core
+PATHS_PER_BLOCK = 4        # listing rows per decode task: small, so decoding spreads over every core...
+MAX_BLOCKS = 10_000        # ...but no more tasks than this for millions of videos (scheduling overhead)
 WRITE_CPUS = 0.1           # writing a part is mostly I/O
 DECODE_OVERHEAD = 256 << 20  # FFmpeg and PIL working memory per decode task, beside the pixels
 
@@ -153,33 +154,6 @@ def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]
 # --- running (Ray) -------------------------------------------------------------------------------
 
 
-def run_job(config: JobConfig) -> Summary:
-    """Plan, then run what is left on Ray; a folder already complete starts no Ray at all."""
-    plan = plan_job(config)
-    summary = Summary(skipped=plan.listed - len(plan.pending))
-    if plan.pending:
-        ray = import_ray()
-        start = time.perf_counter()
-        started_here = not ray.is_initialized()
-        if started_here:
-            init_ray(ray, config)
-        summary.startup_s = time.perf_counter() - start
-        try:
-            consume(build_dataset(ray, plan), summary)
-        except ray.exceptions.RayError as error:
-            if config.verbose:
-                raise
-            raise JobStopped(f"the Ray job stopped ({last_line(error)}); {config.out} keeps every part "
-                             "written so far: rerun the same command to resume (--verbose shows Ray's trace)") from None
-        finally:
-            if started_here:
-                ray.shutdown()
-        summary.wall_s = time.perf_counter() - start
-    finished = plan.output.finished()
-    summary.total_rows, summary.total_failures = len(finished.paths), finished.failures
-    return summary
-
-
 class JobStopped(StamError):
     """Ray gave up on the job (a worker that cannot open the model, a lost cluster): rerun to resume."""
 
@@ -191,15 +165,59 @@ def last_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
+def run_job(config: JobConfig) -> Summary:
+    """Plan, then run what is left on Ray; a folder already complete starts no Ray at all."""
+    plan = plan_job(config)
+    summary = Summary(skipped=plan.listed - len(plan.pending))
+    if plan.pending:
+        run_pending(plan, summary)
+    finished = plan.output.finished()
+    summary.total_rows, summary.total_failures = len(finished.paths), finished.failures
+    return summary
+
+
+def run_pending(plan: Plan, summary: Summary) -> None:
+    """Start (or join) Ray, stream the pipeline to its end, and stop what this call started."""
+    ray = import_ray()
+    start = time.perf_counter()
+    started_here = not ray.is_initialized()
+    if started_here:
+        init_ray(ray, plan.config)
+    summary.startup_s = time.perf_counter() - start
+    try:
+        consume(build_dataset(ray, plan), summary)
+    except ray.exceptions.RayError as error:
+        if plan.config.verbose:
+            raise
+        raise JobStopped(f"the Ray job stopped ({last_line(error)}); {plan.config.out} keeps every part written "
+                         "so far: rerun the same command to resume (--verbose shows Ray's trace)") from None
+    finally:
+        if started_here:
+            ray.shutdown()
+    summary.wall_s = time.perf_counter() - start
+
+
 def init_ray(ray, config: JobConfig) -> None:
-    """A local Ray with this machine's cores, or the cluster at `address`; quiet unless verbose."""
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": config.verbose,
+    """A local Ray with this machine's cores, or the cluster at `address`; quiet unless verbose.
+
+    On a cluster, this package and the runtime travel with the job (`py_modules`), so the nodes need
+    only the runtime's libraries (onnxruntime or tensorrt, av, pillow), not this checkout.
+    """
+    options: dict[str, Any] = {"log_to_driver": config.verbose,
                                "logging_level": logging.INFO if config.verbose else logging.ERROR}
     if config.address:
-        options["address"] = config.address
+        import batch
+        import runtime
+
+        options.update(address=config.address, runtime_env={"py_modules": [batch, runtime]})
     else:
-        options.update(num_cpus=config.num_cpus, object_store_memory=config.object_store_memory)
-    ray.init(**options)
+        options.update(include_dashboard=False, num_cpus=config.num_cpus,
+                       object_store_memory=config.object_store_memory)
+    try:
+        ray.init(**options)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        where = config.address or "this machine"
+        raise StamError(f"cannot start or join Ray on {where} ({last_line(error)})") from None
     configure_data_logging(ray, config.verbose)
 
 
@@ -225,7 +243,8 @@ def actor_cpus(ray, config: JobConfig) -> float:
 def build_dataset(ray, plan: Plan):
     """list -> decode (tasks) -> classify (actor pool) -> write (tasks): a Dataset of part summaries."""
     config = plan.config
-    blocks = max(1, -(-len(plan.pending) // PATHS_PER_BLOCK))
+    per_block = max(PATHS_PER_BLOCK, -(-len(plan.pending) // MAX_BLOCKS))
+    blocks = max(1, -(-len(plan.pending) // per_block))
     listing = ray.data.from_items([{"path": path} for path in plan.pending], override_num_blocks=blocks)
     pixel_bytes = plan.frames * 3 * contract.INPUT_SIZE * contract.INPUT_SIZE * 4
     decoded = listing.map(

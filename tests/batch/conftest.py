@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+try:  # the ray extra (ray[data] + pyarrow); without it only the command line's own checks run
+    import pyarrow  # noqa: F401
+except ImportError:
+    collect_ignore = ["test_inputs.py", "test_output.py", "test_steps.py", "test_ray_job.py"]
+
 from tests.runtime.conftest import build_mean_rgb
 from tests.videos import write_random_bytes, write_truncated, write_video
 

@@ -16,10 +16,11 @@ from tests.runtime.test_no_torch import import_blocked
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_ray_start(monkeypatch):
-    """These requests must fail before Ray: starting it is an error here."""
+    """These requests must fail before Ray: starting it is an error here (needs the ray extra)."""
     ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started for a request that is wrong"))
 
 
@@ -28,7 +29,7 @@ def run(capsys, *args) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_a_missing_or_broken_model_is_one_line(capsys, corpus, tmp_path):
+def test_a_missing_or_broken_model_is_one_line(no_ray_start, capsys, corpus, tmp_path):
     code, err = run(capsys, tmp_path / "none.onnx", corpus["videos"], "--out", tmp_path / "out")
     assert (code, err) == (2, f"error: {tmp_path / 'none.onnx'}: no such file\n")
     (tmp_path / "junk.onnx").write_bytes(b"junk")
@@ -38,19 +39,19 @@ def test_a_missing_or_broken_model_is_one_line(capsys, corpus, tmp_path):
     assert (code, err) == (2, f"error: {tmp_path / 'model.plan'}: no such file\n")
 
 
-def test_no_videos_in_the_input_is_one_line(capsys, mean_rgb_model, tmp_path):
+def test_no_videos_in_the_input_is_one_line(no_ray_start, capsys, mean_rgb_model, tmp_path):
     (tmp_path / "empty").mkdir()
     code, err = run(capsys, mean_rgb_model, tmp_path / "empty", "--out", tmp_path / "out")
     assert (code, err) == (2, f"error: no videos in {tmp_path / 'empty'}\n")
 
 
-def test_frames_outside_the_model_range_is_one_line(capsys, corpus, tmp_path):
+def test_frames_outside_the_model_range_is_one_line(no_ray_start, capsys, corpus, tmp_path):
     model = build_mean_rgb(tmp_path / "fixed.onnx", dims=("batch", 4, 3, 224, 224))
     code, err = run(capsys, model, corpus["videos"], "--out", tmp_path / "out", "--frames", "8")
     assert (code, err) == (2, "error: frames=8 is outside the model's range 4..4\n")
 
 
-def test_a_folder_of_another_job_is_refused(capsys, corpus, mean_rgb_model, tmp_path):
+def test_a_folder_of_another_job_is_refused(no_ray_start, capsys, corpus, mean_rgb_model, tmp_path):
     from batch.output import OutputDir
 
     OutputDir(str(tmp_path / "out")).prepare({"model": {"file": "other.onnx", "sha256": "0"}})
