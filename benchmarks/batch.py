@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -110,19 +111,30 @@ def ray_startup() -> float:
 
 
 def render(document: dict[str, Any]) -> str:
-    header = "| command | actors | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up | rerun, nothing new (s) |"
-    lines = [header, "|" + "---|" * 8]
+    header = ("| command | actors | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up "
+              "| decode ms/video | model ms/video | rerun, nothing new (s) |")
+    lines = [header, "|" + "---|" * 10]
     for row in document["results"]:
         startup = row.get("ray_startup_s")
         after = row["videos"] / (row["wall_s"] - startup) if startup else None
         cells = [row["command"], str(row["actors"] or "-"), str(row["videos"]), f"{row['wall_s']:.1f}",
                  f"{row['videos'] / row['wall_s']:.2f}", f"{startup:.1f}" if startup else "-",
-                 f"{after:.2f}" if after else "-", f"{row['rerun_s']:.1f}" if "rerun_s" in row else "-"]
+                 f"{after:.2f}" if after else "-", number(row.get("decode_ms_mean"), 0),
+                 number(row.get("infer_ms_mean"), 0), number(row.get("rerun_s"), 1)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Ray alone (import + `ray.init()`, no work): {document['ray_startup_s']:.1f} s. "
-                 f"Machine: {machine_line(document['machine'])}. Load average before: {document['load_before']}.")
+                 f"Machine: {machine_line(document['machine'])}; {versions(document)}. "
+                 f"Load average before: {document['load_before']}.")
     return "\n".join(lines)
+
+
+def versions(document: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in document.get("versions", {}).items())
+
+
+def number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -132,12 +144,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=ROOT / "artifacts" / "bench_batch")
     parser.add_argument("--model", type=Path, help="an ONNX model (default: the shipped motion model, exported)")
-    parser.add_argument("--json", type=Path, help="write the results document here")
+    parser.add_argument("--json", type=Path, help="write the results document here (and its .md table)")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only print the table of a results document")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return 0
     videos = prepare_videos(args.workdir / "videos", args.videos)
     model = args.model or prepare_model(args.workdir / "stam_motion.onnx")
     manifest = args.workdir / "videos.txt"
@@ -147,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": "python -m benchmarks.batch " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": describe_machine("cpu"), "load_before": [round(x, 2) for x in os.getloadavg()],
         "model": model.name, "videos": len(videos), "batch_size": args.batch_size,
+        "versions": {name: importlib_metadata.version(name) for name in ("ray", "pyarrow")},
     }
     document["ray_startup_s"] = ray_startup()
     results = [run_infer(model, videos, args.batch_size)]
