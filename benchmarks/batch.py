@@ -124,13 +124,14 @@ def render(document: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Ray alone (import + `ray.init()`, no work): {document['ray_startup_s']:.1f} s. "
-                 f"Machine: {machine_line(document['machine'])}; {versions(document)}. "
+                 f"Machine: {machine_line(document['machine'])}{versions(document)}. "
                  f"Load average before: {document['load_before']}.")
     return "\n".join(lines)
 
 
 def versions(document: dict[str, Any]) -> str:
-    return ", ".join(f"{name} {version}" for name, version in document.get("versions", {}).items())
+    found = document.get("versions", {})  # absent from documents written before it was recorded
+    return "".join(f", {name} {version}" for name, version in found.items())
 
 
 def number(value: float | None, digits: int) -> str:
