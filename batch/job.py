@@ -1,0 +1,286 @@
+"""A stam-batch job: check everything, list what is left to do, then run list -> decode -> model -> write on Ray.
+
+Everything that can be wrong with the request (model, frames, inputs, output folder) is checked
+before Ray starts, so a bad request costs no cluster time. What is left to do is the listing minus
+the paths already in the output's part files, so a rerun resumes and a finished job starts no Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from runtime import contract
+from runtime.backends import ONNX_SUFFIXES, open_model
+from runtime.backends.base import check_dim
+from runtime.contract import DimRange, Sidecar
+from runtime.errors import ArtifactError, StamError
+
+from batch.extra import import_ray
+from batch.inputs import list_inputs
+from batch.output import OutputDir
+from batch.schema import ModelId
+from batch.steps import Classify, ClassifyOptions, decode_video, write_part
+
+PATHS_PER_BLOCK = 4        # listing rows per decode task: small, so decoding spreads over every core...
+MAX_BLOCKS = 10_000        # ...but no more tasks than this for millions of videos (scheduling overhead)
+WRITE_CPUS = 0.1           # writing a part is mostly I/O
+DECODE_OVERHEAD = 256 << 20  # FFmpeg and PIL working memory per decode task, beside the pixels
+
+
+@dataclass
+class JobConfig:
+    """What `stam-batch` takes: the model, the inputs, the output folder and how to run."""
+
+    model: str
+    inputs: Sequence[str]
+    out: str
+    frames: int | None = None          # default: the model's trained T
+    sampling: str = "uniform"
+    topk: int = 5
+    with_logits: bool = False
+    batch_size: int = 8                # videos per model call
+    actors: int = 1                    # model replicas
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float | None = None  # default: 1 with GPUs, else a share that leaves a core to decode
+    rows_per_file: int = 256           # rows per part file: what a kill can lose, at most, per writer
+    address: str | None = None         # None: a local Ray on this machine; "auto" or "ray://HOST:PORT"
+    num_cpus: int | None = None        # local Ray only; default all cores
+    object_store_memory: int | None = None  # local Ray only; default Ray's
+    providers: Sequence[str] | None = None
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the driver learns from the artifact without running it on a GPU."""
+
+    id: ModelId
+    frames_trained: int
+    frames_range: DimRange | None
+    batch_range: DimRange | None
+
+
+@dataclass
+class Plan:
+    """A checked request: the frames to sample, the batch size, and the paths still to classify."""
+
+    config: JobConfig
+    model: ModelFacts
+    frames: int
+    batch_size: int
+    output: OutputDir
+    listed: int
+    pending: list[str]
+
+
+@dataclass
+class Summary:
+    """What a run did (this run only) and what the output folder holds in total."""
+
+    videos: int = 0
+    failures: int = 0
+    parts: int = 0
+    skipped: int = 0             # inputs already in the output folder
+    wall_s: float = 0.0          # this run, Ray start-up included
+    startup_s: float = 0.0       # ray.init
+    total_rows: int = 0
+    total_failures: int = 0
+    parts_written: list[str] = field(default_factory=list)
+
+    @property
+    def videos_per_s(self) -> float:
+        return self.videos / self.wall_s if self.wall_s > 0 else 0.0
+
+    def render(self, out: str) -> str:
+        if not self.videos:
+            return (f"nothing to do: all {self.skipped} inputs already have results in {out} "
+                    f"({self.total_failures} of them errors)")
+        return (f"{self.videos} videos ({self.failures} failed) in {self.wall_s:.1f} s: "
+                f"{self.videos_per_s:.2f} videos/s (Ray start-up {self.startup_s:.1f} s); "
+                f"{self.skipped} were already done; {out} holds {self.total_rows} results "
+                f"({self.total_failures} errors)")
+
+
+# --- planning (no Ray) ---------------------------------------------------------------------------
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_facts(path: str, providers: Sequence[str] | None) -> ModelFacts:
+    """Check the artifact on the driver: ONNX models are opened; plans are checked through their sidecar
+    (the driver may have no GPU, e.g. a cluster's head node)."""
+    if Path(path).suffix.lower() in ONNX_SUFFIXES:
+        with open_model(path, providers=providers) as model:
+            ranges = model.frames_trained, model.frames_range, model.batch_range
+    else:
+        if not Path(path).is_file():
+            raise ArtifactError(f"{path}: no such file")
+        sidecar = Sidecar.read(path)
+        ranges = int(sidecar.metadata[contract.META_FRAMES_TRAINED]), sidecar.profile.frames, sidecar.profile.batch
+    return ModelFacts(ModelId(Path(path).name, sha256_of(path)), *ranges)
+
+
+def plan_job(config: JobConfig) -> Plan:
+    """Every check that needs no Ray, then what is left to do."""
+    facts = model_facts(config.model, config.providers)
+    frames = config.frames or facts.frames_trained
+    check_dim("frames", frames, facts.frames_range)
+    batch_size = min(config.batch_size, facts.batch_range.max) if facts.batch_range else config.batch_size
+    listed = list_inputs(config.inputs)
+    output = OutputDir(config.out)
+    output.prepare(job_record(facts.id, frames, config))
+    done = output.finished().paths
+    return Plan(config, facts, frames, batch_size, output, len(listed), [p for p in listed if p not in done])
+
+
+def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]:
+    """The settings every row of a folder must share (`_job.json`)."""
+    return {"model": model.as_dict(), "frames": frames, "sampling": config.sampling,
+            "topk": config.topk, "logits": config.with_logits}
+
+
+# --- running (Ray) -------------------------------------------------------------------------------
+
+
+class JobStopped(StamError):
+    """Ray gave up on the job (a worker that cannot open the model, a lost cluster): rerun to resume."""
+
+    exit_code = 3
+
+
+def last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def run_job(config: JobConfig) -> Summary:
+    """Plan, then run what is left on Ray; a folder already complete starts no Ray at all."""
+    plan = plan_job(config)
+    summary = Summary(skipped=plan.listed - len(plan.pending))
+    if plan.pending:
+        run_pending(plan, summary)
+    finished = plan.output.finished()
+    summary.total_rows, summary.total_failures = len(finished.paths), finished.failures
+    return summary
+
+
+def run_pending(plan: Plan, summary: Summary) -> None:
+    """Start (or join) Ray, stream the pipeline to its end, and stop what this call started."""
+    ray = import_ray()
+    start = time.perf_counter()
+    started_here = not ray.is_initialized()
+    if started_here:
+        init_ray(ray, plan.config)
+    summary.startup_s = time.perf_counter() - start
+    try:
+        consume(build_dataset(ray, plan), summary)
+    except ray.exceptions.RayError as error:
+        if plan.config.verbose:
+            raise
+        raise JobStopped(f"the Ray job stopped ({last_line(error)}); {plan.config.out} keeps every part written "
+                         "so far: rerun the same command to resume (--verbose shows Ray's trace)") from None
+    finally:
+        if started_here:
+            ray.shutdown()
+    summary.wall_s = time.perf_counter() - start
+
+
+def init_ray(ray, config: JobConfig) -> None:
+    """A local Ray with this machine's cores, or the cluster at `address`; quiet unless verbose.
+
+    On a cluster, this package and the runtime travel with the job (`py_modules`), so the nodes need
+    only the runtime's libraries (onnxruntime or tensorrt, av, pillow), not this checkout.
+    """
+    options: dict[str, Any] = {"log_to_driver": config.verbose,
+                               "logging_level": logging.INFO if config.verbose else logging.ERROR}
+    if config.address:
+        import batch
+        import runtime
+
+        options.update(address=config.address, runtime_env={"py_modules": [batch, runtime]})
+    else:
+        options.update(include_dashboard=False, num_cpus=config.num_cpus,
+                       object_store_memory=config.object_store_memory)
+    try:
+        ray.init(**options)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        where = config.address or "this machine"
+        raise StamError(f"cannot start or join Ray on {where} ({last_line(error)})") from None
+    configure_data_logging(ray, config.verbose)
+
+
+def configure_data_logging(ray, verbose: bool) -> None:
+    """Ray Data's progress bars on a terminal only; its execution logs only with --verbose."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = verbose or sys.stderr.isatty()
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
+    context.print_on_execution_start = verbose
+
+
+def actor_cpus(ray, config: JobConfig) -> float:
+    """CPUs each model actor reserves: 1 beside a GPU; on CPUs alone, a share that leaves at least
+    one core free for decoding (actors that held every core would starve the decode tasks)."""
+    if config.cpus_per_actor is not None:
+        return config.cpus_per_actor
+    if config.gpus_per_actor > 0:
+        return 1.0
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(0.1, min(1.0, (cpus - 1.0) / config.actors))
+
+
+def build_dataset(ray, plan: Plan):
+    """list -> decode (tasks) -> classify (actor pool) -> write (tasks): a Dataset of part summaries."""
+    config = plan.config
+    per_block = max(PATHS_PER_BLOCK, -(-len(plan.pending) // MAX_BLOCKS))
+    blocks = max(1, -(-len(plan.pending) // per_block))
+    listing = ray.data.from_items([{"path": path} for path in plan.pending], override_num_blocks=blocks)
+    pixel_bytes = plan.frames * 3 * contract.INPUT_SIZE * contract.INPUT_SIZE * 4
+    decoded = listing.map(
+        decode_video,
+        fn_kwargs={"num_frames": plan.frames, "sampling": config.sampling},
+        num_cpus=1,
+        # The memory request keeps decoding in its own tasks (Ray would otherwise fuse it into the
+        # model actors, serialising decode and inference) and bounds concurrent decodes per node.
+        memory=2 * pixel_bytes + DECODE_OVERHEAD,
+    )
+    classified = decoded.map_batches(
+        Classify,
+        fn_constructor_args=(str(Path(config.model).resolve()), plan.model.id,
+                             ClassifyOptions(config.topk, config.with_logits, config.providers)),
+        batch_size=plan.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=config.actors),
+        num_gpus=config.gpus_per_actor or None,
+        num_cpus=actor_cpus(ray, config),
+    )
+    return classified.map_batches(
+        write_part,
+        fn_kwargs={"out": plan.output.address},
+        batch_size=config.rows_per_file,
+        batch_format="pyarrow",
+        num_cpus=WRITE_CPUS,
+    )
+
+
+def consume(parts, summary: Summary) -> None:
+    """Drive the streaming execution and count what each written part holds."""
+    for batch in parts.iter_batches(batch_size=None, batch_format="pyarrow"):
+        summary.videos += sum(batch.column("videos").to_pylist())
+        summary.failures += sum(batch.column("failures").to_pylist())
+        summary.parts_written.extend(batch.column("part").to_pylist())
+    summary.parts = len(summary.parts_written)
+
+
+__all__ = ["JobConfig", "Summary", "run_job", "plan_job", "StamError"]

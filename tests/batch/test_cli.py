@@ -1,0 +1,77 @@
+"""stam-batch's command line: every bad request is one line and exit 2, before Ray starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batch.cli import main
+from batch.extra import RAY_EXTRA_HINT
+from tests.runtime.conftest import build_mean_rgb
+from tests.runtime.test_no_torch import import_blocked
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def no_ray_start(monkeypatch):
+    """These requests must fail before Ray: starting it is an error here (needs the ray extra)."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started for a request that is wrong"))
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    code = main([str(arg) for arg in args])
+    return code, capsys.readouterr().err
+
+
+def test_a_missing_or_broken_model_is_one_line(no_ray_start, capsys, corpus, tmp_path):
+    code, err = run(capsys, tmp_path / "none.onnx", corpus["videos"], "--out", tmp_path / "out")
+    assert (code, err) == (2, f"error: {tmp_path / 'none.onnx'}: no such file\n")
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    code, err = run(capsys, tmp_path / "junk.onnx", corpus["videos"], "--out", tmp_path / "out")
+    assert code == 2 and err.startswith("error: ") and "not a loadable ONNX model" in err and err.count("\n") == 1
+    code, err = run(capsys, tmp_path / "model.plan", corpus["videos"], "--out", tmp_path / "out")
+    assert (code, err) == (2, f"error: {tmp_path / 'model.plan'}: no such file\n")
+
+
+def test_no_videos_in_the_input_is_one_line(no_ray_start, capsys, mean_rgb_model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, err = run(capsys, mean_rgb_model, tmp_path / "empty", "--out", tmp_path / "out")
+    assert (code, err) == (2, f"error: no videos in {tmp_path / 'empty'}\n")
+
+
+def test_frames_outside_the_model_range_is_one_line(no_ray_start, capsys, corpus, tmp_path):
+    model = build_mean_rgb(tmp_path / "fixed.onnx", dims=("batch", 4, 3, 224, 224))
+    code, err = run(capsys, model, corpus["videos"], "--out", tmp_path / "out", "--frames", "8")
+    assert (code, err) == (2, "error: frames=8 is outside the model's range 4..4\n")
+
+
+def test_a_folder_of_another_job_is_refused(no_ray_start, capsys, corpus, mean_rgb_model, tmp_path):
+    from batch.output import OutputDir
+
+    OutputDir(str(tmp_path / "out")).prepare({"model": {"file": "other.onnx", "sha256": "0"}})
+    code, err = run(capsys, mean_rgb_model, corpus["videos"], "--out", tmp_path / "out")
+    assert code == 2 and "holds results of another job" in err and err.count("\n") == 1
+
+
+def test_without_the_ray_extra_one_line_names_it():
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'ray': raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from batch.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", code, "m.onnx", "videos/", "--out", "o"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (2, f"error: {RAY_EXTRA_HINT}\n")
+
+
+def test_the_runtime_imports_without_ray():
+    result = import_blocked(forbidden=("torch", "export", "ray", "batch"))
+    assert result.returncode == 0, result.stderr
