@@ -11,7 +11,7 @@ import pytest
 from batch.cli import main
 from batch.extra import RAY_EXTRA_HINT
 from tests.runtime.conftest import build_mean_rgb
-from tests.runtime.test_no_torch import import_blocked
+from tests.blocking import import_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,5 +73,5 @@ def test_without_the_ray_extra_one_line_names_it():
 
 
 def test_the_runtime_imports_without_ray():
-    result = import_blocked(forbidden=("torch", "export", "ray", "batch"))
+    result = import_blocking(("torch", "export", "ray", "batch"), "runtime")
     assert result.returncode == 0, result.stderr
