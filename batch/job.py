@@ -7,7 +7,6 @@ the paths already in the output's part files, so a rerun resumes and a finished 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import time
@@ -20,6 +19,7 @@ from runtime.backends import ONNX_SUFFIXES, open_model
 from runtime.backends.base import check_dim
 from runtime.contract import DimRange, Sidecar
 from runtime.errors import ArtifactError, StamError
+from runtime.onnx_io import file_sha256
 
 from batch.extra import import_ray
 from batch.inputs import list_inputs
@@ -110,14 +110,6 @@ class Summary:
 # --- planning (no Ray) ---------------------------------------------------------------------------
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_facts(path: str, providers: Sequence[str] | None) -> ModelFacts:
     """Check the artifact on the driver: ONNX models are opened; plans are checked through their sidecar
     (the driver may have no GPU, e.g. a cluster's head node)."""
@@ -129,7 +121,7 @@ def model_facts(path: str, providers: Sequence[str] | None) -> ModelFacts:
             raise ArtifactError(f"{path}: no such file")
         sidecar = Sidecar.read(path)
         ranges = int(sidecar.metadata[contract.META_FRAMES_TRAINED]), sidecar.profile.frames, sidecar.profile.batch
-    return ModelFacts(ModelId(Path(path).name, sha256_of(path)), *ranges)
+    return ModelFacts(ModelId(Path(path).name, file_sha256(path)), *ranges)
 
 
 def plan_job(config: JobConfig) -> Plan:

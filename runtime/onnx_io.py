@@ -5,6 +5,7 @@ In `runtime/` (which imports neither torch nor `export/`) so that `export/` and 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import onnx
@@ -47,6 +48,15 @@ def ensure_writable(path: Path) -> None:
         raise ArtifactError(f"{path}: cannot write output ({error.strerror})") from None
     if not existed:
         path.unlink()
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of an artifact, read in blocks: names the exact model a result or a plan came from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _has_no_external_data(proto: onnx.ModelProto) -> bool:
