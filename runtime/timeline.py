@@ -24,8 +24,8 @@ from runtime.preprocess import preprocess
 from runtime.results import Prediction, label_for, softmax
 from runtime.split import WindowModel
 from runtime.stream import FrameStream, TimedFrame
+from runtime.video import REFERENCE_SECONDS  # the reference rate: T frames over 10 s
 
-REFERENCE_SECONDS = 10  # the reference rate: T frames over 10 s
 CHUNK_FRAMES = 8  # frames per embedding call: enough to amortise a call, little latency
 QUEUE_CHUNKS = 4  # preprocessed chunks waiting for the model (bounds memory)
 
