@@ -19,12 +19,6 @@ def describe_range(allowed: DimRange | None) -> str:
     return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
 
 
-def check_dim(name: str, value: int, allowed: DimRange | None) -> None:
-    """Refuse a batch or frame count the model cannot take, naming the range it can."""
-    if value < 1 or (allowed is not None and not allowed.contains(value)):
-        raise ShapeError(f"{name}={value} is outside the model's range {describe_range(allowed)}")
-
-
 def check_input(frames: np.ndarray) -> tuple[int, int]:
     """Validate a (B, T, 3, 224, 224) float32 array before any backend work; returns (B, T)."""
     if not isinstance(frames, np.ndarray):
@@ -71,8 +65,8 @@ class Model(abc.ABC):
 
     def check_request(self, batch: int, frames: int) -> None:
         """Raise ShapeError when (batch, frames) is outside what this model accepts."""
-        check_dim("batch", batch, self.batch_range)
-        check_dim("frames", frames, self.frames_range)
+        contract.check_range("batch", batch, self.batch_range)
+        contract.check_range("frames", frames, self.frames_range)
 
     def run(self, frames: np.ndarray) -> np.ndarray:
         """float32 frames (B, T, 3, 224, 224) in [0, 1] -> float32 logits (B, C)."""
