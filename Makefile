@@ -14,7 +14,7 @@ $(BIN)/activate:
 # CPU torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 venv: $(BIN)/activate
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[export,test,bench]'
+	$(BIN)/pip install -q -e '.[export,test,bench,rtx]'
 
 demo: venv
 	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)

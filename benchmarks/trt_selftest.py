@@ -3,7 +3,8 @@
 For stam_tiny and stam_16 at fp32 and fp16: export ONNX, `stam-build` with a small profile, run the
 plan through `runtime.open_model` at the profile's min/opt/max shapes, compare with ONNX Runtime
 and PyTorch (max abs diff, top-1 agreement) and time it (median latency, videos/s). One table, and
-`--json FILE` for the data. Needs tensorrt (and cuda-python); without it, one line and exit 2.
+`--json FILE` for the data. `--target rtx` does the same with TensorRT-RTX on an RTX GPU. Needs the
+library, cuda-python and a GPU; without them, one line and exit 2.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def render_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def run_case(name: str, precision: str, workdir: Path, iterations: int) -> list[Row]:
+def run_case(name: str, precision: str, workdir: Path, iterations: int, target: str = "tensorrt") -> list[Row]:
     """Export, build, then compare and time one (model, precision) at three shapes."""
     import torch
 
@@ -89,7 +90,7 @@ def run_case(name: str, precision: str, workdir: Path, iterations: int) -> list[
     onnx_path = export_onnx(model, workdir / f"{name}.{precision}.onnx", precision=precision)
     profile = selftest_profile(model.config.frames_trained)
     result = build_engine(onnx_path, BuildOptions(plan_path=workdir / f"{name}.{precision}.plan",
-                                                  batch=profile.batch, frames=profile.frames))
+                                                  batch=profile.batch, frames=profile.frames, target=target))
     rows = []
     with open_model(result.plan_path) as engine, open_model(onnx_path) as reference:
         for batch, frames in shape_points(profile):
@@ -114,6 +115,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="default: stam_tiny stam_16")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--iterations", type=int, default=20, help="timed runs per shape")
+    parser.add_argument("--target", choices=("tensorrt", "rtx"), default="tensorrt",
+                        help="library that builds and runs the plans (rtx: TensorRT-RTX on an RTX GPU)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the ONNX files and plans here (default: a temp dir)")
     return parser.parse_args(argv)
@@ -124,13 +127,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.trt_build import import_tensorrt
+    from runtime.backends.cuda import driver_problem
+    from runtime.backends.trt import import_tensorrt, require_gpu
 
-    import_tensorrt()  # fail in one line before minutes of export
+    import_tensorrt(args.target)  # fail in one line before minutes of export
+    require_gpu("the self-test", driver_problem())
     with tempfile.TemporaryDirectory(prefix="stam-selftest-") as scratch:
         workdir = args.workdir or Path(scratch)
         rows = [row for name in args.models for precision in args.precisions
-                for row in run_case(name, precision, workdir, args.iterations)]
+                for row in run_case(name, precision, workdir, args.iterations, args.target)]
     print(render_table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")

@@ -245,7 +245,7 @@ def removed_on_failure(path: Path | None) -> Iterator[None]:
 
 def _run_builder(trt: ModuleType, source: Path, profile: Profile, options: BuildOptions) -> tuple[bytes, bool, list]:
     settings = options.settings()
-    logger = trt_build.make_logger(trt)
+    logger = trt_build.make_logger(trt).start()
     builder = trt.Builder(logger)
     network, strongly_typed = trt_build.create_network(trt, builder)
     trt_build.parse_onnx(trt, network, logger, source)

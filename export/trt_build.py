@@ -10,6 +10,7 @@ through `BuildLog`: errors end up in the one-line error of the step that failed,
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import warnings
@@ -40,13 +41,20 @@ class BuilderSettings:
     compute_capabilities: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=None)
 def make_logger(trt: ModuleType) -> Any:
-    """A `trt.ILogger` that keeps errors for the failing step's message and sends warnings to logging."""
+    """The process's one `trt.ILogger` for this library: it keeps errors for the failing step's message
+    and sends warnings to logging. One per library because TensorRT keeps the first logger a process
+    registers and ignores later ones; `start()` forgets the errors of earlier builds."""
 
     class BuildLog(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
+
+        def start(self) -> "BuildLog":
+            self.errors.clear()
+            return self
 
         def log(self, severity: Any, message: str) -> None:
             if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
@@ -57,9 +65,9 @@ def make_logger(trt: ModuleType) -> Any:
                 LOG.debug(message)
 
         def reason(self) -> str:
-            """The library's last error that is not CUDA's "no driver" (a CPU-only RTX build logs those and goes on)."""
+            """The library's first error that is not CUDA's "no driver" (a CPU-only RTX build logs those and goes on)."""
             useful = [text for text in self.errors if "Cuda Runtime" not in text] or self.errors
-            return useful[-1] if useful else "no detail given"
+            return useful[0] if useful else "no detail given"
 
     return BuildLog()
 
@@ -131,7 +139,7 @@ def create_config(trt: ModuleType, builder: Any, profile: Profile, settings: Bui
     return config
 
 
-def add_profile(builder: Any, config: Any, profile: Profile, logger: Any) -> None:
+def add_profile(builder: Any, config: Any, profile: Profile, logger: Any) -> Any:
     """IOptimizationProfile.set_shape on the part's input; the library's own validity check is the last word."""
     optimization = builder.create_optimization_profile()
     shapes = profile.shapes()
@@ -139,6 +147,7 @@ def add_profile(builder: Any, config: Any, profile: Profile, logger: Any) -> Non
     if config.add_optimization_profile(optimization) < 0:
         raise ShapeError(f"TensorRT refused the profile {profile.input_name} min {shapes['min']} opt {shapes['opt']} "
                          f"max {shapes['max']}: {logger.reason()}")
+    return optimization
 
 
 def capability_names(trt: ModuleType) -> dict[str, Any]:
@@ -232,7 +241,7 @@ def layers_table(rows: list[dict[str, Any]]) -> str:
 
 def check_with_parser(trt: ModuleType, path: Path) -> list[str]:
     """`stam-build --check` with a real library: the ONNX parser's per-node errors (empty: it parses)."""
-    logger = make_logger(trt)
+    logger = make_logger(trt).start()
     builder = trt.Builder(logger)
     network, _ = create_network(trt, builder)
     return parser_errors(trt, network, logger, path)

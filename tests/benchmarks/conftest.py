@@ -5,7 +5,7 @@ and decoding it takes seconds. Each video is decoded once through the runtime's 
 `preprocess` at 16 frames and kept as uint8: with uniform sampling, every second frame of those 16
 is exactly the 8-frame sampling and every fourth the 4-frame one (floor(2i*N/16) == floor(i*N/8)),
 so one decode serves every frame count the gates measure. The calibration tests reuse these
-fixtures: `motion_held_out_dir`, `motion_clips`, `motion_onnx_fp32`.
+fixtures: `motion_held_out_dir`, `motion_clips` (the shipped model and its fp32 export are in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
+from benchmarks.motion import HELD_OUT_SEED
 from benchmarks.motion.generate import CLASSES, generate
 from runtime.preprocess import preprocess
 from runtime.video import read_frames
@@ -67,23 +67,6 @@ def motion_clips(motion_held_out_dir) -> MotionClips:
         clips = np.stack(list(pool.map(decode, paths)))
     targets = np.array([CLASSES.index(path.parent.name) for path in paths])
     return MotionClips(paths, clips, targets)
-
-
-@pytest.fixture(scope="session")
-def motion_model():
-    """The shipped checkpoint, in PyTorch."""
-    from export.checkpoint import load_checkpoint
-
-    return load_checkpoint(SHIPPED_CHECKPOINT)
-
-
-@pytest.fixture(scope="session")
-def motion_onnx_fp32(motion_model, tmp_path_factory) -> Path:
-    """A fresh fp32 ONNX export of the shipped checkpoint, labels included."""
-    from export.onnx import export_onnx
-
-    path = tmp_path_factory.mktemp("motion_onnx") / "stam_motion.onnx"
-    return export_onnx(motion_model, path, labels=list(CLASSES))
 
 
 @pytest.fixture(scope="session")
