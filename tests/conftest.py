@@ -81,12 +81,12 @@ def builder_skip_reason() -> str | None:
 def execution_skip_reason() -> str | None:
     from runtime.backends.cuda import driver_problem
 
+    problem = driver_problem()
+    if problem:
+        return f"running a plan needs an NVIDIA GPU; this machine has {problem}"
     if builder_skip_reason():
         return builder_skip_reason()
-    if not _importable("cuda"):
-        return "cuda-python is not installed (running a plan needs it)"
-    problem = driver_problem()
-    return f"running a plan needs an NVIDIA GPU; this machine has {problem}" if problem else None
+    return None if _importable("cuda") else "cuda-python is not installed (running a plan needs it)"
 
 
 def pytest_collection_modifyitems(config, items):
