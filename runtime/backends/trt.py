@@ -21,8 +21,16 @@ import numpy as np
 
 from runtime import contract
 from runtime.backends.base import Model
-from runtime.backends.cuda import Cuda, CudaError, GpuUnavailableError, Stream, driver_problem, import_cudart
-from runtime.backends.cuda import DeviceBuffer, HostBuffer
+from runtime.backends.cuda import (
+    Cuda,
+    CudaError,
+    DeviceBuffer,
+    GpuUnavailableError,
+    HostBuffer,
+    Stream,
+    driver_problem,
+    import_cudart,
+)
 from runtime.contract import Profile, Sidecar
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError, StamError
 

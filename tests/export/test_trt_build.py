@@ -7,7 +7,6 @@ timing cache is a no-op) and TensorRT 11 without the STRONGLY_TYPED flag.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
