@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 
 from runtime import contract, open_model
-from runtime.backends import cuda as cuda_module
 from runtime.backends import trt as trt_backend
-from runtime.backends.cuda import Cuda, CudaError, HostBuffer
+from runtime.backends.cuda import Cuda, CudaError
 from runtime.backends.trt import (
     PinnedTensor,
     TrtModel,
@@ -34,6 +33,7 @@ from runtime.backends.trt import (
 )
 from runtime.contract import DimRange, Profile, Sidecar
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError
+from tests.runtime.fake_cuda import FakeCudart
 from tests.runtime.conftest import LABELS, NUM_CLASSES, contract_metadata, mean_rgb_logits
 
 PROFILE = Profile(batch=DimRange(1, 2, 4), frames=DimRange(2, 4, 8))
@@ -61,67 +61,6 @@ def write_plan(tmp_path: Path, data: bytes = GOOD_PLAN, sidecar: Sidecar | None 
 
 def frames_of(batch: int, frames: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random(contract.input_shape(batch, frames), dtype=np.float32)
-
-
-class FakeCudart:
-    """cudart's calling convention ((err, *values) tuples) over real host memory."""
-
-    class cudaError_t:  # noqa: N801 - cudart's spelling
-        cudaSuccess = 0
-        cudaErrorMemoryAllocation = 2
-
-    class cudaMemcpyKind:  # noqa: N801
-        cudaMemcpyHostToDevice = 1
-        cudaMemcpyDeviceToHost = 2
-
-    def __init__(self):
-        self.calls: list[str] = []
-        self.memory: dict[int, ctypes.Array] = {}
-        self.fail_next: str | None = None
-
-    def __getattr__(self, name: str):
-        if not name.startswith("cuda"):
-            raise AttributeError(name)
-        implementation = getattr(self, f"_{name}")
-
-        def call(*args):
-            self.calls.append(name)
-            if self.fail_next == name:
-                return (self.cudaError_t.cudaErrorMemoryAllocation, None)
-            return implementation(*args)
-
-        return call
-
-    def _alloc(self, nbytes: int):
-        buffer = ctypes.create_string_buffer(nbytes)
-        self.memory[ctypes.addressof(buffer)] = buffer
-        return (0, ctypes.addressof(buffer))
-
-    _cudaMalloc = _cudaMallocHost = _alloc
-
-    def _release(self, ptr: int):
-        del self.memory[ptr]
-        return (0,)
-
-    _cudaFree = _cudaFreeHost = _release
-
-    def _cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: int, stream: int):
-        ctypes.memmove(dst, src, nbytes)
-        return (0,)
-
-    def _cudaStreamCreate(self):
-        return (0, 77)
-
-    def _ok(self, *args):
-        return (0,)
-
-    _cudaStreamSynchronize = _cudaStreamDestroy = _ok
-
-    def _cudaGetErrorString(self, err: int):
-        return (0, b"out of memory")
-
-    def _cudaGetDeviceProperties(self, device: int):
-        return (0, SimpleNamespace(name=b"NVIDIA A100-SXM4-40GB", major=8, minor=0))
 
 
 WHOLE_IO = {contract.INPUT_NAME: ("input", (-1, -1, 3, 224, 224)), contract.OUTPUT_NAME: ("output", (-1, NUM_CLASSES))}
@@ -401,30 +340,7 @@ def test_runner_context_manager_activates_and_frees(tmp_path, fake_gpu):
         runner.infer(frames_of(1, 2))
 
 
-# --- cuda helpers ----------------------------------------------------------------------------
-
-
-def test_checked_call_raises_with_the_cuda_message():
-    cudart = FakeCudart()
-    cuda = Cuda(cudart)
-    assert cuda.call("cudaStreamSynchronize", 77) is None
-    assert cuda.device_description() == ("NVIDIA A100-SXM4-40GB", "8.0")
-    cudart.fail_next = "cudaMalloc"
-    with pytest.raises(CudaError, match="CUDA call cudaMalloc failed: out of memory"):
-        cuda.call("cudaMalloc", 1024)
-
-
-def test_host_buffer_view_and_free_twice():
-    cudart = FakeCudart()
-    buffer = HostBuffer(Cuda(cudart), 64)
-    view = buffer.view((2, 4), np.float32)
-    view[...] = np.arange(8).reshape(2, 4)
-    np.testing.assert_array_equal(buffer.view((8,), np.float32), np.arange(8, dtype=np.float32))
-    with pytest.raises(ValueError, match="view of 128 bytes"):
-        buffer.view((32,), np.float32)
-    buffer.free()
-    buffer.free()
-    assert cudart.calls.count("cudaFreeHost") == 1
+# --- pinned tensors ------------------------------------------------------------------------
 
 
 def test_pinned_tensor_reallocates_both_sides_only_when_growing():
@@ -436,12 +352,6 @@ def test_pinned_tensor_reallocates_both_sides_only_when_growing():
     assert cudart.calls.count("cudaMalloc") == cudart.calls.count("cudaMallocHost") == 3  # 100, 200, 400
     tensor.free()
     assert cudart.memory == {}
-
-
-def test_missing_cuda_python_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cuda", None)  # `from cuda import ...` now raises ImportError
-    with pytest.raises(MissingDependencyError, match="cuda-python is not installed"):
-        cuda_module.import_cudart()
 
 
 # --- parts of a split pair, the RTX runtime cache ---------------------------------------------
