@@ -31,7 +31,7 @@ from export import trt_build
 from export.trt_profile import OnnxInfo, read_onnx_info, resolve_profile
 from runtime import contract
 from runtime.backends.cuda import Cuda, driver_problem, import_cudart
-from runtime.backends.trt import check_library_version, import_tensorrt
+from runtime.backends.trt import check_library_version, import_tensorrt, library_logger
 from runtime.contract import DimRange, Profile, Sidecar
 from runtime.errors import ArtifactError, StamError
 
@@ -245,7 +245,7 @@ def removed_on_failure(path: Path | None) -> Iterator[None]:
 
 def _run_builder(trt: ModuleType, source: Path, profile: Profile, options: BuildOptions) -> tuple[bytes, bool, list]:
     settings = options.settings()
-    logger = trt_build.make_logger(trt).start()
+    logger = library_logger(trt).start()
     builder = trt.Builder(logger)
     network, strongly_typed = trt_build.create_network(trt, builder)
     trt_build.parse_onnx(trt, network, logger, source)

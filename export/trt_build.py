@@ -4,15 +4,13 @@ Written against the TensorRT 10.x/11.x Python API, which TensorRT-RTX (`tensorrt
 library module is passed in, so one set of steps builds for both targets. Enum members and methods
 are feature-detected with hasattr, never assumed from a version number (TensorRT-RTX, for
 instance, has compute-capability targets and no working timing cache). Every library message goes
-through `BuildLog`: errors end up in the one-line error of the step that failed, warnings go to
-`logging`; nothing here prints.
+through the process's one logger (`runtime.backends.trt.library_logger`): errors end up in the
+one-line error of the step that failed, warnings go to `logging`; nothing here prints.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +18,11 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from runtime import contract
-from runtime.backends.trt import library_name, version_tuple
+from runtime.backends.trt import library_logger, library_name, version_tuple
 from runtime.contract import Profile
 from runtime.errors import ArtifactError, ShapeError, StamError
 
 GIB = 1 << 30
-LOG = logging.getLogger("stam.tensorrt")
-LOG.addHandler(logging.NullHandler())  # the library's warnings reach users who configure logging
 
 
 
@@ -39,37 +35,6 @@ class BuilderSettings:
     tf32: bool = False
     detailed_profiling: bool = False
     compute_capabilities: tuple[str, ...] = ()
-
-
-@functools.lru_cache(maxsize=None)
-def make_logger(trt: ModuleType) -> Any:
-    """The process's one `trt.ILogger` for this library: it keeps errors for the failing step's message
-    and sends warnings to logging. One per library because TensorRT keeps the first logger a process
-    registers and ignores later ones; `start()` forgets the errors of earlier builds."""
-
-    class BuildLog(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def start(self) -> "BuildLog":
-            self.errors.clear()
-            return self
-
-        def log(self, severity: Any, message: str) -> None:
-            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-                self.errors.append(" ".join(message.split()))
-            elif severity == trt.ILogger.Severity.WARNING:
-                LOG.warning(message)
-            else:
-                LOG.debug(message)
-
-        def reason(self) -> str:
-            """The library's first error that is not CUDA's "no driver" (a CPU-only RTX build logs those and goes on)."""
-            useful = [text for text in self.errors if "Cuda Runtime" not in text] or self.errors
-            return useful[0] if useful else "no detail given"
-
-    return BuildLog()
 
 
 def network_flags(trt: ModuleType) -> tuple[int, bool]:
@@ -241,7 +206,7 @@ def layers_table(rows: list[dict[str, Any]]) -> str:
 
 def check_with_parser(trt: ModuleType, path: Path) -> list[str]:
     """`stam-build --check` with a real library: the ONNX parser's per-node errors (empty: it parses)."""
-    logger = make_logger(trt).start()
+    logger = library_logger(trt).start()
     builder = trt.Builder(logger)
     network, _ = create_network(trt, builder)
     return parser_errors(trt, network, logger, path)

@@ -11,7 +11,9 @@ and cuda-python are imported on activation only, so this module works without th
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +36,8 @@ from runtime.backends.cuda import (
 from runtime.contract import Profile, Sidecar
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError, StamError
 
+LOG = logging.getLogger("stam.tensorrt")
+LOG.addHandler(logging.NullHandler())  # the library's warnings reach users who configure logging
 IO_DTYPE = np.dtype(np.float32)  # every precision keeps float32 I/O (DESIGN.md, Artifacts)
 # module -> (what users call it, the extra that installs it, the oldest version with the v3 API used here)
 LIBRARIES = {
@@ -57,6 +61,37 @@ def import_tensorrt(library: str = "tensorrt") -> ModuleType:
     except ImportError:
         raise MissingDependencyError(f"{title} ({module_name}) is not installed: this needs the {extra} extra: "
                                      f"pip install -e '.[{extra}]'{EXTRA_NOTES.get(extra, '')}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def library_logger(trt: ModuleType) -> Any:
+    """The process's one `trt.ILogger` for this library: it keeps errors for the failing step's message
+    and sends warnings to logging. One per library because TensorRT keeps the first logger a process
+    registers and ignores later ones; `start()` forgets the errors of earlier builds."""
+
+    class BuildLog(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def start(self) -> "BuildLog":
+            self.errors.clear()
+            return self
+
+        def log(self, severity: Any, message: str) -> None:
+            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+                self.errors.append(" ".join(message.split()))
+            elif severity == trt.ILogger.Severity.WARNING:
+                LOG.warning(message)
+            else:
+                LOG.debug(message)
+
+        def reason(self) -> str:
+            """The library's first error that is not CUDA's "no driver" (a CPU-only RTX build logs those and goes on)."""
+            useful = [text for text in self.errors if "Cuda Runtime" not in text] or self.errors
+            return useful[0] if useful else "no detail given"
+
+    return BuildLog()
 
 
 def library_name(trt: ModuleType) -> str:
@@ -295,7 +330,7 @@ def load_engine(trt: ModuleType, cuda: Cuda, path: str, sidecar: Sidecar) -> tup
         data = Path(path).read_bytes()
     except OSError as error:
         raise ArtifactError(f"{path}: cannot read the plan ({error.strerror})") from None
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    runtime = trt.Runtime(library_logger(trt).start())
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         gpu_name, capability = cuda.device_description()

@@ -13,6 +13,7 @@ import pytest
 
 from export import trt_build
 from export.trt_build import BuilderSettings
+from runtime.backends.trt import library_logger
 from runtime.contract import DimRange, Profile
 from runtime.errors import ArtifactError, ShapeError, StamError
 from tests.export.trt_graphs import custom_op_graph
@@ -24,7 +25,7 @@ builder_test = pytest.mark.trt_builder
 
 @pytest.fixture
 def builder(trt_library):
-    logger = trt_build.make_logger(trt_library).start()
+    logger = library_logger(trt_library).start()
     return trt_library, logger, trt_library.Builder(logger)
 
 

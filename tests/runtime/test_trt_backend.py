@@ -12,6 +12,7 @@ import ctypes
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -157,25 +158,27 @@ class FakeEngine:
         return self.contexts[-1]
 
 
-class FakeLogger:
-    ERROR = 3
+class FakeILogger:
+    """trt.ILogger: subclassed by the runtime's one logger per library."""
 
-    def __init__(self, level: int):
-        self.level = level
+    Severity = SimpleNamespace(INTERNAL_ERROR=0, ERROR=1, WARNING=2)
+
+    def __init__(self):
+        pass
 
 
-def fake_tensorrt(name: str = "tensorrt", engine: FakeEngine | None = None) -> SimpleNamespace:
+def fake_tensorrt(name: str = "tensorrt", engine: FakeEngine | None = None) -> types.ModuleType:
+    """A module (hashable, like the real one) with the v3 API pieces the runner uses."""
     engine = engine or FakeEngine(WHOLE_IO, mean_rgb_logits)
     runtime = SimpleNamespace(deserialize_cuda_engine=lambda data: engine if data == GOOD_PLAN else None)
-    return SimpleNamespace(
-        __name__=name,
-        __version__="10.13.0",
-        Logger=FakeLogger,
-        Runtime=lambda logger: runtime,
-        TensorIOMode=SimpleNamespace(INPUT="input", OUTPUT="output"),
-        DataType=SimpleNamespace(FLOAT="float"),
-        engine=engine,
-    )
+    module = types.ModuleType(name)
+    module.__version__ = "10.13.0"
+    module.ILogger = FakeILogger
+    module.Runtime = lambda logger: runtime
+    module.TensorIOMode = SimpleNamespace(INPUT="input", OUTPUT="output")
+    module.DataType = SimpleNamespace(FLOAT="float")
+    module.engine = engine
+    return module
 
 
 @pytest.fixture
@@ -184,7 +187,7 @@ def fake_gpu(monkeypatch) -> FakeCudart:
     cudart = FakeCudart()
     cudart.libraries = []
 
-    def import_library(library: str) -> SimpleNamespace:
+    def import_library(library: str) -> types.ModuleType:
         cudart.libraries.append(library)
         return fake_tensorrt(library)
 
