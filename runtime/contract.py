@@ -144,14 +144,17 @@ class DimRange:
         return f"{self.min}:{self.opt}:{self.max}"
 
 
+def describe_range(allowed: DimRange | None) -> str:
+    return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
+
+
 def check_range(name: str, value: int, allowed: DimRange | None, owner: str = "the model's range",
                 hint: str = "") -> None:
     """The one range check of every request (a model's batch/frames, an engine profile's dims):
     refuse a value below 1 or outside `allowed`, naming the dimension, the range and what to do."""
     if value >= 1 and (allowed is None or allowed.contains(value)):
         return
-    bounds = f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
-    raise ShapeError(f"{name}={value} is outside {owner} {bounds}{f' ({hint})' if hint else ''}")
+    raise ShapeError(f"{name}={value} is outside {owner} {describe_range(allowed)}{f' ({hint})' if hint else ''}")
 
 
 # What a plan computes: the whole model (frames -> logits) or one part of a split pair.

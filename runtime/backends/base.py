@@ -9,14 +9,10 @@ from typing import Mapping
 import numpy as np
 
 from runtime import contract
-from runtime.contract import DimRange
+from runtime.contract import DimRange, describe_range
 from runtime.errors import ShapeError
 
 ITEM_SHAPE = (contract.CHANNELS, contract.INPUT_SIZE, contract.INPUT_SIZE)
-
-
-def describe_range(allowed: DimRange | None) -> str:
-    return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
 
 
 def check_input(frames: np.ndarray) -> tuple[int, int]:
