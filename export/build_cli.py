@@ -46,10 +46,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", RuntimeWarning)  # the builder's own warnings; other categories keep their filters
         code = run_cli(run, args)
     for warning in caught:  # library code warns; the command line shows each as one line
-        print(f"warning: {warning.message}", file=sys.stderr)
+        print(f"warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     return code
 
 
