@@ -16,8 +16,7 @@ from typing import Any, Sequence
 
 from runtime import contract
 from runtime.backends import ONNX_SUFFIXES, open_model
-from runtime.backends.base import check_dim
-from runtime.contract import DimRange, Sidecar
+from runtime.contract import DimRange, Sidecar, check_range
 from runtime.errors import ArtifactError, StamError
 from runtime.onnx_io import file_sha256
 
@@ -128,7 +127,7 @@ def plan_job(config: JobConfig) -> Plan:
     """Every check that needs no Ray, then what is left to do."""
     facts = model_facts(config.model, config.providers)
     frames = config.frames or facts.frames_trained
-    check_dim("frames", frames, facts.frames_range)
+    check_range("frames", frames, facts.frames_range)
     batch_size = min(config.batch_size, facts.batch_range.max) if facts.batch_range else config.batch_size
     listed = list_inputs(config.inputs)
     output = OutputDir(config.out)

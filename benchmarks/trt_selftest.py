@@ -3,7 +3,10 @@
 For stam_tiny and stam_16 at fp32 and fp16: export ONNX, `stam-build` with a small profile, run the
 plan through `runtime.open_model` at the profile's min/opt/max shapes, compare with ONNX Runtime
 and PyTorch (max abs diff, top-1 agreement) and time it (median latency, videos/s). One table, and
-`--json FILE` for the data. Needs tensorrt (and cuda-python); without it, one line and exit 2.
+`--json FILE` for the data. `--target rtx` does the same with TensorRT-RTX on an RTX GPU. Needs the
+library, cuda-python and a GPU; without them, one line and exit 2. `--build-only` exports and builds
+with stam-build's default profile and reports export/build seconds and plan size: with `--target rtx`
+it runs on a machine without a GPU.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -75,21 +79,62 @@ def render_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def run_case(name: str, precision: str, workdir: Path, iterations: int) -> list[Row]:
-    """Export, build, then compare and time one (model, precision) at three shapes."""
+@dataclass
+class BuildRow:
+    model: str
+    precision: str
+    target: str
+    library_version: str
+    profile: str
+    export_s: float
+    build_s: float
+    plan_mb: float
+
+
+def export_and_build(name: str, precision: str, workdir: Path, target: str, small_profile: bool = True):
+    """(model, ONNX path, BuildResult, export seconds) of one random-weight (model, precision)."""
     import torch
 
     from export.model import create_model
     from export.onnx import export_onnx
     from export.tensorrt import BuildOptions, build_engine
-    from runtime import open_model
 
     torch.manual_seed(0)
     model = create_model(name, num_classes=NUM_CLASSES)
+    started = time.perf_counter()
     onnx_path = export_onnx(model, workdir / f"{name}.{precision}.onnx", precision=precision)
-    profile = selftest_profile(model.config.frames_trained)
-    result = build_engine(onnx_path, BuildOptions(plan_path=workdir / f"{name}.{precision}.plan",
-                                                  batch=profile.batch, frames=profile.frames))
+    export_s = time.perf_counter() - started
+    profile = selftest_profile(model.config.frames_trained) if small_profile else None
+    options = BuildOptions(plan_path=workdir / f"{name}.{precision}.plan", target=target,
+                           batch=profile.batch if profile else None, frames=profile.frames if profile else None)
+    return model, onnx_path, build_engine(onnx_path, options), export_s
+
+
+def build_case(name: str, precision: str, workdir: Path, target: str) -> BuildRow:
+    """Export and build only, with stam-build's default profile: what `--build-only` measures (no GPU needed for rtx)."""
+    _, _, result, export_s = export_and_build(name, precision, workdir, target, small_profile=False)
+    profile = result.sidecar.profile
+    return BuildRow(name, precision, target, result.sidecar.tensorrt_version,
+                    f"batch {profile.batch}, frames {profile.frames}", round(export_s, 1), round(result.seconds, 1),
+                    round(result.plan_path.stat().st_size / 1e6, 1))
+
+
+def render_build_table(rows: Sequence[BuildRow]) -> str:
+    header = f"{'model':<10} {'prec':<5} {'target':<8} {'library':<12} {'export s':>8} {'build s':>8} {'plan MB':>8}  profile"
+    lines = [header, "-" * len(header)]
+    lines += [f"{r.model:<10} {r.precision:<5} {r.target:<8} {r.library_version:<12} {r.export_s:>8.1f} "
+              f"{r.build_s:>8.1f} {r.plan_mb:>8.1f}  {r.profile}" for r in rows]
+    return "\n".join(lines)
+
+
+def run_case(name: str, precision: str, workdir: Path, iterations: int, target: str = "tensorrt") -> list[Row]:
+    """Export, build, then compare and time one (model, precision) at three shapes."""
+    import torch
+
+    from runtime import open_model
+
+    model, onnx_path, result, _ = export_and_build(name, precision, workdir, target)
+    profile = result.sidecar.profile
     rows = []
     with open_model(result.plan_path) as engine, open_model(onnx_path) as reference:
         for batch, frames in shape_points(profile):
@@ -114,6 +159,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="default: stam_tiny stam_16")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--iterations", type=int, default=20, help="timed runs per shape")
+    parser.add_argument("--target", choices=("tensorrt", "rtx"), default="tensorrt",
+                        help="library that builds and runs the plans (rtx: TensorRT-RTX on an RTX GPU)")
+    parser.add_argument("--build-only", action="store_true",
+                        help="export and build with the default profile, no run: times the builder (with --target "
+                             "rtx, on any machine)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the ONNX files and plans here (default: a temp dir)")
     return parser.parse_args(argv)
@@ -124,14 +174,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.trt_build import import_tensorrt
+    from runtime.backends.cuda import driver_problem
+    from runtime.backends.trt import import_tensorrt, require_gpu
 
-    import_tensorrt()  # fail in one line before minutes of export
+    import_tensorrt(args.target)  # fail in one line before minutes of export
+    if not args.build_only:
+        require_gpu("the self-test", driver_problem())
     with tempfile.TemporaryDirectory(prefix="stam-selftest-") as scratch:
         workdir = args.workdir or Path(scratch)
-        rows = [row for name in args.models for precision in args.precisions
-                for row in run_case(name, precision, workdir, args.iterations)]
-    print(render_table(rows))
+        if args.build_only:
+            rows = [build_case(name, precision, workdir, args.target) for name in args.models
+                    for precision in args.precisions]
+        else:
+            rows = [row for name in args.models for precision in args.precisions
+                    for row in run_case(name, precision, workdir, args.iterations, args.target)]
+    print(render_build_table(rows) if args.build_only else render_table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")
     return 0

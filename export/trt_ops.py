@@ -22,6 +22,7 @@ from runtime.errors import StamError
 
 TABLE_PATH = Path(__file__).parent / "data" / "tensorrt_onnx_ops.json"
 DEFAULT_DOMAINS = ("", "ai.onnx")
+MATRIX_VERSION = "10.15"  # the TensorRT release whose operators.md the table copies (named in its "source")
 _RESIZE_MODES = {"nearest", "linear"}
 _RESIZE_TRANSFORMS = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
 _FIRST_OPSET = {"LayerNormalization": 17, "Gelu": 20, "Attention": 23, "RMSNormalization": 23, "RotaryEmbedding": 23}
@@ -56,6 +57,13 @@ class OperatorReport:
     def passed(self) -> bool:
         return not self.errors
 
+    def matrix_note(self) -> str:
+        """Which support matrix answered: the table has one operator matrix (TensorRT 10.15's) for every major."""
+        note = f"onnx-tensorrt operators.md of TensorRT {MATRIX_VERSION}"
+        if self.trt_major != int(MATRIX_VERSION.split(".")[0]):
+            note += f", which TensorRT {self.trt_major} keeps (no ONNX operator removed); opsets of TensorRT {self.trt_major}"
+        return note
+
     def table(self) -> str:
         lines = [f"{'domain':<10} {'op':<24} {'count':>5} {'opset':>5}  TensorRT {self.trt_major}"]
         for row in self.rows:
@@ -64,7 +72,7 @@ class OperatorReport:
             lines.append(f"{row.domain or 'ai.onnx':<10} {row.op_type:<24} {row.count:>5} {row.opset:>5}  {verdict}{note}")
         lines += [f"error: {text}" for text in self.errors] + [f"warning: {text}" for text in self.warnings]
         lines.append(f"{'PASSED' if self.passed else 'FAILED'}: {len(self.rows)} op types, {len(self.errors)} "
-                     f"errors, {len(self.warnings)} warnings (matrix: {self.source.split(';')[0]})")
+                     f"errors, {len(self.warnings)} warnings (matrix: {self.matrix_note()})")
         return "\n".join(lines)
 
 

@@ -1,5 +1,7 @@
 """The TensorRT optimization profile of a STAM ONNX file: defaults from its metadata, validation against its input.
 
+Whole models and both parts of a split pair (`stam.part`): the whole model takes frames (B, T, 3,
+224, 224), the frames part single images (N, 3, 224, 224), the temporal part embeddings (B, T, D).
 Torch- and TensorRT-free, so the build's first failure (a profile the model cannot satisfy) shows on
 any machine before minutes of engine building.
 """
@@ -15,6 +17,7 @@ from onnx import TensorProto
 from runtime import contract
 from runtime.contract import DimRange, Profile
 from runtime.errors import ArtifactError, ShapeError
+from runtime.onnx_io import read_metadata
 
 DEFAULT_BATCH = DimRange(1, 8, 32)
 # 4x T_trained frames, but at most this many: 128 frames x 32 videos is already 2.5 GB of float32 input.
@@ -33,6 +36,15 @@ class OnnxInfo:
     input_type: int
 
     @property
+    def part(self) -> str:
+        """`frames` or `temporal` for a part of a split pair, "" for the whole model."""
+        return self.metadata.get(contract.META_PART, contract.PART_WHOLE)
+
+    @property
+    def input_name(self) -> str:
+        return contract.PART_IO[self.part][0]
+
+    @property
     def frames_trained(self) -> int:
         try:
             return int(self.metadata[contract.META_FRAMES_TRAINED])
@@ -48,12 +60,22 @@ def read_onnx_info(path: str | Path) -> OnnxInfo:
     """Graph I/O and metadata of an ONNX file; one-line errors for a missing, corrupt or foreign file."""
     path = Path(path)
     model = load_graph(path)
-    inputs = {value.name: value for value in model.graph.input}
-    if contract.INPUT_NAME not in inputs or not model.graph.node:
-        raise ArtifactError(f"{path}: not a STAM model (no graph input named {contract.INPUT_NAME!r})")
-    tensor = inputs[contract.INPUT_NAME].type.tensor_type
+    metadata = read_metadata(model)
+    part = metadata.get(contract.META_PART, contract.PART_WHOLE)
+    if part not in contract.PART_IO:
+        raise ArtifactError(f"{path}: unknown {contract.META_PART} {part!r} (expected frames or temporal)")
+    input_name, output_name = contract.PART_IO[part]
+    weights = {init.name for init in model.graph.initializer}  # IR < 4 lists initializers as inputs too
+    inputs = {value.name: value for value in model.graph.input if value.name not in weights}
+    outputs = {value.name for value in model.graph.output}
+    what = f"the {part} part of a STAM model" if part else "a STAM model"
+    if list(inputs) != [input_name] or not model.graph.node:
+        found = ", ".join(repr(name) for name in inputs) or "none"
+        raise ArtifactError(f"{path}: not {what} (its one graph input must be {input_name!r}; found {found})")
+    if output_name not in outputs:
+        raise ArtifactError(f"{path}: not {what} (no graph output named {output_name!r})")
+    tensor = inputs[input_name].type.tensor_type
     dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
-    metadata = {prop.key: prop.value for prop in model.metadata_props}
     return OnnxInfo(path, metadata, dims, tensor.elem_type)
 
 
@@ -77,31 +99,45 @@ def default_profile(frames_trained: int) -> Profile:
 
 
 def resolve_profile(info: OnnxInfo, batch: DimRange | None, frames: DimRange | None) -> Profile:
-    """The user's ranges where given, defaults elsewhere, validated against the ONNX input."""
+    """The user's ranges where given, defaults elsewhere, validated against the ONNX input.
+
+    The temporal part's input is small (B x T x D floats), so its default frames range is the whole
+    1..4 T_trained that the interpolated position embedding serves.
+    """
     defaults = default_profile(info.frames_trained)
-    profile = Profile(batch=batch or defaults.batch, frames=frames or defaults.frames)
+    if info.part == contract.PART_TEMPORAL:
+        trained = info.frames_trained
+        defaults = Profile(batch=DEFAULT_BATCH, frames=DimRange(1, trained, 4 * trained))
+    embed_dim = info.input_dims[-1] if info.part == contract.PART_TEMPORAL and info.input_dims else 0
+    if not isinstance(embed_dim, int):
+        raise ArtifactError(f"{info.path}: the embedding size (last dim of {info.input_name!r}) must be fixed, "
+                            f"got {embed_dim!r}")
+    profile = Profile(batch=batch or defaults.batch, frames=frames or defaults.frames, part=info.part,
+                      embed_dim=embed_dim)
     validate_profile(info, profile)
     return profile
 
 
 def validate_profile(info: OnnxInfo, profile: Profile) -> None:
     """min <= opt <= max, and inside what the ONNX input allows (fixed dims must be matched exactly)."""
+    name = info.input_name
     if info.input_type != TensorProto.FLOAT:
-        raise ArtifactError(f"{info.path}: input {contract.INPUT_NAME!r} must be float32, "
+        raise ArtifactError(f"{info.path}: input {name!r} must be float32, "
                             f"got {TensorProto.DataType.Name(info.input_type)}")
-    expected_rank = len(contract.input_shape(1, 1))
-    if len(info.input_dims) != expected_rank:
-        raise ArtifactError(f"{info.path}: input {contract.INPUT_NAME!r} has rank {len(info.input_dims)}, "
-                            f"expected {expected_rank} (batch, frames, 3, {contract.INPUT_SIZE}, {contract.INPUT_SIZE})")
     profile.batch.validate("batch")
     profile.frames.validate("frames")
-    for axis, (name, allowed) in enumerate((("batch", profile.batch), ("frames", profile.frames))):
+    dynamic, fixed = profile.dims(), profile.fixed_dims()
+    if len(info.input_dims) != len(dynamic) + len(fixed):
+        layout = ", ".join([dim for dim, _ in dynamic] + [str(size) for size in fixed])
+        raise ArtifactError(f"{info.path}: input {name!r} has rank {len(info.input_dims)}, "
+                            f"expected {len(dynamic) + len(fixed)} ({layout})")
+    for axis, (dim_name, allowed) in enumerate(dynamic):
         dim = info.input_dims[axis]
         if isinstance(dim, int) and not allowed.min == allowed.max == dim:
-            raise ShapeError(f"{info.path}: the model's {name} dimension is fixed at {dim}; "
-                             f"use --{name} {dim} (got {allowed})")
-    fixed = contract.input_shape(1, 1)[2:]
-    for axis, size in enumerate(fixed, start=2):
+            option = "--batch/--frames" if dim_name == "images" else f"--{dim_name}"
+            raise ShapeError(f"{info.path}: the model's {dim_name} dimension is fixed at {dim}; "
+                             f"use {option} to match it (got {allowed})")
+    for axis, size in enumerate(fixed, start=len(dynamic)):
         dim = info.input_dims[axis]
         if isinstance(dim, int) and dim != size:
             raise ShapeError(f"{info.path}: input dimension {axis} is {dim}, the contract needs {size}")

@@ -8,6 +8,7 @@ but not the other way round.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -149,40 +150,120 @@ class DimRange:
         return f"{self.min}:{self.opt}:{self.max}"
 
 
+def describe_range(allowed: DimRange | None) -> str:
+    return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
+
+
+def check_range(name: str, value: int, allowed: DimRange | None, owner: str = "the model's range",
+                hint: str = "") -> None:
+    """The one range check of every request (a model's batch/frames, an engine profile's dims):
+    refuse a value below 1 or outside `allowed`, naming the dimension, the range and what to do."""
+    if value >= 1 and (allowed is None or allowed.contains(value)):
+        return
+    raise ShapeError(f"{name}={value} is outside {owner} {describe_range(allowed)}{f' ({hint})' if hint else ''}")
+
+
+# What a plan computes: the whole model (frames -> logits) or one part of a split pair.
+PART_WHOLE = ""
+PART_IO = {
+    PART_WHOLE: (INPUT_NAME, OUTPUT_NAME),
+    PART_FRAMES: (INPUT_NAME, EMBEDDINGS_NAME),
+    PART_TEMPORAL: (EMBEDDINGS_NAME, OUTPUT_NAME),
+}
+IMAGE_SHAPE = (CHANNELS, INPUT_SIZE, INPUT_SIZE)
+
+
 @dataclass(frozen=True)
 class Profile:
-    """The one optimization profile of a plan, over the two dynamic input dims."""
+    """The one optimization profile of a plan, over the dynamic dims of its input.
+
+    The whole model and the temporal part take (batch, frames, ...) and range over both; the frames
+    part takes single images (N, 3, 224, 224), N ranging over 1..batch.max * frames.max (every frame
+    of the largest request), tuned for batch.opt * frames.opt. `embed_dim` is D of the temporal part.
+    """
 
     batch: DimRange
     frames: DimRange
+    part: str = PART_WHOLE
+    embed_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.part not in PART_IO:
+            raise ArtifactError(f"unknown model part {self.part!r} (known: frames, temporal, or whole)")
+
+    @property
+    def input_name(self) -> str:
+        return PART_IO[self.part][0]
+
+    @property
+    def output_name(self) -> str:
+        return PART_IO[self.part][1]
+
+    @property
+    def images(self) -> DimRange:
+        """The frames part's N: one image up to every frame of the largest request."""
+        largest = self.batch.max * self.frames.max
+        return DimRange(1, min(largest, self.batch.opt * self.frames.opt), largest)
+
+    def dims(self) -> tuple[tuple[str, DimRange], ...]:
+        """(name, range) of each dynamic leading input dim, in order."""
+        if self.part == PART_FRAMES:
+            return (("images", self.images),)
+        return (("batch", self.batch), ("frames", self.frames))
+
+    def fixed_dims(self) -> tuple[int, ...]:
+        """The input dims after the dynamic ones."""
+        return (self.embed_dim,) if self.part == PART_TEMPORAL else IMAGE_SHAPE
 
     def check(self, batch: int, frames: int) -> None:
-        """Refuse a request before any device work, naming the dimension that is out of range."""
-        for name, value, allowed in (("batch", batch, self.batch), ("frames", frames, self.frames)):
-            if not allowed.contains(value):
-                raise ShapeError(
-                    f"{name}={value} is outside the engine's profile {allowed.min}..{allowed.max} "
-                    f"(rebuild with stam-build --{name} MIN:OPT:MAX)"
-                )
+        """Refuse a (batch, frames) request before any device work (whole model and temporal part)."""
+        self.check_shape((batch, frames, *self.fixed_dims()))
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Refuse an input of the wrong rank, fixed dims or dynamic dims, naming what is wrong."""
+        dynamic = self.dims()
+        expected = len(dynamic) + len(self.fixed_dims())
+        if len(shape) != expected or tuple(shape[len(dynamic):]) != self.fixed_dims():
+            names = ", ".join([name for name, _ in dynamic] + [str(d) for d in self.fixed_dims()])
+            raise ShapeError(f"{self.input_name} must have shape ({names}), got {tuple(shape)}")
+        for (name, allowed), value in zip(dynamic, shape):
+            check_range(name, int(value), allowed, "the engine's profile",
+                        f"rebuild with stam-build --{name} MIN:OPT:MAX" if name != "images" else
+                        "rebuild with a larger stam-build --batch or --frames")
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """min/opt/max input shapes, in the form the TensorRT profile API takes."""
-        return {
-            key: input_shape(getattr(self.batch, key), getattr(self.frames, key))
-            for key in ("min", "opt", "max")
-        }
+        return {key: tuple(getattr(allowed, key) for _, allowed in self.dims()) + self.fixed_dims()
+                for key in ("min", "opt", "max")}
 
-    def to_dict(self) -> dict[str, list[int]]:
-        return {"batch": list(asdict(self.batch).values()), "frames": list(asdict(self.frames).values())}
+    def max_rows(self) -> int:
+        """The largest leading output dim: videos (whole, temporal) or images (frames part)."""
+        return self.dims()[0][1].max
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"batch": list(asdict(self.batch).values()), "frames": list(asdict(self.frames).values())}
+        if self.part != PART_WHOLE:
+            data.update(part=self.part, embed_dim=self.embed_dim)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Profile":
-        return cls(batch=DimRange(*data["batch"]), frames=DimRange(*data["frames"]))
+        return cls(batch=DimRange(*data["batch"]), frames=DimRange(*data["frames"]),
+                   part=data.get("part", PART_WHOLE), embed_dim=int(data.get("embed_dim", 0)))
+
+
+# `stam-build --target` -> the Python module of the TensorRT library that builds and runs its plans.
+TRT_TARGETS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
 
 
 @dataclass
 class Sidecar:
-    """`NAME.plan.json`: what the runtime must know about a plan without deserializing it."""
+    """`NAME.plan.json`: what the runtime must know about a plan without deserializing it.
+
+    `target` names the library (TRT_TARGETS) and `tensorrt_version` that library's version: a plan
+    opens only with the library and version that built it. Sidecars without `target` predate
+    TensorRT-RTX and are `tensorrt` plans.
+    """
 
     metadata: dict[str, str]
     profile: Profile
@@ -191,6 +272,11 @@ class Sidecar:
     gpu_name: str
     compute_capability: str
     build: dict[str, Any] = field(default_factory=dict)
+    target: str = "tensorrt"
+
+    @property
+    def library(self) -> str:
+        return TRT_TARGETS[self.target]
 
     @staticmethod
     def path_for(plan_path: str | Path) -> Path:
@@ -203,19 +289,43 @@ class Sidecar:
 
     def write(self, plan_path: str | Path) -> Path:
         path = self.path_for(plan_path)
-        path.write_text(self.to_json() + "\n")
+        write_atomic(path, (self.to_json() + "\n").encode())
         return path
 
     @classmethod
     def read(cls, plan_path: str | Path) -> "Sidecar":
-        """Read and validate the sidecar of a plan, with an error that says which file is wrong."""
+        """Read and validate the sidecar of a plan, with an error that says which file is wrong and what it lacks."""
         path = cls.path_for(plan_path)
         if not path.is_file():
             raise ArtifactError(f"{plan_path}: no sidecar {path.name} beside the plan (build it with stam-build)")
         try:
             data = json.loads(path.read_text())
+        except ValueError as error:
+            raise ArtifactError(f"{path}: malformed sidecar (not JSON: {error})") from None
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{path}: malformed sidecar (a JSON object is expected)")
+        missing = [name for name in _REQUIRED_SIDECAR_FIELDS if name not in data]
+        if missing:
+            raise ArtifactError(f"{path}: sidecar lacks {', '.join(missing)} (rebuild the plan with stam-build)")
+        if data.get("target", "tensorrt") not in TRT_TARGETS:
+            raise ArtifactError(f"{path}: unknown target {data['target']!r} (known: {', '.join(TRT_TARGETS)})")
+        try:
             sidecar = cls(**{**data, "profile": Profile.from_dict(data["profile"])})
         except (ValueError, TypeError, KeyError) as error:
-            raise ArtifactError(f"{path}: malformed sidecar ({error})") from None
+            raise ArtifactError(f"{path}: malformed sidecar ({type(error).__name__}: {error})") from None
         check_metadata(sidecar.metadata, str(path))
         return sidecar
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file whole or not at all (temporary name beside it, then rename): no half-written artifact."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ArtifactError(f"{path}: cannot write ({error.strerror})") from None
+
+
+_REQUIRED_SIDECAR_FIELDS = ("metadata", "profile", "precision", "tensorrt_version", "gpu_name", "compute_capability")

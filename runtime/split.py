@@ -17,8 +17,8 @@ import numpy as np
 
 from runtime import contract
 from runtime.backends import ONNX_SUFFIXES, PLAN_SUFFIXES, open_model
-from runtime.backends.base import ITEM_SHAPE, Model, check_dim
-from runtime.contract import DimRange
+from runtime.backends.base import ITEM_SHAPE, Model
+from runtime.contract import DimRange, check_range
 from runtime.errors import ArtifactError, ShapeError
 
 # Metadata that both parts of one export share; precision may differ (a calibrated frames part).
@@ -65,11 +65,38 @@ class OrtPart:
         self._session = None
 
 
+class TrtPart:
+    """A part built by `stam-build` into a plan: the runner takes its tensor names from the engine,
+    and the sidecar's profile gives the ranges (images for the frames part, batch and frames for the
+    temporal part) that requests are checked against before any CUDA call."""
+
+    def __init__(self, path: Path, input_name: str, output_name: str):
+        from runtime.backends.trt import TrtRunner
+
+        sidecar = contract.Sidecar.read(path)
+        profile = sidecar.profile
+        if (profile.input_name, profile.output_name) != (input_name, output_name):
+            raise ArtifactError(f"{path}: expected a plan of input {input_name!r} and output {output_name!r}; "
+                                f"its sidecar says {profile.input_name!r} -> {profile.output_name!r}")
+        self.path = str(path)
+        self.metadata = dict(sidecar.metadata)
+        self.ranges = tuple(allowed for _, allowed in profile.dims())
+        self._runner = TrtRunner(path, sidecar).activate()
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        return self._runner.infer(np.ascontiguousarray(array, dtype=np.float32))
+
+    def close(self) -> None:
+        self._runner.deactivate()
+
+
 def open_part(path: Path, input_name: str, output_name: str, providers: Sequence[str] | None) -> Part:
-    """The backend for one part, by suffix. TensorRT plans need a named-I/O runner (see README)."""
+    """The backend for one part, by suffix: ONNX Runtime for `.onnx`, TensorRT for plans."""
     if path.suffix.lower() in ONNX_SUFFIXES:
         return OrtPart(path, input_name, output_name, providers)
-    raise ArtifactError(f"{path}: split parts run on ONNX Runtime here; TensorRT split plans are not supported yet")
+    if providers:
+        raise ArtifactError(f"{path}: providers apply to ONNX Runtime; a TensorRT plan runs on TensorRT only")
+    return TrtPart(path, input_name, output_name)
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -114,7 +141,7 @@ class WindowModel(abc.ABC):
     def check_window(self, frames: int) -> None:
         """Refuse a window length the classifier cannot take, before any decoding."""
         try:
-            check_dim("frames", frames, self.window_range)
+            check_range("frames", frames, self.window_range)
         except ShapeError as error:
             raise ShapeError(f"{self.path}: --window {frames} does not fit: {error}") from None
 
@@ -168,7 +195,7 @@ class SplitPair(WindowModel):
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
     def classify(self, windows: np.ndarray) -> np.ndarray:
-        check_dim("batch", windows.shape[0], self.batch_range)
+        check_range("batch", windows.shape[0], self.batch_range)
         self.check_window(windows.shape[1])
         return self.temporal.run(windows)
 

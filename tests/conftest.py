@@ -1,10 +1,18 @@
 """Shared fixtures, built once per test session: a small STAM and its ONNX export, a random-weight
-STAM-16, and the shipped motion model with its held-out videos (exports and encodes cost seconds)."""
+STAM-16, and the shipped motion model with its held-out videos (exports and encodes cost seconds);
+and the one TensorRT skip mechanism.
+
+TensorRT tests carry one of two markers and are skipped here, with the reason, where they cannot run:
+`trt_builder` needs a library that builds (tensorrt_rtx builds without a GPU, so CI runs these);
+`tensorrt` runs a plan and needs a library, cuda-python and an NVIDIA GPU with its driver.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -71,6 +79,49 @@ def tiny_split(tiny_model, tiny_labels, tmp_path_factory):
     from export.onnx import export_split
 
     return export_split(tiny_model, tmp_path_factory.mktemp("tiny_split") / "stam_tiny.onnx", labels=tiny_labels)
+
+
+# --- TensorRT: which tests can run here ---------------------------------------------------------
+
+BUILDER_LIBRARIES = ("tensorrt_rtx", "tensorrt")
+
+
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def builder_skip_reason() -> str | None:
+    if any(_importable(name) for name in BUILDER_LIBRARIES):
+        return None
+    return "no TensorRT library imports (pip install -e '.[rtx]' builds without a GPU)"
+
+
+def execution_skip_reason() -> str | None:
+    from runtime.backends.cuda import driver_problem
+
+    problem = driver_problem()
+    if problem:
+        return f"running a plan needs an NVIDIA GPU; this machine has {problem}"
+    if builder_skip_reason():
+        return builder_skip_reason()
+    return None if _importable("cuda") else "cuda-python is not installed (running a plan needs it)"
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = {"trt_builder": builder_skip_reason(), "tensorrt": execution_skip_reason()}
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def trt_library() -> ModuleType:
+    """The library `trt_builder` tests build with: tensorrt_rtx where installed (it needs no GPU), else tensorrt."""
+    from runtime.backends.trt import import_tensorrt
+
+    name = next(name for name in BUILDER_LIBRARIES if _importable(name))
+    return import_tensorrt(name)
 
 
 # --- the shipped motion model and its held-out videos ---------------------------------------------

@@ -10,7 +10,7 @@ from typing import Mapping
 import numpy as np
 
 from runtime import contract
-from runtime.contract import DimRange
+from runtime.contract import DimRange, describe_range
 from runtime.errors import ShapeError
 
 ITEM_SHAPE = (contract.CHANNELS, contract.INPUT_SIZE, contract.INPUT_SIZE)
@@ -27,16 +27,6 @@ def warn_if_random(metadata: Mapping[str, str], path: str) -> None:
         _WARNED_RANDOM.add(path)
         warnings.warn(f"{path} was exported with random weights (no checkpoint): its labels are meaningless",
                       RandomWeightsWarning, stacklevel=3)
-
-
-def describe_range(allowed: DimRange | None) -> str:
-    return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
-
-
-def check_dim(name: str, value: int, allowed: DimRange | None) -> None:
-    """Refuse a batch or frame count the model cannot take, naming the range it can."""
-    if value < 1 or (allowed is not None and not allowed.contains(value)):
-        raise ShapeError(f"{name}={value} is outside the model's range {describe_range(allowed)}")
 
 
 def check_input(frames: np.ndarray) -> tuple[int, int]:
@@ -86,8 +76,8 @@ class Model(abc.ABC):
 
     def check_request(self, batch: int, frames: int) -> None:
         """Raise ShapeError when (batch, frames) is outside what this model accepts."""
-        check_dim("batch", batch, self.batch_range)
-        check_dim("frames", frames, self.frames_range)
+        contract.check_range("batch", batch, self.batch_range)
+        contract.check_range("frames", frames, self.frames_range)
 
     def run(self, frames: np.ndarray) -> np.ndarray:
         """float32 frames (B, T, 3, 224, 224) in [0, 1] -> float32 logits (B, C)."""

@@ -8,6 +8,7 @@ file importable without cuda-python and lets tests drive it with a stand-in modu
 from __future__ import annotations
 
 import ctypes
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -15,13 +16,45 @@ import numpy as np
 
 from runtime.errors import MissingDependencyError, StamError
 
-GPU_EXTRA_HINT = "pip install 'stam-deploy[gpu]' on a machine with an NVIDIA GPU"
+GPU_EXTRA_HINT = "pip install -e '.[gpu]' (CUDA 13 driver) or '.[gpu-cu12]' (CUDA 12 driver) on a machine with an NVIDIA GPU"
+DRIVER_LIBRARY = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
 
 
 class CudaError(StamError):
     """A CUDA runtime call failed (out of memory, no device, driver too old)."""
 
     exit_code = 1
+
+
+class GpuUnavailableError(StamError):
+    """No NVIDIA driver or GPU on this machine: a plan cannot run here at all (exit 2, like a wrong artifact)."""
+
+
+def driver_problem(library: str = DRIVER_LIBRARY) -> str | None:
+    """Why nothing can run on a GPU here (no driver, driver error, no device), or None.
+
+    Asks the CUDA driver API through ctypes, so it needs neither cuda-python nor TensorRT and
+    allocates nothing: the runtime can refuse a plan in one line before loading anything.
+    """
+    try:
+        driver = ctypes.CDLL(library)
+    except OSError:
+        return f"no NVIDIA driver: {library} cannot be loaded"
+    status = driver.cuInit(0)
+    if status != 0:
+        return f"an NVIDIA driver that does not start (cuInit: {_driver_error_name(driver, status)})"
+    count = ctypes.c_int(0)
+    status = driver.cuDeviceGetCount(ctypes.byref(count))
+    if status != 0 or count.value == 0:
+        return "no NVIDIA GPU visible to the driver (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+    return None
+
+
+def _driver_error_name(driver: ctypes.CDLL, status: int) -> str:
+    name = ctypes.c_char_p()
+    if driver.cuGetErrorName(status, ctypes.byref(name)) == 0 and name.value:
+        return f"{name.value.decode(errors='replace')} ({status})"
+    return f"error {status}"
 
 
 def import_cudart() -> ModuleType:
@@ -32,7 +65,8 @@ def import_cudart() -> ModuleType:
         try:
             from cuda import cudart
         except ImportError:
-            raise MissingDependencyError(f"cuda-python is not installed ({GPU_EXTRA_HINT})") from None
+            raise MissingDependencyError(f"cuda-python is not installed: {GPU_EXTRA_HINT}; "
+                                         "with the rtx extra: pip install cuda-python") from None
     return cudart
 
 

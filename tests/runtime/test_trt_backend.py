@@ -1,14 +1,18 @@
-"""TensorRT backend: sizing, growth, profile checks and the runner's CUDA call sequence.
+"""TensorRT backend: sizing, growth, profile checks, library choice and the runner's CUDA call sequence.
 
-Without TensorRT the runner is driven by a stand-in cudart (real host memory, memmove copies) and
-a stand-in engine that computes the mean-RGB logits, so the data path, buffer reuse and frees are
-checked here; the tests marked `tensorrt` build and run a real plan where TensorRT is present.
+Executing a plan needs a GPU, so the runner is driven here by a stand-in cudart (real host memory,
+memmove copies) and a stand-in engine that computes known outputs: the data path, buffer reuse,
+frees, tensor names and the RTX runtime cache are checked without one. The tests marked `tensorrt`
+build and run a real plan where a GPU is present.
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib.util
+import re
+import subprocess
+import sys
+import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,27 +20,28 @@ import numpy as np
 import pytest
 
 from runtime import contract, open_model
-from runtime.backends import cuda as cuda_module
 from runtime.backends import trt as trt_backend
-from runtime.backends.cuda import Cuda, CudaError, HostBuffer
+from runtime.backends.cuda import Cuda, CudaError
 from runtime.backends.trt import (
     PinnedTensor,
+    TrtModel,
     TrtRunner,
     grown_capacity,
     input_limit,
     mismatch_message,
+    runtime_cache_path,
     tensor_nbytes,
 )
 from runtime.contract import DimRange, Profile, Sidecar
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError
+from tests.runtime.fake_cuda import FakeCudart
 from tests.runtime.conftest import LABELS, NUM_CLASSES, contract_metadata, mean_rgb_logits
 
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 PROFILE = Profile(batch=DimRange(1, 2, 4), frames=DimRange(2, 4, 8))
 GOOD_PLAN = b"stand-in plan"
 
 
-def make_sidecar(profile: Profile = PROFILE) -> Sidecar:
+def make_sidecar(profile: Profile = PROFILE, target: str = "tensorrt") -> Sidecar:
     return Sidecar(
         metadata=contract_metadata(),
         profile=profile,
@@ -44,11 +49,12 @@ def make_sidecar(profile: Profile = PROFILE) -> Sidecar:
         tensorrt_version="10.9.0",
         gpu_name="NVIDIA H100 80GB HBM3",
         compute_capability="9.0",
+        target=target,
     )
 
 
-def write_plan(tmp_path: Path, data: bytes = GOOD_PLAN, sidecar: Sidecar | None = None) -> Path:
-    plan = tmp_path / "model.plan"
+def write_plan(tmp_path: Path, data: bytes = GOOD_PLAN, sidecar: Sidecar | None = None, name: str = "model.plan") -> Path:
+    plan = tmp_path / name
     plan.write_bytes(data)
     (sidecar or make_sidecar()).write(plan)
     return plan
@@ -58,89 +64,41 @@ def frames_of(batch: int, frames: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random(contract.input_shape(batch, frames), dtype=np.float32)
 
 
-class FakeCudart:
-    """cudart's calling convention ((err, *values) tuples) over real host memory."""
+WHOLE_IO = {contract.INPUT_NAME: ("input", (-1, -1, 3, 224, 224)), contract.OUTPUT_NAME: ("output", (-1, NUM_CLASSES))}
+TEMPORAL_IO = {contract.EMBEDDINGS_NAME: ("input", (-1, -1, 6)), contract.OUTPUT_NAME: ("output", (-1, NUM_CLASSES))}
 
-    class cudaError_t:  # noqa: N801 - cudart's spelling
-        cudaSuccess = 0
-        cudaErrorMemoryAllocation = 2
 
-    class cudaMemcpyKind:  # noqa: N801
-        cudaMemcpyHostToDevice = 1
-        cudaMemcpyDeviceToHost = 2
-
-    def __init__(self):
-        self.calls: list[str] = []
-        self.memory: dict[int, ctypes.Array] = {}
-        self.fail_next: str | None = None
-
-    def __getattr__(self, name: str):
-        if not name.startswith("cuda"):
-            raise AttributeError(name)
-        implementation = getattr(self, f"_{name}")
-
-        def call(*args):
-            self.calls.append(name)
-            if self.fail_next == name:
-                return (self.cudaError_t.cudaErrorMemoryAllocation, None)
-            return implementation(*args)
-
-        return call
-
-    def _alloc(self, nbytes: int):
-        buffer = ctypes.create_string_buffer(nbytes)
-        self.memory[ctypes.addressof(buffer)] = buffer
-        return (0, ctypes.addressof(buffer))
-
-    _cudaMalloc = _cudaMallocHost = _alloc
-
-    def _release(self, ptr: int):
-        del self.memory[ptr]
-        return (0,)
-
-    _cudaFree = _cudaFreeHost = _release
-
-    def _cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: int, stream: int):
-        ctypes.memmove(dst, src, nbytes)
-        return (0,)
-
-    def _cudaStreamCreate(self):
-        return (0, 77)
-
-    def _ok(self, *args):
-        return (0,)
-
-    _cudaStreamSynchronize = _cudaStreamDestroy = _ok
-
-    def _cudaGetErrorString(self, err: int):
-        return (0, b"out of memory")
-
-    def _cudaGetDeviceProperties(self, device: int):
-        return (0, SimpleNamespace(name=b"NVIDIA A100-SXM4-40GB", major=8, minor=0))
+def first_values(inputs: np.ndarray) -> np.ndarray:
+    """What the stand-in temporal engine computes: the first NUM_CLASSES values of each video's embeddings."""
+    return inputs.reshape(inputs.shape[0], -1)[:, :NUM_CLASSES]
 
 
 class FakeContext:
-    """Computes the mean-RGB logits from device memory, like the hand-built ONNX graph."""
+    """Reads its input from device memory and writes `compute(input)` to its output, by tensor name."""
 
-    def __init__(self):
+    def __init__(self, io: dict, compute):
+        (self.input_name, _), (self.output_name, _) = io.items()
+        self.compute = compute
         self.shapes: dict[str, tuple] = {}
         self.addresses: dict[str, int] = {}
+        self.refuse_address = False
 
     def set_input_shape(self, name: str, shape: tuple) -> bool:
         self.shapes[name] = shape
-        return name == contract.INPUT_NAME
+        return name == self.input_name
 
     def get_tensor_shape(self, name: str) -> tuple:
-        return (self.shapes[contract.INPUT_NAME][0], NUM_CLASSES)
+        return (self.shapes[self.input_name][0], NUM_CLASSES)
 
-    def set_tensor_address(self, name: str, ptr: int) -> None:
+    def set_tensor_address(self, name: str, ptr: int) -> bool:
         self.addresses[name] = ptr
+        return not self.refuse_address
 
     def execute_async_v3(self, stream: int) -> bool:
-        shape = self.shapes[contract.INPUT_NAME]
-        frames = device_array(self.addresses[contract.INPUT_NAME], shape)
-        logits = device_array(self.addresses[contract.OUTPUT_NAME], (shape[0], NUM_CLASSES))
-        logits[...] = mean_rgb_logits(frames)
+        shape = self.shapes[self.input_name]
+        inputs = device_array(self.addresses[self.input_name], shape)
+        outputs = device_array(self.addresses[self.output_name], (shape[0], NUM_CLASSES))
+        outputs[...] = self.compute(inputs)
         return stream == 77
 
 
@@ -149,12 +107,33 @@ def device_array(ptr: int, shape: tuple) -> np.ndarray:
     return np.frombuffer((ctypes.c_ubyte * count).from_address(ptr), dtype=np.float32).reshape(shape)
 
 
+class FakeRuntimeCache:
+    """TensorRT-RTX's IRuntimeCache: accepts only what it serialized itself."""
+
+    def __init__(self):
+        self.kernels = b""
+
+    def deserialize(self, blob: bytes) -> bool:
+        if not blob.startswith(b"kernels"):
+            return False
+        self.kernels = bytes(blob)
+        return True
+
+    def serialize(self) -> bytes:
+        return self.kernels + b"+compiled"
+
+
 class FakeEngine:
-    num_io_tensors = 2
-    io = {
-        contract.INPUT_NAME: ("input", (-1, -1, 3, 224, 224)),
-        contract.OUTPUT_NAME: ("output", (-1, NUM_CLASSES)),
-    }
+    def __init__(self, io: dict, compute, runtime_config: bool = False):
+        self.io, self.compute = io, compute
+        self.contexts: list[FakeContext] = []
+        self.runtime_configs: list[SimpleNamespace] = []
+        if runtime_config:
+            self.create_runtime_config = self._create_runtime_config
+
+    @property
+    def num_io_tensors(self) -> int:
+        return len(self.io)
 
     def get_tensor_name(self, index: int) -> str:
         return list(self.io)[index]
@@ -168,34 +147,53 @@ class FakeEngine:
     def get_tensor_shape(self, name: str) -> tuple:
         return self.io[name][1]
 
-    def create_execution_context(self) -> FakeContext:
-        return FakeContext()
+    def _create_runtime_config(self) -> SimpleNamespace:
+        config = SimpleNamespace(cache=None, create_runtime_cache=FakeRuntimeCache)
+        config.set_runtime_cache = lambda cache: setattr(config, "cache", cache) or True
+        self.runtime_configs.append(config)
+        return config
+
+    def create_execution_context(self, runtime_config=None) -> FakeContext:
+        self.contexts.append(FakeContext(self.io, self.compute))
+        return self.contexts[-1]
 
 
-class FakeLogger:
-    ERROR = 3
+class FakeILogger:
+    """trt.ILogger: subclassed by the runtime's one logger per library."""
 
-    def __init__(self, level: int):
-        self.level = level
+    Severity = SimpleNamespace(INTERNAL_ERROR=0, ERROR=1, WARNING=2)
+
+    def __init__(self):
+        pass
 
 
-def fake_tensorrt() -> SimpleNamespace:
-    runtime = SimpleNamespace(deserialize_cuda_engine=lambda data: FakeEngine() if data == GOOD_PLAN else None)
-    return SimpleNamespace(
-        __version__="10.13.0",
-        Logger=FakeLogger,
-        Runtime=lambda logger: runtime,
-        TensorIOMode=SimpleNamespace(INPUT="input", OUTPUT="output"),
-        DataType=SimpleNamespace(FLOAT="float"),
-    )
+def fake_tensorrt(name: str = "tensorrt", engine: FakeEngine | None = None) -> types.ModuleType:
+    """A module (hashable, like the real one) with the v3 API pieces the runner uses."""
+    engine = engine or FakeEngine(WHOLE_IO, mean_rgb_logits)
+    runtime = SimpleNamespace(deserialize_cuda_engine=lambda data: engine if data == GOOD_PLAN else None)
+    module = types.ModuleType(name)
+    module.__version__ = "10.13.0"
+    module.ILogger = FakeILogger
+    module.Runtime = lambda logger: runtime
+    module.TensorIOMode = SimpleNamespace(INPUT="input", OUTPUT="output")
+    module.DataType = SimpleNamespace(FLOAT="float")
+    module.engine = engine
+    return module
 
 
 @pytest.fixture
 def fake_gpu(monkeypatch) -> FakeCudart:
+    """A machine with a driver and GPU (stand-ins); `fake_gpu.libraries` are the TensorRT modules opened."""
     cudart = FakeCudart()
-    fake_trt = fake_tensorrt()
-    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: fake_trt)
+    cudart.libraries = []
+
+    def import_library(library: str) -> types.ModuleType:
+        cudart.libraries.append(library)
+        return fake_tensorrt(library)
+
+    monkeypatch.setattr(trt_backend, "import_tensorrt", import_library)
     monkeypatch.setattr(trt_backend, "import_cudart", lambda: cudart)
+    monkeypatch.setattr(trt_backend, "driver_problem", lambda: None)
     return cudart
 
 
@@ -216,14 +214,16 @@ def test_growth_policy_doubles_within_the_profile_limit():
 
 
 def test_input_limit_is_the_profile_maximum():
-    assert input_limit(make_sidecar()) == tensor_nbytes(contract.input_shape(4, 8))
+    assert input_limit(PROFILE) == tensor_nbytes(contract.input_shape(4, 8))
+    temporal = Profile(DimRange(1, 2, 4), DimRange(2, 4, 8), part=contract.PART_TEMPORAL, embed_dim=6)
+    assert input_limit(temporal) == tensor_nbytes((4, 8, 6))
 
 
 def test_mismatch_message_names_both_builds():
     message = mismatch_message("m.plan", make_sidecar(), "10.13.0", "NVIDIA A100-SXM4-40GB", "8.0")
     assert message == (
-        "m.plan: cannot load the plan: it was built with TensorRT 10.9.0 for NVIDIA H100 80GB HBM3 "
-        "(compute capability 9.0); this machine has TensorRT 10.13.0 and NVIDIA A100-SXM4-40GB "
+        "m.plan: cannot load the plan: it was built with tensorrt 10.9.0 for NVIDIA H100 80GB HBM3 "
+        "(compute capability 9.0); this machine has tensorrt 10.13.0 and NVIDIA A100-SXM4-40GB "
         "(compute capability 8.0). Rebuild it here with stam-build"
     )
 
@@ -239,11 +239,28 @@ def test_profile_is_checked_before_any_cuda_call(tmp_path):
 # --- opening plans ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(HAS_TENSORRT, reason="checks the message shown where tensorrt is missing")
-def test_missing_tensorrt_is_a_clear_error(tmp_path):
-    message = r"^TensorRT is not installed \(pip install 'stam-deploy\[gpu\]'"
+@pytest.mark.parametrize("target, library, extra", [("tensorrt", "tensorrt", "gpu"), ("rtx", "tensorrt_rtx", "rtx")])
+def test_missing_library_names_the_extra_of_the_plans_target(target, library, extra, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, library, None)
+    monkeypatch.setattr(trt_backend, "driver_problem", lambda: None)
+    message = re.escape(f"({library}) is not installed: this needs the {extra} extra: pip install -e '.[{extra}]'")
     with pytest.raises(MissingDependencyError, match=message):
-        open_model(write_plan(tmp_path))
+        open_model(write_plan(tmp_path, sidecar=make_sidecar(target=target)))
+
+
+def test_no_gpu_is_one_line_from_runtime_infer_before_loading_anything(tmp_path):
+    from runtime.backends.cuda import driver_problem
+    from tests.videos import write_video
+
+    if driver_problem() is None:
+        pytest.skip("this machine has an NVIDIA driver and GPU")
+    plan = write_plan(tmp_path, data=b"not even a plan", sidecar=make_sidecar(target="rtx"))
+    video = write_video(tmp_path / "v.mp4", 8, 64, 48)
+    run = subprocess.run([sys.executable, "-m", "runtime.infer", str(plan), str(video)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"error: {plan}: a TensorRT plan needs an NVIDIA GPU and driver to run, and this "
+                                 "machine has no NVIDIA") and run.stderr.count("\n") == 1
 
 
 def test_plan_without_sidecar_is_refused_before_tensorrt(tmp_path):
@@ -256,12 +273,31 @@ def test_plan_without_sidecar_is_refused_before_tensorrt(tmp_path):
 def test_malformed_sidecar_is_refused(tmp_path):
     plan = write_plan(tmp_path)
     Sidecar.path_for(plan).write_text("{not json")
-    with pytest.raises(ArtifactError, match="malformed sidecar"):
+    with pytest.raises(ArtifactError, match="malformed sidecar \\(not JSON"):
+        open_model(plan)
+    Sidecar.path_for(plan).write_text("{}")
+    with pytest.raises(ArtifactError, match=r"sidecar lacks metadata, profile, precision, tensorrt_version, gpu_name, "
+                                            r"compute_capability \(rebuild the plan with stam-build\)$"):
         open_model(plan)
 
 
+def test_the_sidecars_target_picks_the_library(tmp_path, fake_gpu):
+    open_model(write_plan(tmp_path, sidecar=make_sidecar(target="rtx"))).close()
+    open_model(write_plan(tmp_path, name="other.plan")).close()
+    assert fake_gpu.libraries == ["tensorrt_rtx", "tensorrt"]
+
+
+def test_a_plan_refuses_the_other_library(tmp_path, fake_gpu):
+    plan = write_plan(tmp_path, sidecar=make_sidecar(target="rtx"))
+    runner = TrtRunner(plan, make_sidecar(target="rtx"), library=fake_tensorrt("tensorrt"))
+    with pytest.raises(ArtifactError, match=r"built for target rtx \(tensorrt_rtx 10\.9\.0\) and cannot be opened "
+                                            r"with tensorrt$"):
+        runner.activate()
+    assert fake_gpu.memory == {} and fake_gpu.calls == []
+
+
 def test_plan_from_another_build_names_both(tmp_path, fake_gpu):
-    message = r"built with TensorRT 10\.9\.0 .* this machine has TensorRT 10\.13\.0 and NVIDIA A100"
+    message = r"built with tensorrt 10\.9\.0 .* this machine has tensorrt 10\.13\.0 and NVIDIA A100"
     with pytest.raises(ArtifactError, match=message):
         open_model(write_plan(tmp_path, data=b"other plan"))
 
@@ -307,30 +343,7 @@ def test_runner_context_manager_activates_and_frees(tmp_path, fake_gpu):
         runner.infer(frames_of(1, 2))
 
 
-# --- cuda helpers ----------------------------------------------------------------------------
-
-
-def test_checked_call_raises_with_the_cuda_message():
-    cudart = FakeCudart()
-    cuda = Cuda(cudart)
-    assert cuda.call("cudaStreamSynchronize", 77) is None
-    assert cuda.device_description() == ("NVIDIA A100-SXM4-40GB", "8.0")
-    cudart.fail_next = "cudaMalloc"
-    with pytest.raises(CudaError, match="CUDA call cudaMalloc failed: out of memory"):
-        cuda.call("cudaMalloc", 1024)
-
-
-def test_host_buffer_view_and_free_twice():
-    cudart = FakeCudart()
-    buffer = HostBuffer(Cuda(cudart), 64)
-    view = buffer.view((2, 4), np.float32)
-    view[...] = np.arange(8).reshape(2, 4)
-    np.testing.assert_array_equal(buffer.view((8,), np.float32), np.arange(8, dtype=np.float32))
-    with pytest.raises(ValueError, match="view of 128 bytes"):
-        buffer.view((32,), np.float32)
-    buffer.free()
-    buffer.free()
-    assert cudart.calls.count("cudaFreeHost") == 1
+# --- pinned tensors ------------------------------------------------------------------------
 
 
 def test_pinned_tensor_reallocates_both_sides_only_when_growing():
@@ -344,45 +357,67 @@ def test_pinned_tensor_reallocates_both_sides_only_when_growing():
     assert cudart.memory == {}
 
 
-def test_missing_cuda_python_is_a_clear_error(monkeypatch):
-    if importlib.util.find_spec("cuda") is not None:
-        pytest.skip("cuda-python is installed here")
-    with pytest.raises(MissingDependencyError, match="cuda-python is not installed"):
-        cuda_module.import_cudart()
+# --- parts of a split pair, the RTX runtime cache ---------------------------------------------
 
 
-# --- real TensorRT (skipped where it is missing) ---------------------------------------------
+def test_runner_takes_tensor_names_from_the_engine_for_a_part(tmp_path, monkeypatch, fake_gpu):
+    temporal = Profile(DimRange(1, 2, 4), DimRange(2, 4, 8), part=contract.PART_TEMPORAL, embed_dim=6)
+    sidecar = make_sidecar(temporal)
+    plan = write_plan(tmp_path, sidecar=sidecar)
+    library = fake_tensorrt(engine=FakeEngine(TEMPORAL_IO, first_values))
+    with TrtRunner(plan, sidecar, library=library) as runner:
+        embeddings = np.random.default_rng(0).random((3, 5, 6), dtype=np.float32)
+        np.testing.assert_array_equal(runner.infer(embeddings), first_values(embeddings))
+        assert set(library.engine.contexts[0].addresses) == {"embeddings", "logits"}
+        with pytest.raises(ShapeError, match=r"frames=9 is outside the engine's profile 2\.\.8"):
+            runner.infer(np.zeros((1, 9, 6), np.float32))
+    with pytest.raises(ArtifactError, match="the temporal part of a split pair takes embeddings, not videos"):
+        TrtModel(plan)
+    wrong = TrtRunner(write_plan(tmp_path, name="whole.plan"), sidecar, library=fake_tensorrt())
+    with pytest.raises(ArtifactError, match=r"expected float32 embeddings -> logits; found frames \(input, float\)"):
+        wrong.activate()
+    assert not wrong.is_active
 
 
-def build_plan(onnx_path: Path, plan_path: Path, profile: Profile) -> Path:
-    """A plan built with the TensorRT API directly, so this test does not depend on stam-build."""
-    import tensorrt as trt
+def test_refused_tensor_address_is_an_error(tmp_path, fake_gpu):
+    with open_model(write_plan(tmp_path)) as model:
+        model._runner.context.refuse_address = True
+        with pytest.raises(CudaError, match="refused the device address of tensor 'frames'"):
+            model.run(frames_of(1, 2))
 
-    from runtime.backends.cuda import import_cudart
 
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse_from_file(str(onnx_path)), [parser.get_error(i) for i in range(parser.num_errors)]
-    config = builder.create_builder_config()
-    shapes = builder.create_optimization_profile()
-    shapes.set_shape(contract.INPUT_NAME, *profile.shapes().values())
-    config.add_optimization_profile(shapes)
-    plan_path.write_bytes(bytes(builder.build_serialized_network(network, config)))
-    gpu_name, capability = Cuda(import_cudart()).device_description()
-    sidecar = Sidecar(
-        metadata=contract_metadata(), profile=profile, precision="fp32",
-        tensorrt_version=trt.__version__, gpu_name=gpu_name, compute_capability=capability,
-    )
-    sidecar.write(plan_path)
-    return plan_path
+def test_rtx_runtime_cache_is_loaded_and_saved_beside_the_plan(tmp_path, fake_gpu):
+    plan = write_plan(tmp_path, sidecar=make_sidecar(target="rtx"))
+    library = fake_tensorrt("tensorrt_rtx", FakeEngine(WHOLE_IO, mean_rgb_logits, runtime_config=True))
+    cache = runtime_cache_path(plan)
+    with TrtRunner(plan, make_sidecar(target="rtx"), library=library) as runner:
+        runner.infer(frames_of(1, 2))
+    assert cache.read_bytes() == b"+compiled"  # the JIT-compiled kernels of the first run
+    cache.write_bytes(b"kernels v1")
+    with TrtRunner(plan, make_sidecar(target="rtx"), library=library):
+        assert library.engine.runtime_configs[-1].cache.kernels == b"kernels v1"
+    assert cache.read_bytes() == b"kernels v1+compiled"
+    cache.write_bytes(b"from another GPU")
+    with pytest.warns(RuntimeWarning, match="runtime cache rejected"):
+        TrtRunner(plan, make_sidecar(target="rtx"), library=library).activate().deactivate()
+    assert cache.read_bytes() == b"+compiled"
+
+
+# --- real TensorRT (skipped where no library or GPU is present) -------------------------------
+
+
+def build_plan(library, onnx_path: Path, plan_path: Path, profile: Profile) -> Path:
+    """A plan built with stam-build's library call for the installed library's target."""
+    from export.tensorrt import BuildOptions, build_engine
+    from runtime.backends.trt import target_of
+
+    options = BuildOptions(plan_path=plan_path, batch=profile.batch, frames=profile.frames, target=target_of(library))
+    return build_engine(onnx_path, options).plan_path
 
 
 @pytest.mark.tensorrt
-def test_real_plan_matches_onnx_runtime(mean_rgb_onnx, tmp_path):
-    pytest.importorskip("tensorrt", reason="tensorrt is not installed")
-    plan = build_plan(mean_rgb_onnx, tmp_path / "mean_rgb.plan", PROFILE)
+def test_real_plan_matches_onnx_runtime(trt_library, mean_rgb_onnx, tmp_path):
+    plan = build_plan(trt_library, mean_rgb_onnx, tmp_path / "mean_rgb.plan", PROFILE)
     with open_model(plan) as model, open_model(mean_rgb_onnx) as reference:
         for batch, frames in [(1, 2), (4, 8), (3, 5), (2, 4)]:
             inputs = frames_of(batch, frames, seed=frames)
@@ -392,7 +427,42 @@ def test_real_plan_matches_onnx_runtime(mean_rgb_onnx, tmp_path):
 
 
 @pytest.mark.tensorrt
-def test_corrupt_plan_is_an_artifact_error(tmp_path):
-    pytest.importorskip("tensorrt", reason="tensorrt is not installed")
+def test_real_part_plan_runs_with_names_from_the_engine(trt_library, tmp_path):
+    from tests.export.trt_graphs import part_graph
+
+    source = part_graph(tmp_path / "m.temporal.onnx", contract.PART_TEMPORAL)
+    plan = build_plan(trt_library, source, tmp_path / "m.temporal.plan", PROFILE)
+    embeddings = np.random.default_rng(0).random((2, 4, 6), dtype=np.float32)
+    import onnxruntime
+
+    expected = onnxruntime.InferenceSession(str(source)).run(None, {"embeddings": embeddings})[0]
+    with TrtRunner(plan, Sidecar.read(plan)) as runner:
+        np.testing.assert_allclose(runner.infer(embeddings), expected, atol=1e-5)
+
+
+@pytest.mark.tensorrt
+def test_corrupt_plan_is_an_artifact_error(trt_library, tmp_path):
+    from runtime.backends.trt import target_of
+
+    sidecar = make_sidecar(target=target_of(trt_library))
     with pytest.raises(ArtifactError, match="cannot load the plan"):
-        open_model(write_plan(tmp_path, data=b"\x00" * 256))
+        open_model(write_plan(tmp_path, data=b"\x00" * 256, sidecar=sidecar))
+
+
+def test_the_timeline_opens_plan_parts_through_the_runner(tmp_path, monkeypatch, fake_gpu):
+    """runtime.split runs a temporal part built into a plan, with the profile's ranges and the engine's names."""
+    from runtime.split import open_part
+
+    temporal = Profile(DimRange(1, 2, 4), DimRange(2, 4, 8), part=contract.PART_TEMPORAL, embed_dim=6)
+    plan = write_plan(tmp_path, sidecar=make_sidecar(temporal), name="m.temporal.plan")
+    engine = FakeEngine(TEMPORAL_IO, first_values)
+    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda library: fake_tensorrt(library, engine=engine))
+    part = open_part(plan, contract.EMBEDDINGS_NAME, contract.OUTPUT_NAME, None)
+    try:
+        assert part.ranges == (DimRange(1, 2, 4), DimRange(2, 4, 8))
+        embeddings = np.random.default_rng(1).random((2, 3, 6), dtype=np.float32)
+        np.testing.assert_array_equal(part.run(embeddings), first_values(embeddings))
+    finally:
+        part.close()
+    with pytest.raises(ArtifactError, match="expected a plan of input 'frames' and output 'embeddings'"):
+        open_part(plan, contract.INPUT_NAME, contract.EMBEDDINGS_NAME, None)
