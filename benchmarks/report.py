@@ -27,7 +27,8 @@ PAPER = {
     "videos_per_s": {"stam_16": 20.0, "stam_64": 4.8},
     "gflops": {"stam_8": 135.0, "stam_16": 270.0, "stam_32": 540.0, "stam_64": 1080.0},
 }
-_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "numpy", "tensorrt", "matplotlib")
+_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy", "tensorrt", "tensorrt_rtx",
+              "matplotlib")
 
 
 # --- machine -----------------------------------------------------------------------------------------
