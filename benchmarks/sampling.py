@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -127,6 +128,7 @@ def measure(path: Path, clip: Path, options: Options, seconds: int) -> dict[str,
 
 
 def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     results = []
     for gop in options.gops:
         for length in options.lengths:
@@ -145,6 +147,7 @@ def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any
                      "video": f"{WIDTH}x{HEIGHT} H.264 (libx264 veryfast crf 18, 3 B-frames), {FPS} fps; "
                               f"longer than {SEGMENT_SECONDS} s: a {SEGMENT_SECONDS} s segment repeated by remuxing"},
         "machine": report.describe_machine("cpu"),
+        "load_average": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "results": results,
     }
 
@@ -237,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "sampling.md").write_text(table + "\n")
     render_plot(document, args.out / "sampling.png")
     print(table)
-    print(f"{report.machine_line(document['machine'])}")
+    load = document["load_average"]
+    print(f"{report.machine_line(document['machine'])}; load average {load['before']} before, {load['after']} after")
     print(f"wrote {args.out}/sampling.{{json,md,png}}", file=sys.stderr)
     return 0
 

@@ -218,7 +218,7 @@ def _packets_from(
     keyframe, up to SEEK_RETRIES times. From the landing on, every packet must be the table's next one.
     """
     for timestamp in _seek_timestamps(table, start):
-        container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+        _seek(container, stream, timestamp)
         packets = _demux(container, stream)
         landed = _land(packets, table, start)
         if landed is None:
@@ -253,6 +253,14 @@ def _land(packets: Iterator[av.Packet], table: FrameTable, start: int) -> _Packe
         if found is not None and table.keyframe[found]:
             return _Packet(packet, found)
     return None
+
+
+def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream, timestamp: int) -> None:
+    """Seek backward to a keyframe at or before `timestamp`; a demuxer that cannot seek is a surprise."""
+    try:
+        container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+    except (av.error.FFmpegError, OSError) as error:
+        raise SeekUnreliable(f"the file cannot seek ({error})") from None
 
 
 def _demux(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.Packet]:
@@ -314,12 +322,13 @@ class SampleIndex:
         entries = stream.index_entries
         if len(entries) == 0 or len(entries) != stream.frames or not entries[0].is_keyframe:
             return None
-        last_dts, end = None, 0
-        for entry in entries:
-            if entry.is_discard or (last_dts is not None and entry.timestamp <= last_dts):
+        last_dts = entries[0].timestamp - 1
+        for entry in entries:  # one pass in plain Python: about 1 us per frame, a tenth of demuxing
+            dts = entry.timestamp
+            if dts <= last_dts or entry.is_discard or entry.pos + entry.size > file_size:
                 return None
-            last_dts, end = entry.timestamp, max(end, entry.pos + entry.size)
-        return cls(entries) if end <= file_size else None
+            last_dts = dts
+        return cls(entries)
 
     def decode_ranks(
         self,
@@ -363,7 +372,7 @@ class SampleIndex:
         mp4 seeks compare presentation times, the index holds decoding times: aimed at the entry's
         decoding time, the seek lands on it or on a keyframe before it, and packets up to it are passed over.
         """
-        container.seek(self._entries[first].timestamp, stream=stream, backward=True, any_frame=False)
+        _seek(container, stream, self._entries[first].timestamp)
         packets = _demux(container, stream)
         start = self._entries[first].timestamp
         pts: list[int] = []

@@ -5,8 +5,10 @@ Decoding through seeks, on real files of every kind, is tested in test_video.py 
 
 from __future__ import annotations
 
+import av
 import pytest
 
+from runtime import seek
 from runtime.seek import SEEK_GAIN_PACKETS, FrameTable, SeekUnreliable, plan_stretches
 
 
@@ -39,3 +41,12 @@ def test_a_frame_shown_before_its_keyframe_starts_from_the_one_before():
     table = FrameTable.from_packets(pts, pts, keyframe)
     assert table.keyframe_before(6) == 0 and table.keyframe_before(7) == 0 and table.keyframe_before(8) == 5
     assert table.position_of_pts(5) == 6 and table.rank_of_pts(9) is None
+
+
+def test_a_demuxer_that_cannot_seek_is_a_surprise_not_a_crash():
+    class Unseekable:
+        def seek(self, *args, **kwargs):
+            raise av.error.FFmpegError(38, "Function not implemented")
+
+    with pytest.raises(SeekUnreliable, match=r"cannot seek \("):
+        seek._seek(Unseekable(), None, 0)
