@@ -66,10 +66,15 @@ class OrtPart:
 
 
 def open_part(path: Path, input_name: str, output_name: str, providers: Sequence[str] | None) -> Part:
-    """The backend for one part, by suffix. TensorRT plans need a named-I/O runner (see README)."""
+    """The backend for one part, by suffix: the one place a TensorRT plan pair plugs in.
+
+    A plan part needs a runner that takes arbitrary tensor names (`stam-build` of split parts); until
+    the TensorRT backend has one, a plan pair is refused here in one line.
+    """
     if path.suffix.lower() in ONNX_SUFFIXES:
         return OrtPart(path, input_name, output_name, providers)
-    raise ArtifactError(f"{path}: split parts run on ONNX Runtime here; TensorRT split plans are not supported yet")
+    raise ArtifactError(f"{path}: split TensorRT plans are not supported by this runtime yet; "
+                        "use the ONNX pair (NAME.frames.onnx) or a whole-model plan")
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -229,6 +234,8 @@ def partner_paths(path: Path, metadata: Mapping[str, str]) -> tuple[Path, Path]:
     if not partner:
         raise ArtifactError(f"{path}: the {part} part does not name its partner ({contract.META_PARTNER})")
     other = path.with_name(partner)
+    if other.suffix.lower() != path.suffix.lower():  # a plan's sidecar keeps its ONNX partner's name
+        other = path.with_name(other.stem + path.suffix)
     if not other.is_file():
         raise ArtifactError(f"{path}: its partner {partner} is not beside it (export both with stam-export --split)")
     return (path, other) if part == contract.PART_FRAMES else (other, path)
