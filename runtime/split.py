@@ -31,6 +31,7 @@ class Part(Protocol):
     path: str
     metadata: Mapping[str, str]
     ranges: tuple[DimRange | None, ...]  # per leading (dynamic) dim of the input; None = unbounded
+    width: int | None  # D of its `embeddings` tensor (output of frames, input of temporal), if fixed
 
     def run(self, array: np.ndarray) -> np.ndarray: ...
 
@@ -51,10 +52,12 @@ class OrtPart:
             raise ArtifactError(f"{path}: expected input {input_name!r} and output {output_name!r}; found {found}")
         self._names = (input_name, output_name)
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
-        self.input_shape = list(inputs[0].shape)
-        self.output_shape = list(next(o.shape for o in outputs if o.name == output_name))
+        input_shape = list(inputs[0].shape)
+        output_shape = list(next(o.shape for o in outputs if o.name == output_name))
         leading = 1 if input_name == contract.INPUT_NAME else 2  # frames [N, ...]; embeddings [B, T, D]
-        self.ranges = tuple(dim_range(dim) for dim in self.input_shape[:leading])
+        self.ranges = tuple(dim_range(dim) for dim in input_shape[:leading])
+        width = (output_shape if output_name == contract.EMBEDDINGS_NAME else input_shape)[-1]
+        self.width = width if isinstance(width, int) else None
 
     def run(self, array: np.ndarray) -> np.ndarray:
         input_name, output_name = self._names
@@ -81,6 +84,7 @@ class TrtPart:
         self.path = str(path)
         self.metadata = dict(sidecar.metadata)
         self.ranges = tuple(allowed for _, allowed in profile.dims())
+        self.width = profile.embed_dim or None  # recorded for the temporal part's input
         self._runner = TrtRunner(path, sidecar).activate()
 
     def run(self, array: np.ndarray) -> np.ndarray:
@@ -214,10 +218,9 @@ def check_pair(frames: Part, temporal: Part) -> None:
     differing = [key for key in SHARED_METADATA if frames.metadata.get(key) != temporal.metadata.get(key)]
     if differing:
         raise ArtifactError(f"{frames.path} and {temporal.path} are not one pair (their {', '.join(differing)} differ)")
-    widths = {getattr(frames, "output_shape", [None])[-1], getattr(temporal, "input_shape", [None])[-1]}
-    widths = {w for w in widths if isinstance(w, int)}
-    if len(widths) > 1:
-        raise ArtifactError(f"{frames.path} and {temporal.path}: embedding widths differ ({sorted(widths)})")
+    if None not in (frames.width, temporal.width) and frames.width != temporal.width:
+        raise ArtifactError(f"{frames.path} and {temporal.path}: embedding widths differ "
+                            f"({frames.width} and {temporal.width})")
 
 
 class WholeModelWindows(WindowModel):
@@ -256,6 +259,8 @@ def partner_paths(path: Path, metadata: Mapping[str, str]) -> tuple[Path, Path]:
     if not partner:
         raise ArtifactError(f"{path}: the {part} part does not name its partner ({contract.META_PARTNER})")
     other = path.with_name(partner)
+    if other.suffix.lower() != path.suffix.lower():  # a plan's sidecar keeps its ONNX partner's name
+        other = path.with_name(other.stem + path.suffix)
     if not other.is_file():
         raise ArtifactError(f"{path}: its partner {partner} is not beside it (export both with stam-export --split)")
     return (path, other) if part == contract.PART_FRAMES else (other, path)

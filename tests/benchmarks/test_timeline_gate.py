@@ -65,3 +65,22 @@ def test_windows_inside_one_shot_get_its_class(motion_split, long_video):
     accuracy = sum(inside) / len(inside)
     print(f"timeline: {sum(inside)} of {len(inside)} windows inside one shot correct ({accuracy:.1%})")
     assert accuracy >= MIN_INSIDE_TOP1
+
+
+def test_long_mode_command_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.motion.generate", "--out", str(tmp_path), "--long", "2",
+                           "--segment-seconds", "1", "1", "--size", "64", "48", "--fps", "10", "--seed", "5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    segments = read_segments(tmp_path / "long_s5.mp4")
+    assert [(s.first_frame, s.num_frames) for s in segments] == [(0, 10), (10, 10)]
+    assert segments[0].label != segments[1].label
+    from runtime.video import probe
+
+    assert probe(tmp_path / "long_s5.mp4").num_frames == 20
+
+
+def test_long_mode_bad_input_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.motion.generate", "--out", str(tmp_path), "--long", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "error: --long must be at least 1 segment, got 0"

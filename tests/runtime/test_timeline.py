@@ -108,12 +108,12 @@ def test_corrupt_middle_keeps_the_windows_before_it(pair, tmp_path):
     start, stop = len(data) * 45 // 100, len(data) * 55 // 100
     data[start:stop] = np.random.default_rng(0).integers(0, 256, stop - start, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
-    intact, _ = timeline(pair, video_path := write_video(tmp_path / "intact.mp4", 600, 64, 48, fps=30), stride=2)
+    intact, _ = timeline(pair, write_video(tmp_path / "intact.mp4", 600, 64, 48, fps=30), stride=2)
     results, runner = timeline(pair, path, stride=2)
     assert 3 <= len(results) < len(intact) and results[-1].end < 20
+    # the regular windows before the damage are those of the intact file; the last one ends at the last good frame
     assert [(r.start, r.top1.index) for r in results[:-1]] == [(r.start, r.top1.index) for r in intact[: len(results) - 1]]
     assert any("the timeline ends at the last good frame" in note for note in runner.notes)
-    assert video_path.exists()
 
 
 def infer(*args: str) -> subprocess.CompletedProcess:
