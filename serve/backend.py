@@ -3,8 +3,10 @@
 This module is imported by Triton's Python backend stub (`triton_python_backend_utils` exists only
 there). Every request gets its own response: a bad one (wrong frame count, corrupt or empty video)
 gets a Triton error carrying one line, and the good requests of the same batch are answered.
-The video model decodes with the runtime's own clip loader and sends the pixels to `NAME` (Triton's
-BLS), so one copy of the model serves both endpoints and Triton's dynamic batcher merges them.
+The video model decodes with the runtime's own clip loader and runs its own copy of the artifact:
+each of its instances (`--decode-workers`) decodes one batch while another runs the model. It does
+not call `NAME` through Triton (BLS): on SIGTERM Triton refuses every new request, inner ones too,
+so a video accepted before the signal could not finish.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from runtime.clips import load_clip
 from runtime.contract import DimRange
 from runtime.errors import ShapeError, StamError, VideoError
 from runtime.results import VideoResult
-from serve.artifact import describe
 from serve.batching import Outcome, check_frames, one_line, run_grouped
 
 
@@ -39,14 +40,21 @@ def error_response(error: BaseException):
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(one_line(error)))
 
 
-class TensorModel:
-    """`frames` [b, T, 3, 224, 224] -> `logits` [b, C] on the artifact, with per-request checks."""
+class ServedArtifact:
+    """What both models hold: the opened artifact, the frame range served and Triton's batch bound."""
 
     def initialize(self, args: dict[str, Any]) -> None:
-        parameters = read_parameters(args)
-        self.frames = frames_allowed(parameters)
+        self.parameters = read_parameters(args)
+        self.frames = frames_allowed(self.parameters)
         self.max_batch = int(json.loads(args["model_config"])["max_batch_size"])
-        self.model = open_model(parameters["artifact"])
+        self.model = open_model(self.parameters["artifact"])
+
+    def finalize(self) -> None:
+        self.model.close()
+
+
+class TensorModel(ServedArtifact):
+    """`frames` [b, T, 3, 224, 224] -> `logits` [b, C] on the artifact, with per-request checks."""
 
     def execute(self, requests: list) -> list:
         items = [self._input(request) for request in requests]
@@ -67,29 +75,20 @@ class TensorModel:
         logits = pb_utils.Tensor(contract.OUTPUT_NAME, np.ascontiguousarray(outcome, dtype=np.float32))
         return pb_utils.InferenceResponse(output_tensors=[logits])
 
-    def finalize(self) -> None:
-        self.model.close()
 
-
-class VideoModel:
+class VideoModel(ServedArtifact):
     """`video` (an encoded file) -> top-k `labels`, `probabilities` and sampling `notes`."""
 
     def initialize(self, args: dict[str, Any]) -> None:
-        parameters = read_parameters(args)
-        info = describe(parameters["artifact"])
-        self.labels = info.labels
-        self.num_classes = info.num_classes
-        self.frames = frames_allowed(parameters)
-        self.default_frames = int(parameters["default_frames"])
-        self.default_topk = int(parameters["topk"])
-        self.sampling = parameters["sampling"]
-        self.tensor_model = parameters["tensor_model"]
-        self.max_batch = int(json.loads(args["model_config"])["max_batch_size"])
+        super().initialize(args)
+        self.default_frames = int(self.parameters["default_frames"])
+        self.default_topk = int(self.parameters["topk"])
+        self.sampling = self.parameters["sampling"]
 
     def execute(self, requests: list) -> list:
         decoded = [self._decode(request) for request in requests]
         clips: list[Outcome] = [item[0] if isinstance(item, tuple) else item for item in decoded]
-        outcomes = run_grouped(clips, self._infer, self.max_batch)
+        outcomes = run_grouped(clips, self.model.run, self.max_batch)
         return [self._response(request, item, outcome) for request, item, outcome in zip(requests, decoded, outcomes)]
 
     def _decode(self, request) -> tuple[np.ndarray, list[str]] | Exception:
@@ -117,23 +116,11 @@ class VideoModel:
         tensor = pb_utils.get_input_tensor_by_name(request, name)
         return default if tensor is None else int(tensor.as_numpy().reshape(-1)[0])
 
-    def _infer(self, frames: np.ndarray) -> np.ndarray:
-        """Logits from the tensor model, through Triton (its dynamic batcher and metrics see every video)."""
-        request = pb_utils.InferenceRequest(
-            model_name=self.tensor_model,
-            requested_output_names=[contract.OUTPUT_NAME],
-            inputs=[pb_utils.Tensor(contract.INPUT_NAME, frames)],
-        )
-        response = request.exec()
-        if response.has_error():
-            raise StamError(response.error().message())
-        return pb_utils.get_output_tensor_by_name(response, contract.OUTPUT_NAME).as_numpy()
-
     def _response(self, request, decoded, outcome: Outcome):
         if isinstance(outcome, Exception):
             return error_response(outcome)
-        topk = max(1, min(self._scalar(request, "topk", self.default_topk), self.num_classes))
-        result = VideoResult.from_logits("", outcome[0], self.labels, topk)
+        topk = max(1, min(self._scalar(request, "topk", self.default_topk), len(outcome[0])))
+        result = VideoResult.from_logits("", outcome[0], self.model.labels, topk)
         labels = np.array([[p.label.encode() for p in result.predictions]], dtype=np.object_)
         probabilities = np.array([[p.probability for p in result.predictions]], dtype=np.float32)
         notes = np.array([[note.encode() for note in decoded[1]]], dtype=np.object_).reshape(1, -1)

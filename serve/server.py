@@ -74,7 +74,7 @@ class ServeOptions:
 
 
 def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> None:
-    """Two Python-backend models: NAME (the artifact) and NAME_video (decode, then NAME)."""
+    """Two Python-backend models: NAME (the artifact) and NAME_video (decode, then its own copy of the artifact)."""
     frames = triton_config.frames_range(info, options.max_frames)
     tensors = triton_config.tensor_model_config(
         options.name, info, options.batching, backend="python",
@@ -90,7 +90,6 @@ def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> N
             "default_frames": str(min(max(info.frames_trained, frames.min), frames.max)),
             "topk": str(options.topk),
             "sampling": options.sampling,
-            "tensor_model": options.name,
         },
     )
     for kind, model in (("tensors", tensors), ("video", video)):
