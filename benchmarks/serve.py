@@ -1,0 +1,250 @@
+"""Closed-loop load on `stam-serve` over localhost: requests/s and latency percentiles, every request counted.
+
+Each cell of the grid (batching on/off x endpoint x concurrent clients) runs C clients, each sending a
+fixed number of requests back to back over gRPC (a new one as soon as the last is answered, as
+perf_analyzer's concurrency mode does) and stops issuing at a time bound. Reported like perf_analyzer:
+throughput in inferences/s, client latency p50/p90/p95/p99, and from Triton's statistics the mean
+server queue and compute time and the mean batch it formed. Unlike perf_analyzer, which repeats
+windows until throughput is stable, each cell is one fixed-size run after a warm-up.
+
+    python -m benchmarks.serve --json benchmarks/results/serve_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from benchmarks.report import _table, describe_machine, machine_line
+from benchmarks.timing import summarize
+from runtime.errors import StamError, run_cli
+from serve import config as triton_config
+from serve.artifact import describe
+from serve.server import Endpoints, ServeOptions, TritonServer
+
+MODES = {"dynamic": True, "none": False}
+ENDPOINTS = ("tensors", "video")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured configuration, as data first (the table is rendered from these)."""
+
+    batching: str
+    endpoint: str
+    clients: int
+    sent: int
+    answered: int
+    failed: int
+    seconds: float
+    throughput: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_queue_ms: float
+    server_compute_ms: float
+    mean_batch: float
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="artifact to serve (default: the shipped motion model, exported to ONNX)")
+    parser.add_argument("--videos", help="folder of videos for the video endpoint (default: 9 generated motion videos)")
+    parser.add_argument("--clients", default="1,4,16", help="concurrent clients per cell (default 1,4,16)")
+    parser.add_argument("--requests", type=int, default=24, help="requests per client per cell (default 24)")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed requests per cell (default 4)")
+    parser.add_argument("--max-seconds", type=float, default=60, help="stop issuing after this long per cell (default 60)")
+    parser.add_argument("--batching", default="dynamic,none", help="dynamic, none or both (default both)")
+    parser.add_argument("--endpoints", default="tensors,video", help="tensors, video or both (default both)")
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--max-queue-delay-us", type=int, default=2000)
+    parser.add_argument("--frames", type=int, help="frames per clip (default: the model's trained T)")
+    parser.add_argument("--base-port", type=int, default=18600, help="HTTP port; gRPC and metrics follow (default 18600)")
+    parser.add_argument("--json", help="write the results here")
+    return parser
+
+
+def prepare_model(work: Path) -> Path:
+    """The shipped motion checkpoint as fp32 ONNX with its labels (small: the grid runs in minutes on 2 cores)."""
+    from benchmarks.motion import SHIPPED_CHECKPOINT
+    from benchmarks.motion.generate import CLASSES
+    from export.checkpoint import load_checkpoint
+    from export.onnx import export_onnx
+
+    return export_onnx(load_checkpoint(SHIPPED_CHECKPOINT), work / "stam_motion.onnx", labels=list(CLASSES))
+
+
+def prepare_videos(work: Path) -> list[Path]:
+    from benchmarks.motion import HELD_OUT_SEED
+    from benchmarks.motion.generate import generate
+
+    return generate(work / "videos", 1, HELD_OUT_SEED, max_side=200, max_seconds=2.5)
+
+
+def request_makers(videos: list[Path], frames: int) -> dict[str, Callable[[int], list]]:
+    """Per endpoint: request number -> gRPC inputs (videos and their preprocessed clips, cycled)."""
+    import tritonclient.grpc as grpcclient
+
+    from runtime.clips import load_clip
+
+    payloads = [path.read_bytes() for path in videos]
+    clips = [load_clip(path, frames, "uniform")[0][None] for path in videos]
+
+    def tensors(index: int) -> list:
+        tensor = grpcclient.InferInput("frames", list(clips[0].shape), "FP32")
+        tensor.set_data_from_numpy(clips[index % len(clips)])
+        return [tensor]
+
+    def video(index: int) -> list:
+        tensor = grpcclient.InferInput("video", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[payloads[index % len(payloads)]]], dtype=np.object_))
+        frames_input = grpcclient.InferInput("frames", [1, 1], "INT32")
+        frames_input.set_data_from_numpy(np.array([[frames]], dtype=np.int32))
+        return [tensor, frames_input]
+
+    return {"tensors": tensors, "video": video}
+
+
+def server_totals(client, model: str) -> dict[str, int]:
+    """Triton's cumulative counters for `model` (perf_analyzer reads the same statistics)."""
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    inference = stats["inference_stats"]
+    return {
+        "requests": int(inference["success"]["count"]),
+        "queue_ns": int(inference["queue"]["ns"]),
+        "compute_ns": int(inference["compute_infer"]["ns"]),
+        "executions": int(stats.get("execution_count", 0)),
+        "inferences": int(stats.get("inference_count", 0)),
+    }
+
+
+def run_cell(address: str, model: str, make: Callable[[int], list], clients: int, requests: int,
+             warmup: int, max_seconds: float) -> dict[str, Any]:
+    """C clients, each sending `requests` back to back; latencies of the answered ones, counts of all."""
+    import tritonclient.grpc as grpcclient
+
+    stats_client = grpcclient.InferenceServerClient(address)
+    for index in range(warmup):
+        stats_client.infer(model, make(index))
+    before = server_totals(stats_client, model)
+    deadline = time.monotonic() + max_seconds
+    lock = threading.Lock()
+    latencies: list[float] = []
+    counts = {"sent": 0, "answered": 0, "failed": 0}
+
+    def client_loop(client_index: int) -> None:
+        client = grpcclient.InferenceServerClient(address)
+        try:
+            for number in range(requests):
+                if time.monotonic() > deadline:
+                    return
+                start = time.perf_counter()
+                try:
+                    client.infer(model, make(client_index * requests + number))
+                    outcome = "answered"
+                except grpcclient.InferenceServerException:
+                    outcome = "failed"
+                elapsed = time.perf_counter() - start
+                with lock:
+                    counts["sent"] += 1
+                    counts[outcome] += 1
+                    if outcome == "answered":
+                        latencies.append(elapsed)
+        finally:
+            client.close()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(client_loop, range(clients)))
+    seconds = time.perf_counter() - start
+    after = server_totals(stats_client, model)
+    stats_client.close()
+    return {"counts": counts, "latencies": latencies, "seconds": seconds,
+            "server": {key: after[key] - before[key] for key in after}}
+
+
+def to_cell(batching: str, endpoint: str, clients: int, measured: dict[str, Any]) -> Cell:
+    counts, server = measured["counts"], measured["server"]
+    stats = summarize(measured["latencies"]) if measured["latencies"] else None
+    p95 = float(np.percentile(np.asarray(measured["latencies"]) * 1e3, 95)) if stats else float("nan")
+    requests = max(server["requests"], 1)
+    return Cell(
+        batching, endpoint, clients, counts["sent"], counts["answered"], counts["failed"], round(measured["seconds"], 3),
+        throughput=counts["answered"] / measured["seconds"],
+        p50_ms=stats.median_ms if stats else float("nan"), p90_ms=stats.p90_ms if stats else float("nan"),
+        p95_ms=p95, p99_ms=stats.p99_ms if stats else float("nan"),
+        server_queue_ms=server["queue_ns"] / requests / 1e6, server_compute_ms=server["compute_ns"] / requests / 1e6,
+        mean_batch=server["inferences"] / max(server["executions"], 1),
+    )
+
+
+def run_mode(args: argparse.Namespace, model: Path, makers: dict, mode: str, clients: list[int]) -> list[Cell]:
+    """One server per batching mode; every endpoint and client count against it."""
+    info = describe(model)
+    name = triton_config.model_name(model)
+    batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, 1, MODES[mode])
+    endpoints = Endpoints("127.0.0.1", args.base_port, args.base_port + 1, args.base_port + 2)
+    options = ServeOptions(model, name, batching, decode_workers=2)
+    cells = []
+    with TritonServer(info, options, endpoints) as server:
+        server.wait_ready(300)
+        address = f"127.0.0.1:{endpoints.grpc_port}"
+        for endpoint in args.endpoints.split(","):
+            target = name if endpoint == "tensors" else name + triton_config.VIDEO_SUFFIX
+            for count in clients:
+                measured = run_cell(address, target, makers[endpoint], count, args.requests, args.warmup, args.max_seconds)
+                cells.append(to_cell(mode, endpoint, count, measured))
+                print(render_rows([cells[-1]]).splitlines()[-1], file=sys.stderr, flush=True)
+    return cells
+
+
+HEADER = ["batching", "endpoint", "clients", "answered / sent", "requests/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms",
+          "server queue ms", "server compute ms", "mean batch"]
+
+
+def render_rows(cells: Sequence[Cell]) -> str:
+    rows = [[c.batching, c.endpoint, str(c.clients), f"{c.answered} / {c.sent}", f"{c.throughput:.1f}",
+             f"{c.p50_ms:.0f}", f"{c.p90_ms:.0f}", f"{c.p95_ms:.0f}", f"{c.p99_ms:.0f}",
+             f"{c.server_queue_ms:.1f}", f"{c.server_compute_ms:.1f}", f"{c.mean_batch:.2f}"] for c in cells]
+    return _table(HEADER, rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    clients = [int(value) for value in args.clients.split(",")]
+    unknown = set(args.batching.split(",")) - set(MODES) | set(args.endpoints.split(",")) - set(ENDPOINTS)
+    if unknown or min(clients) < 1 or args.requests < 1:
+        raise StamError(f"bad grid: unknown {sorted(unknown)} or clients/requests < 1")
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as work:
+        model = Path(args.model) if args.model else prepare_model(Path(work))
+        videos = sorted(Path(args.videos).rglob("*.mp4")) if args.videos else prepare_videos(Path(work))
+        frames = args.frames or describe(model).frames_trained
+        makers = request_makers(videos, frames)
+        cells = [cell for mode in args.batching.split(",") for cell in run_mode(args, model, makers, mode, clients)]
+    machine = describe_machine("cpu")
+    print(render_rows(cells))
+    print(f"\n{machine_line(machine)}; model {model.name}, {frames} frames, gRPC, {args.requests} requests per client")
+    if args.json:
+        settings = {key: value for key, value in vars(args).items() if key != "json"}
+        document = {"machine": machine, "settings": settings, "frames": frames, "cells": [asdict(c) for c in cells]}
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    unanswered = sum(cell.sent - cell.answered for cell in cells)
+    return 1 if unanswered else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
