@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -55,6 +56,7 @@ class Cell:
     server_queue_ms: float
     server_compute_ms: float
     mean_batch: float
+    load_1min: float  # the host's load average when the cell ended: other work competing for the cores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +188,7 @@ def to_cell(batching: str, endpoint: str, clients: int, measured: dict[str, Any]
         p95_ms=p95, p99_ms=stats.p99_ms if stats else float("nan"),
         server_queue_ms=server["queue_ns"] / requests / 1e6, server_compute_ms=server["compute_ns"] / requests / 1e6,
         mean_batch=server["inferences"] / max(server["executions"], 1),
+        load_1min=os.getloadavg()[0],
     )
 
 
@@ -210,13 +213,14 @@ def run_mode(args: argparse.Namespace, model: Path, makers: dict, mode: str, cli
 
 
 HEADER = ["batching", "endpoint", "clients", "answered / sent", "requests/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms",
-          "server queue ms", "server compute ms", "mean batch"]
+          "server queue ms", "server compute ms", "mean batch", "load"]
 
 
 def render_rows(cells: Sequence[Cell]) -> str:
     rows = [[c.batching, c.endpoint, str(c.clients), f"{c.answered} / {c.sent}", f"{c.throughput:.1f}",
              f"{c.p50_ms:.0f}", f"{c.p90_ms:.0f}", f"{c.p95_ms:.0f}", f"{c.p99_ms:.0f}",
-             f"{c.server_queue_ms:.1f}", f"{c.server_compute_ms:.1f}", f"{c.mean_batch:.2f}"] for c in cells]
+             f"{c.server_queue_ms:.1f}", f"{c.server_compute_ms:.1f}", f"{c.mean_batch:.2f}", f"{c.load_1min:.1f}"]
+            for c in cells]
     return _table(HEADER, rows)
 
 

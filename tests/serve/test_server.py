@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,14 +284,15 @@ def test_sigterm_finishes_in_flight_requests_and_leaves_nothing(server, serve_vi
         finally:
             client.close()
 
-    with ThreadPoolExecutor(max_workers=9) as pool:
-        futures = [pool.submit(one, path) for path in serve_videos]
-        time.sleep(0.5)
-        server.close_clients()  # idle ones: Triton's shutdown waits for open HTTP connections
+    paths = [*serve_videos, *serve_videos]  # 18 requests, all sent at once: more than two batches of 8
+    server.close_clients()  # idle ones: Triton's shutdown waits for open HTTP connections
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        futures = [pool.submit(one, path) for path in paths]
+        wait(futures, return_when=FIRST_COMPLETED)  # the others are queued or running now
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         answers = [future.result() for future in futures]
-    for path, (_, result) in zip(serve_videos, answers):
+    for path, (_, result) in zip(paths, answers):
         check_same(result, expected[str(path)])
     assert max(done for done, _ in answers) > signalled, "no request was still in flight at SIGTERM"
     assert server.process.wait(timeout=60) == 0
