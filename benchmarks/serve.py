@@ -5,7 +5,10 @@ fixed number of requests back to back over gRPC (a new one as soon as the last i
 perf_analyzer's concurrency mode does) and stops issuing at a time bound. Reported like perf_analyzer:
 throughput in inferences/s, client latency p50/p90/p95/p99, and from Triton's statistics the mean
 server queue and compute time and the mean batch it formed. Unlike perf_analyzer, which repeats
-windows until throughput is stable, each cell is one fixed-size run after a warm-up.
+windows until throughput is stable, each cell is a fixed number of requests after a warm-up,
+repeated `--repeats` times. Both servers (with and without dynamic batching) run side by side and
+the two modes' cells alternate, so load from other work on the host falls on both alike; a cell
+reports the median throughput of its repeats and the percentiles of all its latencies.
 
     python -m benchmarks.serve --json benchmarks/results/serve_cpu.json
 """
@@ -20,6 +23,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,7 +31,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from benchmarks.report import _table, describe_machine, machine_line
-from benchmarks.timing import summarize
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
 from serve.artifact import describe
@@ -56,7 +59,7 @@ class Cell:
     server_queue_ms: float
     server_compute_ms: float
     mean_batch: float
-    load_1min: float  # the host's load average when the cell ended: other work competing for the cores
+    load_1min: float  # the host's highest 1-minute load average at the end of a run: other work competing for the cores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,13 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", default="1,4,16", help="concurrent clients per cell (default 1,4,16)")
     parser.add_argument("--requests", type=int, default=24, help="requests per client per cell (default 24)")
     parser.add_argument("--warmup", type=int, default=4, help="untimed requests per cell (default 4)")
-    parser.add_argument("--max-seconds", type=float, default=60, help="stop issuing after this long per cell (default 60)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each cell, modes alternating (default 3)")
+    parser.add_argument("--max-seconds", type=float, default=60, help="stop issuing after this long per run (default 60)")
     parser.add_argument("--batching", default="dynamic,none", help="dynamic, none or both (default both)")
     parser.add_argument("--endpoints", default="tensors,video", help="tensors, video or both (default both)")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-queue-delay-us", type=int, default=2000)
     parser.add_argument("--frames", type=int, help="frames per clip (default: the model's trained T)")
-    parser.add_argument("--base-port", type=int, default=18600, help="HTTP port; gRPC and metrics follow (default 18600)")
+    parser.add_argument("--base-port", type=int, default=18600,
+                        help="first server's HTTP port; its gRPC and metrics follow, the second server's start 10 higher")
     parser.add_argument("--json", help="write the results here")
     return parser
 
@@ -172,44 +177,62 @@ def run_cell(address: str, model: str, make: Callable[[int], list], clients: int
     seconds = time.perf_counter() - start
     after = server_totals(stats_client, model)
     stats_client.close()
-    return {"counts": counts, "latencies": latencies, "seconds": seconds,
+    return {"counts": counts, "latencies": latencies, "seconds": seconds, "load_1min": os.getloadavg()[0],
             "server": {key: after[key] - before[key] for key in after}}
 
 
-def to_cell(batching: str, endpoint: str, clients: int, measured: dict[str, Any]) -> Cell:
-    counts, server = measured["counts"], measured["server"]
-    stats = summarize(measured["latencies"]) if measured["latencies"] else None
-    p95 = float(np.percentile(np.asarray(measured["latencies"]) * 1e3, 95)) if stats else float("nan")
+def to_cell(batching: str, endpoint: str, clients: int, runs: list[dict[str, Any]]) -> Cell:
+    """Counts and server statistics summed over the runs, latency percentiles over all answered
+    requests, throughput the median of the runs'."""
+    counts = {key: sum(run["counts"][key] for run in runs) for key in ("sent", "answered", "failed")}
+    server = {key: sum(run["server"][key] for run in runs) for key in runs[0]["server"]}
+    latencies_ms = np.asarray([value for run in runs for value in run["latencies"]]) * 1e3
+    p50, p90, p95, p99 = np.percentile(latencies_ms, [50, 90, 95, 99]) if latencies_ms.size else [float("nan")] * 4
     requests = max(server["requests"], 1)
     return Cell(
-        batching, endpoint, clients, counts["sent"], counts["answered"], counts["failed"], round(measured["seconds"], 3),
-        throughput=counts["answered"] / measured["seconds"],
-        p50_ms=stats.median_ms if stats else float("nan"), p90_ms=stats.p90_ms if stats else float("nan"),
-        p95_ms=p95, p99_ms=stats.p99_ms if stats else float("nan"),
+        batching, endpoint, clients, counts["sent"], counts["answered"], counts["failed"],
+        seconds=round(sum(run["seconds"] for run in runs), 3),
+        throughput=float(np.median([run["counts"]["answered"] / run["seconds"] for run in runs])),
+        p50_ms=float(p50), p90_ms=float(p90), p95_ms=float(p95), p99_ms=float(p99),
         server_queue_ms=server["queue_ns"] / requests / 1e6, server_compute_ms=server["compute_ns"] / requests / 1e6,
         mean_batch=server["inferences"] / max(server["executions"], 1),
-        load_1min=os.getloadavg()[0],
+        load_1min=max(run["load_1min"] for run in runs),
     )
 
 
-def run_mode(args: argparse.Namespace, model: Path, makers: dict, mode: str, clients: list[int]) -> list[Cell]:
-    """One server per batching mode; every endpoint and client count against it."""
+def start_servers(args: argparse.Namespace, model: Path, modes: list[str], stack: ExitStack) -> dict[str, str]:
+    """One server per batching mode, all loaded before any load is sent; mode -> gRPC address."""
     info = describe(model)
-    name = triton_config.model_name(model)
-    batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, 1, MODES[mode])
-    endpoints = Endpoints("127.0.0.1", args.base_port, args.base_port + 1, args.base_port + 2)
-    options = ServeOptions(model, name, batching, decode_workers=2)
-    cells = []
-    with TritonServer(info, options, endpoints) as server:
+    servers, addresses = [], {}
+    for number, mode in enumerate(modes):
+        batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, 1, MODES[mode])
+        port = args.base_port + 10 * number
+        endpoints = Endpoints("127.0.0.1", port, port + 1, port + 2)
+        servers.append(stack.enter_context(TritonServer(info, ServeOptions(model, triton_config.model_name(model), batching), endpoints)))
+        addresses[mode] = f"127.0.0.1:{port + 1}"
+    for server in servers:
         server.wait_ready(300)
-        address = f"127.0.0.1:{endpoints.grpc_port}"
-        for endpoint in args.endpoints.split(","):
-            target = name if endpoint == "tensors" else name + triton_config.VIDEO_SUFFIX
-            for count in clients:
-                measured = run_cell(address, target, makers[endpoint], count, args.requests, args.warmup, args.max_seconds)
-                cells.append(to_cell(mode, endpoint, count, measured))
-                print(render_rows([cells[-1]]).splitlines()[-1], file=sys.stderr, flush=True)
-    return cells
+    return addresses
+
+
+def run_grid(args: argparse.Namespace, model: Path, makers: dict, modes: list[str], clients: list[int]) -> list[Cell]:
+    """Every (endpoint, clients) cell, `repeats` times, the modes alternating in order from repeat to repeat."""
+    name = triton_config.model_name(model)
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    with ExitStack() as stack:
+        addresses = start_servers(args, model, modes, stack)
+        for repeat in range(args.repeats):
+            for endpoint in args.endpoints.split(","):
+                target = name if endpoint == "tensors" else name + triton_config.VIDEO_SUFFIX
+                for count in clients:
+                    for mode in modes if repeat % 2 == 0 else modes[::-1]:
+                        measured = run_cell(addresses[mode], target, makers[endpoint], count, args.requests,
+                                            args.warmup, args.max_seconds)
+                        runs.setdefault((mode, endpoint, count), []).append(measured)
+                        print(f"repeat {repeat + 1}: {mode} {endpoint} x{count}: "
+                              f"{measured['counts']['answered'] / measured['seconds']:.1f} requests/s", file=sys.stderr, flush=True)
+    return [to_cell(mode, endpoint, count, runs[(mode, endpoint, count)])
+            for (mode, endpoint, count) in sorted(runs, key=lambda key: (modes.index(key[0]), key[1], key[2]))]
 
 
 HEADER = ["batching", "endpoint", "clients", "answered / sent", "requests/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms",
@@ -227,17 +250,18 @@ def render_rows(cells: Sequence[Cell]) -> str:
 def run(args: argparse.Namespace) -> int:
     clients = [int(value) for value in args.clients.split(",")]
     unknown = set(args.batching.split(",")) - set(MODES) | set(args.endpoints.split(",")) - set(ENDPOINTS)
-    if unknown or min(clients) < 1 or args.requests < 1:
+    if unknown or min(clients) < 1 or args.requests < 1 or args.repeats < 1:
         raise StamError(f"bad grid: unknown {sorted(unknown)} or clients/requests < 1")
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as work:
         model = Path(args.model) if args.model else prepare_model(Path(work))
         videos = sorted(Path(args.videos).rglob("*.mp4")) if args.videos else prepare_videos(Path(work))
         frames = args.frames or describe(model).frames_trained
         makers = request_makers(videos, frames)
-        cells = [cell for mode in args.batching.split(",") for cell in run_mode(args, model, makers, mode, clients)]
+        cells = run_grid(args, model, makers, args.batching.split(","), clients)
     machine = describe_machine("cpu")
     print(render_rows(cells))
-    print(f"\n{machine_line(machine)}; model {model.name}, {frames} frames, gRPC, {args.requests} requests per client")
+    print(f"\n{machine_line(machine)}; model {model.name}, {frames} frames, gRPC, "
+          f"{args.requests} requests per client x {args.repeats} repeats")
     if args.json:
         settings = {key: value for key, value in vars(args).items() if key != "json"}
         document = {"machine": machine, "settings": settings, "frames": frames, "cells": [asdict(c) for c in cells]}

@@ -141,7 +141,9 @@ def server_arguments(binary: Path, repository: Path, backends: Path, endpoints: 
         f"--metrics-address={host}", f"--metrics-port={endpoints.metrics_port}",
         # Shared-memory names are global: a per-process prefix lets several servers run on one host.
         f"--backend-config=python,shm-region-prefix-name=stam-serve-{os.getpid()}-",
-        "--backend-config=python,shm-default-byte-size=16777216",
+        # Each stub starts with 4 MiB of /dev/shm (a container's default is 64 MiB) and grows in 16 MiB steps.
+        "--backend-config=python,shm-default-byte-size=4194304",
+        "--backend-config=python,shm-growth-byte-size=16777216",
         f"--exit-timeout-secs={options.exit_timeout_s}",
         "--strict-readiness=true",
         f"--log-info={'true' if options.verbose else 'false'}",
