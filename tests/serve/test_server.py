@@ -254,8 +254,10 @@ def test_bad_requests_fail_alone_while_good_ones_are_answered(server, serve_vide
     assert server.process.poll() is None
 
 
-def test_health_metrics_and_batching(server):
+def test_health_metrics_and_batching(server, serve_videos):
     assert server.get(server.http_port, "/v2/health/live")[0] == 200
+    with ThreadPoolExecutor(max_workers=len(serve_videos)) as pool:  # concurrent videos, to be batched
+        list(pool.map(lambda path: classify(server.grpc(), grpcclient, path.read_bytes()), serve_videos))
     status, text = server.get(server.metrics_port, "/metrics")
     assert status == 200
 
