@@ -6,8 +6,9 @@ import argparse
 import signal
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
@@ -69,12 +70,9 @@ def check_ports_free(endpoints: Endpoints) -> None:
                 raise StamError(f"cannot listen on {endpoints.host}:{port} ({error.strerror})") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    import_pytriton_distribution()
-    options, endpoints = options_from(args)
-    info = describe(options.artifact)
-    check_ports_free(endpoints)
-    server = TritonServer(info, options, endpoints)
+@contextmanager
+def forwarded_signals(server: TritonServer) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT ask Triton to drain and exit; yields the signals received."""
     received: list[int] = []
 
     def forward(signum: int, _frame) -> None:
@@ -83,22 +81,43 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.start()
-        try:
-            server.wait_ready(args.ready_timeout)
-        except StamError:
-            if received:
-                return 0
-            raise
-        print(f"stam-serve: {options.name} and {options.name}{triton_config.VIDEO_SUFFIX} ready; "
-              f"HTTP {endpoints.url()}, gRPC {endpoints.local_host}:{endpoints.grpc_port}, "
-              f"metrics http://{endpoints.local_host}:{endpoints.metrics_port}/metrics", flush=True)
-        code = server.process.wait()
-        return 0 if received else (code or 1)
+        yield received
     finally:
-        server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def serve(server: TritonServer, ready_timeout: float, received: list[int]) -> int:
+    """Start, announce readiness, wait for the server to exit; 0 when a signal stopped it."""
+    server.start()
+    try:
+        server.wait_ready(ready_timeout)
+    except StamError:
+        if received:
+            return 0
+        raise
+    options, endpoints = server.options, server.endpoints
+    print(f"stam-serve: {options.name} and {options.name}{triton_config.VIDEO_SUFFIX} ready; "
+          f"HTTP {endpoints.url()}, gRPC {endpoints.local_host}:{endpoints.grpc_port}, "
+          f"metrics http://{endpoints.local_host}:{endpoints.metrics_port}/metrics", flush=True)
+    code = server.process.wait()
+    if received or code == 0:
+        return 0
+    print(f"error: tritonserver exited with code {code} (its log above says why)", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    import_pytriton_distribution()
+    options, endpoints = options_from(args)
+    info = describe(options.artifact)
+    check_ports_free(endpoints)
+    server = TritonServer(info, options, endpoints)
+    with forwarded_signals(server) as received:
+        try:
+            return serve(server, args.ready_timeout, received)
+        finally:
+            server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
