@@ -1,0 +1,80 @@
+"""Per-request work inside one Triton batch: each request succeeds or fails on its own.
+
+Triton hands a model instance a list of requests. Running them as one array is what batching buys,
+but one bad request must not fail the others, so requests are checked one by one, grouped by frame
+count (only equal shapes concatenate), run group by group, and the logits are split back. These
+functions know nothing about Triton, so the server's isolation rules are tested without a server.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence, Union
+
+import numpy as np
+
+from runtime.backends.base import check_dim, check_input
+from runtime.contract import DimRange
+from runtime.errors import StamError
+
+Outcome = Union[np.ndarray, Exception]
+
+
+def check_frames(frames: np.ndarray, allowed: DimRange) -> np.ndarray:
+    """A request's (b, T, 3, 224, 224) float32 array, with T inside what the server accepts."""
+    check_input(frames)
+    check_dim("frames", frames.shape[1], allowed)
+    return frames
+
+
+def one_line(error: BaseException) -> str:
+    """The message a client sees: ours as is; anything unexpected named by its type, first line only."""
+    if isinstance(error, StamError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def group_by_frames(items: Sequence[Outcome]) -> dict[int, list[int]]:
+    """Indices of the valid items (arrays), by frame count (axis 1)."""
+    groups: dict[int, list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            groups.setdefault(item.shape[1], []).append(index)
+    return groups
+
+
+def run_grouped(items: Sequence[Outcome], run: Callable[[np.ndarray], np.ndarray], max_batch: int) -> list[Outcome]:
+    """`run` over the arrays in `items` in batches of equal frame count (at most `max_batch` rows);
+    each array gets its own rows back, each failure (given, or raised by its batch) stays an exception."""
+    outcomes: list[Outcome] = list(items)
+    for indices in group_by_frames(items).values():
+        for chunk in _chunks(indices, [items[i].shape[0] for i in indices], max_batch):
+            _run_chunk(items, chunk, run, outcomes)
+    return outcomes
+
+
+def _chunks(indices: list[int], sizes: list[int], max_batch: int) -> list[list[int]]:
+    """Consecutive runs of indices whose sizes add up to at most max_batch (a larger single item stands alone)."""
+    chunks: list[list[int]] = []
+    rows = max_batch + 1
+    for index, size in zip(indices, sizes):
+        if rows + size > max_batch:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(index)
+        rows += size
+    return chunks
+
+
+def _run_chunk(items: Sequence[Outcome], chunk: list[int], run: Callable[[np.ndarray], np.ndarray], outcomes: list[Outcome]) -> None:
+    arrays = [items[i] for i in chunk]
+    try:
+        logits = run(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
+    except Exception as error:  # a server answers every request: the failure goes to this batch's requests only
+        for index in chunk:
+            outcomes[index] = error
+        return
+    start = 0
+    for index, array in zip(chunk, arrays):
+        outcomes[index] = logits[start : start + array.shape[0]]
+        start += array.shape[0]
