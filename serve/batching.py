@@ -12,8 +12,8 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from runtime.backends.base import check_dim, check_input
-from runtime.contract import DimRange
+from runtime.backends.base import check_input
+from runtime.contract import DimRange, check_range
 from runtime.errors import StamError
 
 Outcome = Union[np.ndarray, Exception]
@@ -22,7 +22,7 @@ Outcome = Union[np.ndarray, Exception]
 def check_frames(frames: np.ndarray, allowed: DimRange) -> np.ndarray:
     """A request's (b, T, 3, 224, 224) float32 array, with T inside what the server accepts."""
     check_input(frames)
-    check_dim("frames", frames.shape[1], allowed)
+    check_range("frames", frames.shape[1], allowed)
     return frames
 
 
