@@ -1,12 +1,14 @@
 """Video decoding and frame sampling for the runtime: a file in, T upright RGB frames (T, H, W, 3) uint8 out.
 
-Frames are counted by demuxing (packets with a timestamp, as torchvision counts them; container
-frame counts are often missing or wrong), which also gives each frame's timestamp. The sampled
-frames are then decoded by seeking to the keyframe before each and decoding forward (runtime.seek),
-so the cost follows the number of frames taken, not the video's length; where seeking cannot be
-trusted, the file is decoded once in presentation order up to the last sampled frame instead, with
-a note. Either way only the frames that are used are converted to RGB, and the pixels are those of
-decoding everything. DESIGN.md, "Sampling and preprocessing", states the two sampling modes.
+Frames are counted as torchvision counts them: packets with a timestamp (container frame counts
+are often missing or wrong). An mp4 whose sample index provably lists every packet is counted from
+that index; any other file by one demuxing pass, which also gives each frame's timestamp. The
+sampled frames are then decoded by seeking to the keyframe before each and decoding forward
+(runtime.seek), so the cost follows the number of frames taken, not the video's length; where
+seeking cannot be trusted, the file is decoded once in presentation order up to the last sampled
+frame instead, with a note. Either way only the frames that are used are converted to RGB, and the
+pixels are those of decoding everything. DESIGN.md, "Sampling and preprocessing", states the two
+sampling modes.
 """
 
 from __future__ import annotations
