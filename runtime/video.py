@@ -271,7 +271,7 @@ def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Cl
         images, decoded = _decode(path, sampling.indices, threads, through)
         if decoded <= through:
             sampling = _plan_after_short_decode(path, scan.info, decoded, num_frames, mode)
-            images, _ = _decode(path, sampling.indices, threads, max(sampling.indices))
+            images, _ = _decode(path, sampling.indices, threads)
             if len(images) < len(set(sampling.indices)):
                 raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
         elif seek_note:  # the file decodes whole: seeking it was what failed
@@ -343,13 +343,17 @@ def _plan_after_short_decode(path: str, info: StreamInfo, decoded: int, num_fram
     return Sampling(sampling.indices, [note, *sampling.notes])
 
 
-def _decode(path: str, indices: list[int], threads: str, last: int) -> tuple[dict[int, np.ndarray], int]:
-    """Decode in presentation order up to index `last`; RGB only for the wanted frames.
+def _decode(
+    path: str, indices: list[int], threads: str, last: int | None = None
+) -> tuple[dict[int, np.ndarray], int]:
+    """Decode in presentation order up to index `last` (default: the last wanted one); RGB only for
+    the wanted frames.
 
     Returns the wanted frames by index and how many frames decoded: the caller compares what came
     out with what it asked for.
     """
     wanted = set(indices)
+    last = max(indices) if last is None else last
     images: dict[int, np.ndarray] = {}
     decoded = 0
     with _open(path) as container:
