@@ -177,11 +177,12 @@ def render_plot(document: dict[str, Any], path: Path) -> Path:
     figure = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(figure)
     axis = figure.add_subplot(1, 1, 1)
-    for gop in sorted({r["gop_seconds"] for r in document["results"]}):
+    for colour, gop in enumerate(sorted({r["gop_seconds"] for r in document["results"]})):
         rows = [r for r in document["results"] if r["gop_seconds"] == gop]
         minutes = [r["seconds"] / 60 for r in rows]
         for name, style in (("seek", "-o"), ("from start", "--s")):
-            axis.plot(minutes, [r["ms"][name] / 1e3 for r in rows], style, label=f"{name}, GOP {gop} s")
+            axis.plot(minutes, [r["ms"][name] / 1e3 for r in rows], style, color=f"C{colour}",
+                      label=f"{name}, GOP {gop} s")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("video length (minutes)")

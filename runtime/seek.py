@@ -85,9 +85,9 @@ class FrameTable:
         return int(candidates[-1])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Stretch:
-    """One decoding pass: start at the keyframe at decode position `start`, collect the `ranks`."""
+    """One decoding pass: start at the keyframe at decode position `start`, collect the `ranks` (grown while planning)."""
 
     start: int
     ranks: list[int]

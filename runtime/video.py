@@ -1,12 +1,14 @@
 """Video decoding and frame sampling for the runtime: a file in, T upright RGB frames (T, H, W, 3) uint8 out.
 
-Frames are counted by demuxing (packets with a timestamp, as torchvision counts them; container
-frame counts are often missing or wrong), which also gives each frame's timestamp. The sampled
-frames are then decoded by seeking to the keyframe before each and decoding forward (runtime.seek),
-so the cost follows the number of frames taken, not the video's length; where seeking cannot be
-trusted, the file is decoded once in presentation order up to the last sampled frame instead, with
-a note. Either way only the frames that are used are converted to RGB, and the pixels are those of
-decoding everything. DESIGN.md, "Sampling and preprocessing", states the two sampling modes.
+Frames are counted as torchvision counts them: packets with a timestamp (container frame counts
+are often missing or wrong). An mp4 whose sample index provably lists every packet is counted from
+that index; any other file by one demuxing pass, which also gives each frame's timestamp. The
+sampled frames are then decoded by seeking to the keyframe before each and decoding forward
+(runtime.seek), so the cost follows the number of frames taken, not the video's length; where
+seeking cannot be trusted, the file is decoded once in presentation order up to the last sampled
+frame instead, with a note. Either way only the frames that are used are converted to RGB, and the
+pixels are those of decoding everything. DESIGN.md, "Sampling and preprocessing", states the two
+sampling modes.
 """
 
 from __future__ import annotations
@@ -269,7 +271,7 @@ def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Cl
         images, decoded = _decode(path, sampling.indices, threads, through)
         if decoded <= through:
             sampling = _plan_after_short_decode(path, scan.info, decoded, num_frames, mode)
-            images, _ = _decode(path, sampling.indices, threads, max(sampling.indices))
+            images, _ = _decode(path, sampling.indices, threads)
             if len(images) < len(set(sampling.indices)):
                 raise VideoError(f"{path}: decoding is not repeatable (fewer frames on a second pass)")
         elif seek_note:  # the file decodes whole: seeking it was what failed
@@ -341,13 +343,17 @@ def _plan_after_short_decode(path: str, info: StreamInfo, decoded: int, num_fram
     return Sampling(sampling.indices, [note, *sampling.notes])
 
 
-def _decode(path: str, indices: list[int], threads: str, last: int) -> tuple[dict[int, np.ndarray], int]:
-    """Decode in presentation order up to index `last`; RGB only for the wanted frames.
+def _decode(
+    path: str, indices: list[int], threads: str, last: int | None = None
+) -> tuple[dict[int, np.ndarray], int]:
+    """Decode in presentation order up to index `last` (default: the last wanted one); RGB only for
+    the wanted frames.
 
     Returns the wanted frames by index and how many frames decoded: the caller compares what came
     out with what it asked for.
     """
     wanted = set(indices)
+    last = max(indices) if last is None else last
     images: dict[int, np.ndarray] = {}
     decoded = 0
     with _open(path) as container:
