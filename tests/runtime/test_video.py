@@ -111,10 +111,17 @@ def test_reference_matches_torchvision(num_video_frames, num_frames, fps, expect
     assert sample_indices(num_video_frames, num_frames, mode="reference", fps=fps) == expected
 
 
-def test_reference_float32_differs_from_float64():
-    step = (32 / 3) / 1.6
-    assert [int(np.floor(i * step)) for i in (9, 15)] == [59, 99]
-    assert [sample_indices(107, 16, "reference", 32 / 3)[i] for i in (9, 15)] == [60, 100]
+@pytest.mark.parametrize("fps", [32 / 3, NTSC, 23.976, 29.97, 59.94])
+def test_reference_rounds_in_float32_as_torchvision_does(fps):
+    """torchvision floors float32(i) * step; a float64 implementation picks other frames for some rates."""
+    step = np.float32(fps / 1.6)
+    float32_rule = np.floor(np.arange(16, dtype=np.float32) * step).astype(int).tolist()
+    assert sample_indices(1000, 16, "reference", fps) == float32_rule
+
+
+def test_float32_rounding_changes_frames_at_32_3_fps():
+    ours = sample_indices(107, 16, "reference", 32 / 3)
+    assert [ours[i] for i in (9, 15)] == [60, 100]  # float64 arithmetic would give 59 and 99
 
 
 @pytest.mark.parametrize(
