@@ -49,9 +49,11 @@ def run_cli(run: Callable[[T], int], args: T) -> int:
 
     Warnings (random weights, sampling away from the trained frame count) print as one line each.
     """
-    warnings.formatwarning = one_line_warning
+    previous, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         return run(args)
     except StamError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    finally:
+        warnings.formatwarning = previous  # a command run in-process (tests, the demo) leaves no trace
