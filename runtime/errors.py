@@ -31,6 +31,21 @@ class MissingDependencyError(StamError):
     """An optional library (tensorrt, cuda-python, polygraphy) that the requested path needs."""
 
 
+# The extra that brings each optional library (pyproject.toml's optional-dependencies).
+EXTRA_OF = {
+    "torch": "export", "onnxscript": "export", "matplotlib": "bench", "openvino": "openvino",
+    "ray": "ray", "pyarrow": "ray", "pytriton": "serve", "tritonclient": "serve", "tensorrt_rtx": "rtx",
+    "tensorrt": "gpu", "cuda": "gpu", "polygraphy": "gpu",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The one-line answer to an optional library that is not installed; None for anything else (a bug)."""
+    root = (error.name or "").split(".")[0]
+    extra = EXTRA_OF.get(root)
+    return f"this needs the {extra} extra ({root} is not installed): pip install -e '.[{extra}]'" if extra else None
+
+
 def require_extra(module: str, command: str, extra: str) -> ModuleType:
     """Import an optional library, or tell the user in one line which extra brings it."""
     try:
@@ -55,5 +70,11 @@ def run_cli(run: Callable[[T], int], args: T) -> int:
     except StamError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except ModuleNotFoundError as error:
+        message = missing_extra(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return MissingDependencyError.exit_code
     finally:
         warnings.formatwarning = previous  # a command run in-process (tests, the demo) leaves no trace

@@ -1,7 +1,7 @@
 """Run Python in a fresh interpreter where some packages cannot be imported, as on a lean install.
 
 A meta path finder refuses the named top-level packages, so the code under test sees exactly the
-ImportError a user without that extra would see.
+ModuleNotFoundError (with its `name`) that a user without that extra would see.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
-            raise ImportError(f"{{name}} is blocked: runtime/ must not import it")
+            raise ModuleNotFoundError(f"{{name}} is blocked: runtime/ must not import it", name=name)
         return None
 
 sys.meta_path.insert(0, Block())
