@@ -1,4 +1,4 @@
-"""`python -m runtime.infer`: classify videos with an ONNX model or TensorRT plan, as a table or JSON lines.
+"""`python -m runtime.infer`: classify videos with an ONNX model (OpenVINO or ONNX Runtime) or a TensorRT plan.
 
 Decoding runs on worker threads while the model runs batches; a bad video is reported on its own
 line and the others still get results. Exit codes: 0 all classified, 1 some videos failed,
@@ -19,8 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from runtime import clips
-from runtime.backends import open_model
+from runtime.backends import BACKENDS, open_model
 from runtime.backends.base import Model
+from runtime.backends.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from runtime.batching import in_order, pad_batch, prefetch
 from runtime.errors import StamError, VideoError, run_cli
 from runtime.results import VideoResult, render_table
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decode threads (default: min(4, CPUs))")
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER",
                         help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto (default): a plan on TensorRT; an .onnx on OpenVINO when installed "
+                             "(ONNX Runtime for FP8 graphs, GPU providers or --providers), else ONNX Runtime")
+    parser.add_argument("--precision", choices=OPENVINO_PRECISIONS, default="fp32",
+                        help="float math precision (default fp32: the artifact's own); bf16 or auto (bf16 where "
+                             "the CPU has avx512_bf16/AMX) run on OpenVINO")
     return parser
 
 
@@ -136,7 +143,8 @@ def _run_batch(
 def run(args: argparse.Namespace) -> int:
     """Open the model, check the request against it, classify, print; returns the exit code."""
     paths = expand_inputs(args.videos)
-    with open_model(args.artifact, providers=args.providers) as model:
+    with open_model(args.artifact, backend=args.backend, precision=args.precision,
+                    providers=args.providers) as model:
         frames = args.frames or model.frames_trained
         batch_size = effective_batch_size(args.batch_size, model)
         options = Options(frames, batch_size, args.topk, args.sampling, args.workers)
@@ -149,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 results.append(result)
                 progress.update()
                 if args.json:
-                    print(result.to_json(with_logits=args.logits), flush=True)
+                    print(result.to_json(with_logits=args.logits, backend=model.backend), flush=True)
     if not args.json and results:
         print(render_table(results))
     return report_failures(results)

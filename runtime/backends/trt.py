@@ -191,6 +191,8 @@ def check_engine_io(trt: ModuleType, engine: Any, source: str) -> None:
 class TrtModel(Model):
     """A TensorRT plan behind the `Model` interface; ranges and precision come from the sidecar."""
 
+    backend = "tensorrt"
+
     def __init__(self, path: str | Path):
         sidecar = Sidecar.read(path)
         super().__init__(str(path), sidecar.metadata, sidecar.profile.batch, sidecar.profile.frames)
