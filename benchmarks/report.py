@@ -27,7 +27,7 @@ PAPER = {
     "videos_per_s": {"stam_16": 20.0, "stam_64": 4.8},
     "gflops": {"stam_8": 135.0, "stam_16": 270.0, "stam_32": 540.0, "stam_64": 1080.0},
 }
-_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "numpy", "tensorrt", "matplotlib")
+_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy", "tensorrt", "matplotlib")
 
 
 # --- machine -----------------------------------------------------------------------------------------
@@ -143,8 +143,9 @@ def render_markdown(document: dict[str, Any]) -> str:
     ]
     for batch in settings["batches"]:
         parts += [f"## Beside the paper: videos/s at batch {batch}", _table(*_paper_rows(document, batch))]
-    parts += ["## All measurements", _table(*_result_rows(document)), "## Matrix-multiply peak (same run)",
-              _table(*_peak_rows(document)), "## Skipped", _skipped_list(document)]
+    parts += ["## All measurements", _table(*_result_rows(document)),
+              "## Matrix-multiply peak (same run; \"of matmul peak\" uses these)", _table(*_peak_rows(document)),
+              *_peak_detail(document), "## Skipped", _skipped_list(document)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -207,8 +208,35 @@ def _result_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _peak_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["Device", "dtype", "Size", "TFLOP/s"]
-    return header, [[p["device"], p["dtype"], str(p["size"]), _sig(p["tflops"])] for p in document["peaks"]]
+    header = ["Device", "dtype", "Best library", "Size", "TFLOP/s"]
+    return header, [[p["device"], p["dtype"], p.get("library", "torch"), str(p["size"]), _sig(p["tflops"])]
+                    for p in document["peaks"]]
+
+
+def _peak_detail(document: dict[str, Any]) -> list[str]:
+    """Every library's matmul and the theoretical peak (CPU runs; older results files have none)."""
+    detail = document.get("peak_detail") or {}
+    if not detail:
+        return []
+    rows = [[m["library"], m["dtype"], str(m["size"]), _sig(m["tflops"]) if m["tflops"] else "—", m["note"]]
+            for m in detail["measured"]]
+    return ["### Every library's matmul", _table(["Library", "dtype", "Size", "TFLOP/s", "Not measured because"], rows),
+            f"Theoretical fp32 peak: {theory_line(detail['theoretical_fp32'])}."]
+
+
+def theory_line(theory: dict[str, Any]) -> str:
+    """The theoretical fp32 peak in one sentence: what it is computed from, and what is not known."""
+    if theory.get("fp32_flops_per_cycle_per_core") is None:
+        return f"not known ({theory.get('note', 'no CPU description')}: {theory.get('microarchitecture')})"
+    base = (f"{theory['microarchitecture']}, {theory['fp32_flops_per_cycle_per_core']} FLOPs/cycle/core x "
+            f"{theory['cores']} cores")
+    if theory["tflops"] is None:
+        text = f"{base}; clock unknown"
+    else:
+        text = f"{base} x {theory[theory['clock_used'] + '_clock_ghz']:.2f} GHz ({theory['clock_used']}) = {theory['tflops']:.3g} TFLOP/s"
+    if theory.get("implied_clock_ghz"):
+        text += f"; the best measured fp32 matmul implies {theory['implied_clock_ghz']:.2f} GHz sustained"
+    return text + (f" ({theory['note']})" if theory.get("clock_used") == "nominal" else "")
 
 
 def _skipped_list(document: dict[str, Any]) -> str:
