@@ -1,8 +1,7 @@
 """The OpenVINO backend: fp32 parity with ONNX Runtime, explicit precision, `auto`'s choice, hints, cache.
 
 The contract checks shared with ONNX Runtime run on both backends in test_backends.py; this file
-holds what is OpenVINO's own. Without the [openvino] extra the runtime must still work: the last
-tests block the import in a fresh interpreter.
+holds what is OpenVINO's own. Without the [openvino] extra the runtime must still work: the test_no_torch.py block its import in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from runtime.backends.openvino import OpenVinoSettings, compile_config, resolve_
 from runtime.errors import StamError
 from tests.runtime.conftest import contract_metadata, mean_rgb_logits
 from tests.runtime.test_backends import random_frames
-from tests.runtime.test_no_torch import BLOCKED_IMPORT
 
 openvino = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 CPU_HAS_BF16 = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -204,26 +202,3 @@ def test_cli_bf16_without_bf16_hardware_is_one_line(tiny_onnx, video):
     result = infer(tiny_onnx, video, "--backend", "openvino", "--precision", "bf16")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("error: bf16 needs a CPU with avx512_bf16 or AMX") and result.stderr.count("\n") == 1
-
-
-# --- without the [openvino] extra ----------------------------------------------------------------
-
-BLOCK_OPENVINO = BLOCKED_IMPORT.split("import runtime\n")[0].format(forbidden=("openvino",))
-
-
-def test_runtime_imports_and_auto_runs_without_openvino(mean_rgb_onnx):
-    code = BLOCK_OPENVINO + (
-        "import pkgutil, importlib, runtime\n"
-        "for m in pkgutil.walk_packages(runtime.__path__, 'runtime.'): importlib.import_module(m.name)\n"
-        f"model = runtime.open_model({str(mean_rgb_onnx)!r})\n"
-        "print(model.backend)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["onnxruntime"]
-
-
-def test_cli_backend_openvino_without_openvino_names_the_extra(mean_rgb_onnx, video):
-    result = infer(mean_rgb_onnx, video, "--backend", "openvino", prefix=BLOCK_OPENVINO)
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == "error: the OpenVINO backend needs the openvino extra: pip install -e '.[openvino]'\n"
