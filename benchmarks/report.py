@@ -133,7 +133,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     parts = [
         "# STAM throughput",
         f"Machine: {machine_line(document['machine'])}.",
-        f"Device `{settings['device']}`; {settings['iters']} timed iterations after {settings['warmup']} warm-up; "
+        f"Device `{settings['device']}`; {settings['iters']} timed iterations after {settings['warmup']} warm-up"
+        f"{' (backends taking turns, one call each per round)' if settings.get('interleaved') else ''}; "
         f"random weights; frames per video = the variant's trained count. Command: `{document['command']}`",
         "Backends: " + "; ".join(f"**{name}**: {text}" for name, text in settings["backends_detail"].items()
                                  if name in settings["backends"]) + ".",

@@ -48,6 +48,7 @@ class Options:
     warmup: int
     onnx_dir: Path | None = None
     peak_size: int = 2048
+    interleave: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -68,6 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="results JSON (default OUT/throughput_DEVICE.json)")
     parser.add_argument("--markdown", type=Path, help="Markdown tables (default: beside the JSON, .md)")
     parser.add_argument("--plot", type=Path, help="PNG plot (default: beside the JSON, .png)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="open every pair of a model together and time them in turns (fair on a shared machine)")
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmuls of the CPU peak")
     parser.add_argument("--onnx-dir", type=Path, help="keep ONNX/plan artifacts here and reuse them across runs")
     return parser.parse_args(argv)
@@ -90,6 +93,7 @@ def build_options(args: argparse.Namespace) -> Options:
         warmup=args.warmup,
         onnx_dir=args.onnx_dir,
         peak_size=args.peak_size,
+        interleave=args.interleave,
     )
 
 
@@ -191,15 +195,72 @@ def measure(runner: Runner, batch: int, options: Options, work: dict[str, Any], 
             label: tuple[str, str]) -> dict[str, Any]:
     """Time one (runner, batch) and derive videos/s, TFLOP/s and the fraction of the matmul peak."""
     step = runner.prepare(batch)
-    stats = summarize(time_step(step, options.iters, options.warmup, runner.clock))
+    return derive(time_step(step, options.iters, options.warmup, runner.clock), runner.clock, batch, work, peaks, label)
+
+
+def derive(latencies: list[float], clock: str, batch: int, work: dict[str, Any], peaks: dict[str, float],
+           label: tuple[str, str]) -> dict[str, Any]:
+    """One result entry from per-iteration seconds: median latency, videos/s, TFLOP/s, fraction of the peak."""
+    stats = summarize(latencies)
     videos_per_s = batch / (stats.median_ms / 1e3)
     tflops = work["gflops"] * videos_per_s / 1e3
     peak = peaks.get(label[1])
     return {
         "model": work["model"], "frames": work["frames"], "backend": label[0], "precision": label[1],
-        "batch": batch, "clock": runner.clock, "latency": asdict(stats), "videos_per_s": videos_per_s,
+        "batch": batch, "clock": clock, "latency": asdict(stats), "videos_per_s": videos_per_s,
         "tflops": tflops, "peak_fraction": tflops / peak if peak else None,
     }
+
+
+def run_interleaved(options: Options, works: list[dict[str, Any]], peaks: dict[str, float], workdir: Path,
+                    log: Log) -> tuple[list[dict], list[dict]]:
+    """Every pair of one model and batch opened together and timed in turns, one call each per round.
+
+    On a shared machine the load changes over minutes; taking turns exposes every backend to the
+    same load, so their ratios hold even when the absolute numbers move (a sequential run would
+    credit whichever ran in a quiet minute).
+    """
+    results, skipped = [], []
+    for work in works:
+        for batch in options.batches:
+            opened, missed = _open_all(options, work, batch, workdir, log)
+            skipped += missed
+            try:
+                latencies = _take_turns([(step, runner.clock) for _, runner, step in opened], options)
+            finally:
+                for _, runner, _ in opened:
+                    runner.close()
+            for (label, runner, _), seconds in zip(opened, latencies):
+                results.append(derive(seconds, runner.clock, batch, work, peaks, label))
+                log(_progress_line(results[-1]))
+    return results, skipped
+
+
+def _open_all(options: Options, work: dict[str, Any], batch: int, workdir: Path,
+              log: Log) -> tuple[list[tuple[tuple[str, str], Runner, Any]], list[dict]]:
+    opened, skipped = [], []
+    for backend, precision in options.pairs:
+        try:
+            if static_skip_reason(backend, precision, options.device):
+                raise Skip(static_skip_reason(backend, precision, options.device))
+            runner = open_runner(backend, work["model"], precision, options.device, workdir)
+            opened.append(((backend, precision), runner, runner.prepare(batch)))
+        except (Skip, StamError) as reason:
+            skipped.append({"backend": backend, "precision": precision, "model": work["model"], "reason": str(reason)})
+            log(f"skip {backend} {precision} {work['model']}: {reason}")
+    return opened, skipped
+
+
+def _take_turns(steps: list[tuple[Any, str]], options: Options) -> list[list[float]]:
+    """Per (step, clock), its seconds per call over `iters` rounds after `warmup` untimed rounds."""
+    for _ in range(options.warmup):
+        for step, _ in steps:
+            step()
+    latencies: list[list[float]] = [[] for _ in steps]
+    for _ in range(options.iters):
+        for index, (step, clock) in enumerate(steps):
+            latencies[index] += time_step(step, 1, 0, clock)
+    return latencies
 
 
 def run_combination(backend: str, precision: str, options: Options, works: list[dict[str, Any]],
@@ -262,7 +323,9 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
     results, skipped = [], []
     with _workdir(options.onnx_dir) as folder:
         workdir = Path(folder)
-        for backend, precision in options.pairs:
+        if options.interleave:
+            results, skipped = run_interleaved(options, works, peaks, workdir, log)
+        for backend, precision in () if options.interleave else options.pairs:
             reason = static_skip_reason(backend, precision, options.device)
             if reason:
                 skipped.append({"backend": backend, "precision": precision, "model": None, "reason": reason})
@@ -275,6 +338,7 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
         "settings": {"models": list(options.models), "pairs": [list(pair) for pair in options.pairs],
                      "backends": list(dict.fromkeys(b for b, _ in options.pairs)), "batches": list(options.batches),
                      "device": options.device, "iters": options.iters, "warmup": options.warmup,
+                     "interleaved": options.interleave,
                      "backends_detail": describe_backends(options.device)},
         "machine": machine, "work": works, "work_note": counted_ops_note(), "peaks": peak_list,
         "peak_detail": peak_detail,

@@ -251,3 +251,16 @@ def test_outputs_default_to_artifacts_and_publishing_is_explicit(tmp_path, monke
     assert (tmp_path / DEFAULT_OUT).is_dir() and not (tmp_path / "benchmarks").exists()
     published = output_paths(parse_args(["--out", "benchmarks/results"]), "cpu")
     assert published == tuple(Path("benchmarks/results") / f"throughput_cpu.{ext}" for ext in ("json", "md", "png"))
+
+
+def test_interleaved_run_times_every_pair_in_turns(tmp_path, onnx_dir):
+    out = tmp_path / "turns.json"
+    argv = ["--models", "stam_tiny", "--pairs", "torch:fp32,onnxruntime:fp32,onnxruntime:fp16", "--batch", "1",
+            "--device", "cpu", "--iters", "3", "--warmup", "1", "--json", str(out), "--onnx-dir", str(onnx_dir),
+            "--peak-size", "128", "--interleave"]
+    assert main(argv) == 0
+    document = json.loads(out.read_text())
+    assert document["settings"]["interleaved"] is True
+    assert [(r["backend"], r["latency"]["iters"]) for r in document["results"]] == [("torch", 3), ("onnxruntime", 3)]
+    assert [(s["backend"], s["precision"]) for s in document["skipped"]] == [("onnxruntime", "fp16")]
+    assert "backends taking turns" in out.with_suffix(".md").read_text()
