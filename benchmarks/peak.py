@@ -256,9 +256,7 @@ def theoretical_peak(best_fp32_tflops: float | None, info: dict[str, str] | None
     clock, which = (max_ghz, "max") if max_ghz else (nominal, "nominal")
     if clock:
         result.update(tflops=cores * clock * per_cycle / 1e3, clock_used=which)
-    result["note"] = ("at the maximum clock the kernel reports" if which == "max" else
-                      "the maximum clock is hidden (no cpufreq, e.g. under a hypervisor): at the nominal clock; "
-                      "boost can exceed it, as the implied clock shows")
+    result["note"] = "at the maximum clock the kernel reports" if which == "max" else "at the nominal clock"
     return result
 
 

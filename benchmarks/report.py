@@ -235,9 +235,15 @@ def theory_line(theory: dict[str, Any]) -> str:
         text = f"{base}; clock unknown"
     else:
         text = f"{base} x {theory[theory['clock_used'] + '_clock_ghz']:.2f} GHz ({theory['clock_used']}) = {theory['tflops']:.3g} TFLOP/s"
-    if theory.get("implied_clock_ghz"):
-        text += f"; the best measured fp32 matmul implies {theory['implied_clock_ghz']:.2f} GHz sustained"
-    return text + (f" ({theory['note']})" if theory.get("clock_used") == "nominal" else "")
+    implied = theory.get("implied_clock_ghz")
+    if implied:
+        text += f"; the best measured fp32 matmul implies {implied:.2f} GHz"
+        nominal = theory.get("nominal_clock_ghz")
+        if nominal and implied < 0.8 * nominal:
+            text += " (below the nominal clock: the cores were shared with other work while measuring)"
+    if theory.get("clock_used") == "nominal":
+        text += "; the maximum clock is hidden (no cpufreq, e.g. under a hypervisor), so the nominal one is used and boost can exceed it"
+    return text
 
 
 def _skipped_list(document: dict[str, Any]) -> str:
