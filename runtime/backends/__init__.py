@@ -4,9 +4,9 @@
 `providers` are given; ONNX Runtime for FP8 Q/DQ graphs (no CPU has FP8 math: ONNX Runtime simulates
 the quantization exactly as written, the reference the README's FP8 notes describe); for INT8 Q/DQ
 graphs OpenVINO only on CPUs with VNNI/AMX int8 dot products (measured: on an AVX2-only Zen 3 ONNX
-Runtime's INT8 kernels were 1.3-1.5x faster than OpenVINO's; issue 15 saw OpenVINO's 1.6x faster
+Runtime's INT8 STAM-16 ran 1.15-1.5x faster than OpenVINO's; issue 15 saw OpenVINO's 1.6x faster
 with avx512_vnni); else OpenVINO when installed (fp32 within 1e-4 of ONNX Runtime because its
-precision is set explicitly; as fast on AVX2, 1.47x faster on AVX-512 in issue 15); else ONNX
+precision is set explicitly; median 1.15x faster on AVX2 here, 1.47x on AVX-512 in issue 15); else ONNX
 Runtime. A plan always runs on TensorRT.
 """
 
