@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 from runtime import clips
@@ -76,8 +76,9 @@ class TorchClassifier:
         """Nothing to release: the weights are ordinary tensors."""
 
 
-def open_classifier(path: str | Path, labels: Sequence[str] | None = None) -> Classifier:
-    """`.pth`/`.pt` through export.checkpoint, anything else through `runtime.open_model`.
+def open_classifier(path: str | Path, labels: Sequence[str] | None = None, **open_options: Any) -> Classifier:
+    """`.pth`/`.pt` through export.checkpoint, anything else through `runtime.open_model(path, **open_options)`
+    (e.g. backend="openvino", precision="bf16").
 
     `labels` replaces the artifact's own; a checkpoint carries none, so a 400-class one gets the
     packaged Kinetics-400 list in the official order.
@@ -89,7 +90,7 @@ def open_classifier(path: str | Path, labels: Sequence[str] | None = None) -> Cl
         return model
     from runtime import open_model
 
-    model = open_model(path)
+    model = open_model(path, **open_options)
     if labels is not None:
         model.labels = list(labels)
     return model

@@ -2,8 +2,13 @@
 
 One command builds every artifact from the shipped checkpoint (fp32 and fp16 ONNX, INT8 Q/DQ ONNX
 calibrated on videos of another seed), evaluates each on a held-out set through the runtime's own
-decode, sampling and preprocessing, and writes the table as Markdown and JSON. The reversed-order
-row is the proof that the model uses time and that the runtime keeps frame order.
+decode, sampling and preprocessing, and writes the table as Markdown and JSON. Each ONNX row names
+the backend it ran on (ONNX Runtime, or OpenVINO at fp32, bf16 and on the same INT8 graph); a row
+this machine cannot run (bf16 without bf16 hardware, OpenVINO not installed) is listed with why.
+The reversed-order row is the proof that the model uses time and that the runtime keeps frame order.
+
+Outputs go to `artifacts/accuracy/` unless `--out` says otherwise: publishing into the committed
+`benchmarks/results/` is a deliberate `--out benchmarks/results`.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from typing import Callable, Sequence
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
-from runtime.errors import run_cli
+from runtime.errors import StamError, run_cli
 
 CALIBRATION_SEED = 4242  # neither the training nor the held-out seed
 CALIBRATION_PER_CLASS = 4
+DEFAULT_OUT = Path("artifacts/accuracy")
 
 
 @dataclass(frozen=True)
@@ -34,19 +40,28 @@ class Row:
     frames: int
     reverse: bool = False
 
+    @property
+    def artifact(self) -> str:
+        """Key of the artifact the row evaluates: bf16 is the fp32 graph run at bf16 (OpenVINO)."""
+        return "torch" if self.backend == "torch" else ("fp32" if self.precision == "bf16" else self.precision)
+
+    def open_options(self) -> dict[str, str]:
+        if self.backend == "torch":
+            return {}
+        return {"backend": self.backend, "precision": "bf16" if self.precision == "bf16" else "fp32"}
+
 
 def build_artifacts(checkpoint: Path, workdir: Path, calibration_per_class: int) -> dict[str, Path]:
-    """precision -> artifact path, built from one checkpoint."""
+    """Row.artifact key ("torch", "fp32", "fp16", "int8") -> artifact path, built from one checkpoint."""
     from export.checkpoint import load_checkpoint
     from export.onnx import export_onnx
 
     model = load_checkpoint(checkpoint)
-    artifacts = {"torch-fp32": checkpoint}
+    artifacts = {"torch": checkpoint}
     for precision in ("fp32", "fp16"):
-        artifacts[f"onnxruntime-{precision}"] = export_onnx(
+        artifacts[precision] = export_onnx(
             model, workdir / f"motion.{precision}.onnx", labels=list(CLASSES), precision=precision)
-    artifacts["onnxruntime-int8"] = calibrate_int8(
-        artifacts["onnxruntime-fp32"], workdir, model.config.frames_trained, calibration_per_class)
+    artifacts["int8"] = calibrate_int8(artifacts["fp32"], workdir, model.config.frames_trained, calibration_per_class)
     return artifacts
 
 
@@ -70,6 +85,7 @@ def default_rows(frames_trained: int) -> list[Row]:
         Row("onnxruntime", "fp16", frames_trained),
         Row("onnxruntime", "int8", frames_trained),
         Row("onnxruntime", "fp32", frames_trained, reverse=True),
+        *(Row("openvino", precision, frames_trained) for precision in ("fp32", "bf16", "int8")),
     ]
 
 
@@ -77,9 +93,14 @@ def evaluate_rows(rows: Sequence[Row], artifacts: dict[str, Path], val_dir: Path
                   log: Callable[[str], None]) -> list[dict]:
     results = []
     for row in rows:
-        artifact = artifacts[f"{row.backend}-{row.precision}"]
+        artifact = artifacts[row.artifact]
         log(f"{row.backend} {row.precision}, {row.frames} frames{' reversed' if row.reverse else ''} ...")
-        model = open_classifier(artifact, labels=list(CLASSES))
+        try:
+            model = open_classifier(artifact, labels=list(CLASSES), **row.open_options())
+        except StamError as reason:  # e.g. bf16 on a CPU without it, OpenVINO not installed
+            log(f"  not run: {reason}")
+            results.append({**row.__dict__, "skipped": str(reason)})
+            continue
         try:
             samples, names = discover(val_dir, list(CLASSES))
             evaluation = evaluate(model, samples, names, Options(frames=row.frames, reverse=row.reverse),
@@ -94,8 +115,14 @@ def evaluate_rows(rows: Sequence[Row], artifacts: dict[str, Path], val_dir: Path
 def render_markdown(results: Sequence[dict], caption: str) -> str:
     lines = ["| backend | precision | frames | order | top-1 | top-5 | videos |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['backend']} | {r['precision']} | {r['frames']} | {'reversed' if r['reverse'] else 'in order'} "
-              f"| {100 * r['top1']:.1f}% | {100 * r['top5']:.1f}% | {r['videos']} |" for r in results]
+              f"| {_scores(r)} |" for r in results]
     return "\n".join([*lines, "", caption, ""])
+
+
+def _scores(result: dict) -> str:
+    if "skipped" in result:
+        return f"not run: {result['skipped']} | — | —"
+    return f"{100 * result['top1']:.1f}% | {100 * result['top5']:.1f}% | {result['videos']}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -107,9 +134,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--calibration-per-class", type=int, default=CALIBRATION_PER_CLASS,
                         help="INT8 calibration videos per class (another seed)")
     parser.add_argument("--workdir", type=Path, default=Path("artifacts/accuracy"))
-    parser.add_argument("--markdown", type=Path, default=Path("benchmarks/results/accuracy_motion.md"))
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/accuracy_motion.json"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"folder of accuracy_motion.{{md,json}} (default {DEFAULT_OUT}; "
+                             f"publish with --out benchmarks/results)")
+    parser.add_argument("--markdown", type=Path, help="Markdown table (default OUT/accuracy_motion.md)")
+    parser.add_argument("--json", type=Path, help="rows as JSON (default OUT/accuracy_motion.json)")
     args = parser.parse_args(argv)
+    args.markdown = args.markdown or args.out / "accuracy_motion.md"
+    args.json = args.json or args.out / "accuracy_motion.json"
     args.command = shlex.join(["python", "-m", "benchmarks.accuracy_table",
                                *(sys.argv[1:] if argv is None else argv)])
     return args

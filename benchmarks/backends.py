@@ -1,4 +1,4 @@
-"""One small runner per backend (torch, torch-compile, onnxruntime, tensorrt), and why a combination is skipped.
+"""One small runner per backend (torch, torch-compile, onnxruntime, openvino, tensorrt), and why a combination is skipped.
 
 A runner is opened once per (model, precision) and hands out, per batch size, a `step` that runs
 one forward pass on inputs already in place, plus the clock that times it correctly ("cuda": events,
@@ -17,7 +17,7 @@ import numpy as np
 
 from runtime import contract
 
-BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "torch-compile", "onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 DEVICES = ("cpu", "cuda")
 
@@ -58,6 +58,8 @@ def describe_backends(device: str) -> dict[str, str]:
                           else "torch.compile default mode") + ", static shapes, same autocast",
         "onnxruntime": ("CUDA" if gpu else "CPU") + " execution provider, all graph optimizations, host arrays in/out; "
                        "int8 = Q/DQ ONNX calibrated (min-max) on 2 random 8-frame clips: data sets scales, not speed",
+        "openvino": "runtime.open_model(backend='openvino'): CPU plugin, latency hint, inference precision set "
+                    "explicitly (f32, or bf16 for bf16), no model cache; int8 = the same Q/DQ ONNX as onnxruntime",
         "tensorrt": "runtime.open_model on a plan built per batch (min = opt = max), host arrays in/out",
     }
 
@@ -70,6 +72,8 @@ def static_skip_reason(backend: str, precision: str, device: str) -> str | None:
         return "not on CPU: autocast fp16 has few fast CPU kernels (slower than fp32); bf16 is the CPU's half type"
     if precision == "bf16" and backend in ("onnxruntime", "tensorrt"):
         return "no bf16 artifact: exports are fp32, fp16 (export/fp16.py) or int8 (calibration) only"
+    if backend == "openvino":
+        return _openvino_reason(precision, device)
     if precision == "fp16" and device == "cpu" and backend == "onnxruntime":
         return "not on CPU: the CPU provider lacks fp16 kernels for most ops (it inserts casts to fp32); use --device cuda"
     if backend == "tensorrt":
@@ -84,6 +88,21 @@ def _tensorrt_reason(device: str) -> str | None:
         return "not installed (pip install '.[gpu]')"
     if not _importable("export.tensorrt"):
         return "engine builder (export/tensorrt.py) not available"
+    return None
+
+
+def _openvino_reason(precision: str, device: str) -> str | None:
+    if device != "cpu":
+        return "runs on the CPU only here (--device cpu)"
+    if not _importable("openvino"):
+        return "not installed (pip install '.[openvino]')"
+    if precision == "fp16":
+        return "not on this path: the CPU plugin computes an fp16 graph in f32 or bf16; bf16 is the CPU's half type"
+    if precision == "bf16":
+        from benchmarks.peak import cpu_flags, cpu_has_bf16
+
+        if not cpu_has_bf16(cpu_flags()):
+            return "CPU has no bf16 (avx512_bf16/AMX): runtime refuses it rather than run fp32 under a bf16 label"
     return None
 
 
@@ -104,9 +123,11 @@ def open_runner(backend: str, model_name: str, precision: str, device: str, work
         raise Skip(reason)
     if backend in ("torch", "torch-compile"):
         return TorchRunner(model_name, precision, device, compiled=backend == "torch-compile")
-    onnx_path = onnx_artifact(model_name, precision, workdir)
+    onnx_path = onnx_artifact(model_name, "fp32" if precision == "bf16" else precision, workdir)
     if backend == "onnxruntime":
         return OrtRunner(onnx_path, device)
+    if backend == "openvino":
+        return OpenVinoRunner(onnx_path, precision)
     return TensorRTRunner(onnx_path, workdir)
 
 
@@ -233,11 +254,23 @@ class OrtRunner(RuntimeRunner):
             raise Skip("CUDA execution provider not installed (needs onnxruntime-gpu)")
         wanted = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         providers = [wanted, "CPUExecutionProvider"] if device == "cuda" else [wanted]
-        model = open_model(onnx_path, providers=providers)
+        model = open_model(onnx_path, backend="onnxruntime", providers=providers)
         if model.providers[0] != wanted:
             model.close()
             raise Skip(f"{wanted} failed to load (session uses {model.providers[0]})")
         super().__init__(model)
+
+
+class OpenVinoRunner(RuntimeRunner):
+    """OpenVINO's CPU plugin through the runtime; bf16 = the fp32 graph compiled with a bf16 inference precision."""
+
+    def __init__(self, onnx_path: Path, precision: str):
+        from runtime import open_model
+        from runtime.backends.openvino import OpenVinoSettings
+
+        execution = "bf16" if precision == "bf16" else "fp32"
+        super().__init__(open_model(onnx_path, backend="openvino", precision=execution,
+                                    openvino=OpenVinoSettings(cache_dir=None)))
 
 
 class TensorRTRunner(Runner):

@@ -12,7 +12,9 @@ order); measuring, the JSON document and the table are separate steps, so a late
 inference behind N decode workers) is one more entry in METHODS, not a rewrite.
 
 With `--model ARTIFACT` the end-to-end section follows: decode + preprocess + inference with N
-decode workers feeding one model (`benchmarks.end_to_end`), as videos/s and time per stage.
+decode workers feeding one model (`benchmarks.end_to_end`), as videos/s and time per stage, on the
+backend `--backend` names (default: what `runtime.open_model` picks; `openvino` to see whether
+decoding becomes the bottleneck once inference is faster).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from PIL import Image
 from benchmarks import report
 from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
+from runtime.backends import BACKENDS
 from runtime.contract import INPUT_SIZE
 from runtime.errors import run_cli
 from runtime.preprocess import crop_box, preprocess, resized_size
@@ -228,6 +231,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument("--model", type=Path, metavar="ARTIFACT",
                         help="also measure end to end with this .onnx/.plan (decode workers feeding it)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="runtime backend of --model (default auto)")
     parser.add_argument("--workers", default="1,2,4", help="decode worker counts for --model (default 1,2,4)")
     parser.add_argument("--videos", type=int, default=8, help="videos per end-to-end run (default 8)")
     parser.add_argument("--batch-size", type=int, default=1, help="videos per inference (default 1)")
@@ -253,13 +258,13 @@ def run_end_to_end_section(args: argparse.Namespace, clip_dir: Path) -> dict[str
     from runtime import open_model
 
     videos = [make_clips(clip_dir, args.clips[:1])[args.clips[0]]] * args.videos
-    with open_model(args.model) as model:
+    with open_model(args.model, backend=args.backend) as model:
         run_end_to_end(model, videos[:1], args.frames, 1, 1)  # warm-up: session, allocations
         rows = []
         for workers in args.workers:
             _log(f"end to end: {workers} decode worker(s) ...")
             rows.append(run_end_to_end(model, videos, args.frames, args.batch_size, workers))
-        return {"model": str(args.model), "backend": type(model).__name__, "clip": args.clips[0], "runs": rows}
+        return {"model": str(args.model), "backend": model.backend, "clip": args.clips[0], "runs": rows}
 
 
 def _run(args: argparse.Namespace, clip_dir: Path) -> dict[str, Any]:

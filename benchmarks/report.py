@@ -134,7 +134,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     parts = [
         "# STAM throughput",
         f"Machine: {machine_line(document['machine'])}.",
-        f"Device `{settings['device']}`; {settings['iters']} timed iterations after {settings['warmup']} warm-up; "
+        f"Device `{settings['device']}`; {settings['iters']} timed iterations after {settings['warmup']} warm-up"
+        f"{' (backends taking turns, one call each per round)' if settings.get('interleaved') else ''}; "
         f"random weights; frames per video = the variant's trained count. Command: `{document['command']}`",
         "Backends: " + "; ".join(f"**{name}**: {text}" for name, text in settings["backends_detail"].items()
                                  if name in settings["backends"]) + ".",
@@ -144,8 +145,9 @@ def render_markdown(document: dict[str, Any]) -> str:
     ]
     for batch in settings["batches"]:
         parts += [f"## Beside the paper: videos/s at batch {batch}", _table(*_paper_rows(document, batch))]
-    parts += ["## All measurements", _table(*_result_rows(document)), "## Matrix-multiply peak (same run)",
-              _table(*_peak_rows(document)), "## Skipped", _skipped_list(document)]
+    parts += ["## All measurements", _table(*_result_rows(document)),
+              "## Matrix-multiply peak (same run; \"of matmul peak\" uses these)", _table(*_peak_rows(document)),
+              *_peak_detail(document), "## Skipped", _skipped_list(document)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -208,8 +210,41 @@ def _result_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _peak_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["Device", "dtype", "Size", "TFLOP/s"]
-    return header, [[p["device"], p["dtype"], str(p["size"]), _sig(p["tflops"])] for p in document["peaks"]]
+    header = ["Device", "dtype", "Best library", "Size", "TFLOP/s"]
+    return header, [[p["device"], p["dtype"], p.get("library", "torch"), str(p["size"]), _sig(p["tflops"])]
+                    for p in document["peaks"]]
+
+
+def _peak_detail(document: dict[str, Any]) -> list[str]:
+    """Every library's matmul and the theoretical peak (CPU runs; older results files have none)."""
+    detail = document.get("peak_detail") or {}
+    if not detail:
+        return []
+    rows = [[m["library"], m["dtype"], str(m["size"]), _sig(m["tflops"]) if m["tflops"] else "—", m["note"]]
+            for m in detail["measured"]]
+    return ["### Every library's matmul", _table(["Library", "dtype", "Size", "TFLOP/s", "Not measured because"], rows),
+            f"Theoretical fp32 peak: {theory_line(detail['theoretical_fp32'])}."]
+
+
+def theory_line(theory: dict[str, Any]) -> str:
+    """The theoretical fp32 peak in one sentence: what it is computed from, and what is not known."""
+    if theory.get("fp32_flops_per_cycle_per_core") is None:
+        return f"not known ({theory.get('note', 'no CPU description')}: {theory.get('microarchitecture')})"
+    base = (f"{theory['microarchitecture']}, {theory['fp32_flops_per_cycle_per_core']} FLOPs/cycle/core x "
+            f"{theory['cores']} cores")
+    if theory["tflops"] is None:
+        text = f"{base}; clock unknown"
+    else:
+        text = f"{base} x {theory[theory['clock_used'] + '_clock_ghz']:.2f} GHz ({theory['clock_used']}) = {theory['tflops']:.3g} TFLOP/s"
+    implied = theory.get("implied_clock_ghz")
+    if implied:
+        text += f"; the best measured fp32 matmul implies {implied:.2f} GHz"
+        nominal = theory.get("nominal_clock_ghz")
+        if nominal and implied < 0.8 * nominal:
+            text += " (below the nominal clock: the cores were shared with other work while measuring)"
+    if theory.get("clock_used") == "nominal":
+        text += "; the maximum clock is hidden (no cpufreq, e.g. under a hypervisor), so the nominal one is used and boost can exceed it"
+    return text
 
 
 def _skipped_list(document: dict[str, Any]) -> str:

@@ -3,8 +3,13 @@
 For each model it counts the work per video (MACs, FLOPs) and compares it with the paper's GFLOPs
 column; for each backend x precision x batch it times forward passes (warm-up, device-synchronised,
 median and p90/p99), derives videos/s and achieved TFLOP/s, and relates them to a matrix-multiply
-peak measured in the same run. Results go to JSON first; Markdown and a PNG are rendered from it.
-Combinations that cannot run here are listed with the reason.
+peak measured in the same run: on a CPU the best of PyTorch, numpy, ONNX Runtime and OpenVINO per
+dtype (`benchmarks.peak`, which also gives the theoretical peak where the CPU says enough), on a GPU
+PyTorch's. Results go to JSON first; Markdown and a PNG are rendered from it. Combinations that
+cannot run here are listed with the reason.
+
+Outputs go to `artifacts/benchmarks/` unless `--out` says otherwise: publishing into the committed
+`benchmarks/results/` is a deliberate `--out benchmarks/results`, never a side effect of a try.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from benchmarks.timing import matmul_peak, summarize, time_step
 from runtime.errors import ArtifactError, StamError, run_cli
 
 MODELS = ("stam_8", "stam_16", "stam_32", "stam_64", "stam_tiny")
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = Path("artifacts/benchmarks")
 Log = Callable[[str], None]
 
 
@@ -42,6 +47,8 @@ class Options:
     iters: int
     warmup: int
     onnx_dir: Path | None = None
+    peak_size: int = 2048
+    interleave: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,19 +63,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=("auto", *DEVICES), help="auto: cuda when torch sees one")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (compilation happens here)")
-    parser.add_argument("--json", type=Path, help="results JSON (default benchmarks/results/throughput_DEVICE.json)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"folder of throughput_DEVICE.{{json,md,png}} (default {DEFAULT_OUT}; "
+                             f"publish with --out benchmarks/results)")
+    parser.add_argument("--json", type=Path, help="results JSON (default OUT/throughput_DEVICE.json)")
     parser.add_argument("--markdown", type=Path, help="Markdown tables (default: beside the JSON, .md)")
     parser.add_argument("--plot", type=Path, help="PNG plot (default: beside the JSON, .png)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="open every pair of a model together and time them in turns (fair on a shared machine)")
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmuls of the CPU peak")
     parser.add_argument("--onnx-dir", type=Path, help="keep ONNX/plan artifacts here and reuse them across runs")
     return parser.parse_args(argv)
 
 
 def build_options(args: argparse.Namespace) -> Options:
     """Validate every list before any work, with one clear error."""
+    if args.peak_size < 16:
+        raise StamError(f"--peak-size must be >= 16, got {args.peak_size}")
     if args.iters < 1 or args.warmup < 0:
         raise StamError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters} and {args.warmup}")
     if args.onnx_dir is not None:
-        _make_dir(args.onnx_dir)
+        _make_dir(args.onnx_dir, "--onnx-dir")
     return Options(
         models=_choices(args.models, MODELS, "--models"),
         pairs=_pairs(args),
@@ -77,14 +92,16 @@ def build_options(args: argparse.Namespace) -> Options:
         iters=args.iters,
         warmup=args.warmup,
         onnx_dir=args.onnx_dir,
+        peak_size=args.peak_size,
+        interleave=args.interleave,
     )
 
 
-def _make_dir(folder: Path) -> None:
+def _make_dir(folder: Path, flag: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ArtifactError(f"--onnx-dir {folder}: cannot create the folder ({error.strerror})") from None
+        raise ArtifactError(f"{flag} {folder}: cannot create the folder ({error.strerror})") from None
 
 
 def _choices(text: str, allowed: Sequence[str], flag: str) -> tuple[str, ...]:
@@ -131,8 +148,8 @@ def _resolve_device(device: str) -> str:
 def output_paths(args: argparse.Namespace, device: str) -> tuple[Path, Path, Path]:
     """JSON, Markdown and PNG paths; their folders must exist before minutes of measuring."""
     if args.json is None:
-        RESULTS_DIR.mkdir(exist_ok=True)
-    json_path = args.json or RESULTS_DIR / f"throughput_{device}.json"
+        _make_dir(args.out, "--out")
+    json_path = args.json or args.out / f"throughput_{device}.json"
     paths = (json_path, args.markdown or json_path.with_suffix(".md"), args.plot or json_path.with_suffix(".png"))
     for path in paths:
         if not path.parent.is_dir():
@@ -143,15 +160,34 @@ def output_paths(args: argparse.Namespace, device: str) -> tuple[Path, Path, Pat
 # --- measuring ---------------------------------------------------------------------------------------
 
 
-def measure_peaks(options: Options, log: Log) -> list[dict[str, Any]]:
-    """Matmul peak of each floating-point precision the run uses (fp16 only on CUDA)."""
-    dtypes = [p for p in ("fp32", "fp16", "bf16") if p in {precision for _, precision in options.pairs}]
-    dtypes = [p for p in dtypes if options.device == "cuda" or p != "fp16"]
+def measure_peaks(options: Options, log: Log) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The peak per dtype the run uses (the best library's on a CPU), and the detail behind it.
+
+    CPU: fp32 always (the reference), bf16 and int8 when a run uses them; GPU: PyTorch's matmul for
+    each floating-point precision (fp16 only there).
+    """
+    used = {precision for _, precision in options.pairs}
+    if options.device == "cuda":
+        return _cuda_peaks([p for p in ("fp32", "fp16", "bf16") if p in used], log), {}
+    from benchmarks.peak import measure_cpu_peaks, peaks_document, theoretical_peak
+
+    dtypes = tuple(p for p in ("fp32", "bf16", "int8") if p == "fp32" or p in used)
+    measured = measure_cpu_peaks(dtypes, size=options.peak_size, log=log)
+    detail = peaks_document(measured, {})
+    best = detail["best"]
+    detail["theoretical_fp32"] = theoretical_peak(best["fp32"]["tflops"] if "fp32" in best else None)
+    log(f"theoretical fp32 peak: {report.theory_line(detail['theoretical_fp32'])}")
+    peaks = [{"device": "cpu", "dtype": dtype, "size": m["size"], "tflops": m["tflops"], "library": m["library"]}
+             for dtype, m in best.items()]
+    return peaks, detail
+
+
+def _cuda_peaks(dtypes: list[str], log: Log) -> list[dict[str, Any]]:
     peaks = []
     for dtype in dtypes:
-        peak = matmul_peak(options.device, dtype)
-        log(f"matmul peak {options.device} {dtype} ({peak.size}x{peak.size}): {peak.tflops:.2f} TFLOP/s")
-        peaks.append(asdict(peak))
+        peak = matmul_peak("cuda", dtype)
+        log(f"matmul peak cuda {dtype} ({peak.size}x{peak.size}): {peak.tflops:.2f} TFLOP/s")
+        peaks.append({**asdict(peak), "library": "torch"})
     return peaks
 
 
@@ -159,15 +195,72 @@ def measure(runner: Runner, batch: int, options: Options, work: dict[str, Any], 
             label: tuple[str, str]) -> dict[str, Any]:
     """Time one (runner, batch) and derive videos/s, TFLOP/s and the fraction of the matmul peak."""
     step = runner.prepare(batch)
-    stats = summarize(time_step(step, options.iters, options.warmup, runner.clock))
+    return derive(time_step(step, options.iters, options.warmup, runner.clock), runner.clock, batch, work, peaks, label)
+
+
+def derive(latencies: list[float], clock: str, batch: int, work: dict[str, Any], peaks: dict[str, float],
+           label: tuple[str, str]) -> dict[str, Any]:
+    """One result entry from per-iteration seconds: median latency, videos/s, TFLOP/s, fraction of the peak."""
+    stats = summarize(latencies)
     videos_per_s = batch / (stats.median_ms / 1e3)
     tflops = work["gflops"] * videos_per_s / 1e3
     peak = peaks.get(label[1])
     return {
         "model": work["model"], "frames": work["frames"], "backend": label[0], "precision": label[1],
-        "batch": batch, "clock": runner.clock, "latency": asdict(stats), "videos_per_s": videos_per_s,
+        "batch": batch, "clock": clock, "latency": asdict(stats), "videos_per_s": videos_per_s,
         "tflops": tflops, "peak_fraction": tflops / peak if peak else None,
     }
+
+
+def run_interleaved(options: Options, works: list[dict[str, Any]], peaks: dict[str, float], workdir: Path,
+                    log: Log) -> tuple[list[dict], list[dict]]:
+    """Every pair of one model and batch opened together and timed in turns, one call each per round.
+
+    On a shared machine the load changes over minutes; taking turns exposes every backend to the
+    same load, so their ratios hold even when the absolute numbers move (a sequential run would
+    credit whichever ran in a quiet minute).
+    """
+    results, skipped = [], []
+    for work in works:
+        for batch in options.batches:
+            opened, missed = _open_all(options, work, batch, workdir, log)
+            skipped += missed
+            try:
+                latencies = _take_turns([(step, runner.clock) for _, runner, step in opened], options)
+            finally:
+                for _, runner, _ in opened:
+                    runner.close()
+            for (label, runner, _), seconds in zip(opened, latencies):
+                results.append(derive(seconds, runner.clock, batch, work, peaks, label))
+                log(_progress_line(results[-1]))
+    return results, skipped
+
+
+def _open_all(options: Options, work: dict[str, Any], batch: int, workdir: Path,
+              log: Log) -> tuple[list[tuple[tuple[str, str], Runner, Any]], list[dict]]:
+    opened, skipped = [], []
+    for backend, precision in options.pairs:
+        try:
+            if static_skip_reason(backend, precision, options.device):
+                raise Skip(static_skip_reason(backend, precision, options.device))
+            runner = open_runner(backend, work["model"], precision, options.device, workdir)
+            opened.append(((backend, precision), runner, runner.prepare(batch)))
+        except (Skip, StamError) as reason:
+            skipped.append({"backend": backend, "precision": precision, "model": work["model"], "reason": str(reason)})
+            log(f"skip {backend} {precision} {work['model']}: {reason}")
+    return opened, skipped
+
+
+def _take_turns(steps: list[tuple[Any, str]], options: Options) -> list[list[float]]:
+    """Per (step, clock), its seconds per call over `iters` rounds after `warmup` untimed rounds."""
+    for _ in range(options.warmup):
+        for step, _ in steps:
+            step()
+    latencies: list[list[float]] = [[] for _ in steps]
+    for _ in range(options.iters):
+        for index, (step, clock) in enumerate(steps):
+            latencies[index] += time_step(step, 1, 0, clock)
+    return latencies
 
 
 def run_combination(backend: str, precision: str, options: Options, works: list[dict[str, Any]],
@@ -225,12 +318,14 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
     for work in works:
         log(_work_line(work))
     log(counted_ops_note())
-    peak_list = measure_peaks(options, log)
+    peak_list, peak_detail = measure_peaks(options, log)
     peaks = {peak["dtype"]: peak["tflops"] for peak in peak_list}
     results, skipped = [], []
     with _workdir(options.onnx_dir) as folder:
         workdir = Path(folder)
-        for backend, precision in options.pairs:
+        if options.interleave:
+            results, skipped = run_interleaved(options, works, peaks, workdir, log)
+        for backend, precision in () if options.interleave else options.pairs:
             reason = static_skip_reason(backend, precision, options.device)
             if reason:
                 skipped.append({"backend": backend, "precision": precision, "model": None, "reason": reason})
@@ -243,8 +338,10 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
         "settings": {"models": list(options.models), "pairs": [list(pair) for pair in options.pairs],
                      "backends": list(dict.fromkeys(b for b, _ in options.pairs)), "batches": list(options.batches),
                      "device": options.device, "iters": options.iters, "warmup": options.warmup,
+                     "interleaved": options.interleave,
                      "backends_detail": describe_backends(options.device)},
         "machine": machine, "work": works, "work_note": counted_ops_note(), "peaks": peak_list,
+        "peak_detail": peak_detail,
         "results": results, "skipped": skipped, "paper": report.PAPER,
     }
 

@@ -1,4 +1,4 @@
-"""`python -m runtime.infer`: classify videos with an ONNX model or TensorRT plan, as a table or JSON lines.
+"""`python -m runtime.infer`: classify videos with an ONNX model (OpenVINO or ONNX Runtime) or a TensorRT plan.
 
 Decoding runs on worker threads while the model runs batches; a bad video is reported on its own
 line and the others still get results. Exit codes: 0 all classified, 1 some videos failed,
@@ -16,8 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 from runtime import clips
-from runtime.backends import open_model
+from runtime.backends import BACKENDS, open_model
 from runtime.backends.base import Model
+from runtime.backends.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from runtime.contract import trained_frames_range
 from runtime.errors import StamError, run_cli
 from runtime.pipeline import min_batch, run_clips
@@ -73,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decode threads (default: min(4, CPUs))")
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER",
                         help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto (default): a plan on TensorRT; an .onnx on OpenVINO when installed "
+                             "(ONNX Runtime for FP8 graphs, GPU providers or --providers), else ONNX Runtime")
+    parser.add_argument("--precision", choices=OPENVINO_PRECISIONS, default="fp32",
+                        help="float math precision (default fp32: the artifact's own); bf16 or auto (bf16 where "
+                             "the CPU has avx512_bf16/AMX) run on OpenVINO")
     timeline = parser.add_argument_group("timeline (long videos: a label per time window; README, Long videos)")
     timeline.add_argument("--timeline", action="store_true",
                           help="classify windows of --window frames every --stride frames, frames at --fps")
@@ -127,10 +134,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.timeline and (args.window or args.stride or args.fps):
         raise StamError("--window, --stride and --fps apply to --timeline only")
     if args.timeline:
+        if args.backend == "openvino" or args.precision != "fp32":
+            raise StamError("--timeline runs its parts on ONNX Runtime or TensorRT: drop --backend openvino/--precision")
         from runtime.timeline import run_cli as run_timeline
 
         return run_timeline(args, paths)
-    with open_model(args.artifact, providers=args.providers) as model:
+    with open_model(args.artifact, backend=args.backend, precision=args.precision,
+                    providers=args.providers) as model:
         frames = args.frames or model.frames_trained
         batch_size = effective_batch_size(args.batch_size, model)
         options = Options(frames, batch_size, args.topk, args.sampling, args.workers)
@@ -142,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                 results.append(result)
                 progress.update()
                 if args.json:
-                    print(result.to_json(with_logits=args.logits), flush=True)
+                    print(result.to_json(with_logits=args.logits, backend=model.backend), flush=True)
     if not args.json and results:
         print(render_table(results))
     return report_failures(results)

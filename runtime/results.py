@@ -46,10 +46,12 @@ class VideoResult:
         predictions = [Prediction(label_for(labels, int(i)), int(i), float(probabilities[i])) for i in order]
         return cls(path, predictions, logits=[float(x) for x in logits])
 
-    def to_json(self, with_logits: bool = False) -> str:
+    def to_json(self, with_logits: bool = False, backend: str | None = None) -> str:
+        """One JSON line; `backend` (which one ran, e.g. "openvino") follows the path when given."""
+        head = {"path": self.path, **({"backend": backend} if backend else {})}
         if self.error is not None:
-            return json.dumps({"path": self.path, "error": self.error})
-        data: dict = {"path": self.path, "topk": [vars(p) for p in self.predictions], "notes": self.notes}
+            return json.dumps({**head, "error": self.error})
+        data: dict = {**head, "topk": [vars(p) for p in self.predictions], "notes": self.notes}
         if with_logits:
             data["logits"] = self.logits
         return json.dumps(data)

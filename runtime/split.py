@@ -42,7 +42,8 @@ class OrtPart:
     """A part on ONNX Runtime (the same providers and session options as the whole-model backend)."""
 
     def __init__(self, path: Path, input_name: str, output_name: str, providers: Sequence[str] | None):
-        from runtime.backends.ort import dim_range, open_session
+        from runtime.backends.ort import open_session
+        from runtime.backends.signature import dim_range
 
         self.path = str(path)
         self._session = open_session(path, providers)

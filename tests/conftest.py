@@ -203,3 +203,11 @@ def motion_onnx_fp16(motion_model, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("motion_onnx") / "stam_motion.fp16.onnx"
     return export_onnx(motion_model, path, labels=list(CLASSES), precision="fp16")
+
+
+@pytest.fixture(scope="session")
+def motion_onnx_int8(motion_onnx_fp32, tmp_path_factory) -> Path:
+    """The fp32 export calibrated to INT8 Q/DQ as `benchmarks.accuracy_table` does, on 2 videos per class of its seed."""
+    from benchmarks.accuracy_table import calibrate_int8
+
+    return calibrate_int8(motion_onnx_fp32, tmp_path_factory.mktemp("motion_int8"), frames=8, per_class=2)

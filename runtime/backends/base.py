@@ -44,8 +44,11 @@ def check_input(frames: np.ndarray) -> tuple[int, int]:
 class Model(abc.ABC):
     """A loaded artifact: knows its input ranges, labels and metadata, and maps frames to logits.
 
-    Subclasses implement `_run` (inputs already validated) and `close`.
+    Subclasses implement `_run` (inputs already validated) and `close`, and name their `backend`
+    (what `--json` reports as having run).
     """
+
+    backend = "unknown"
 
     def __init__(
         self,

@@ -13,8 +13,8 @@ from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from runtime import contract, cpu
-from runtime.backends.base import ITEM_SHAPE, Model
-from runtime.contract import DimRange
+from runtime.backends.base import Model
+from runtime.backends.signature import TensorSpec, check_signature, dim_range
 from runtime.errors import ArtifactError, MissingDependencyError
 from runtime.onnx_io import read_metadata
 
@@ -74,24 +74,10 @@ def must_simulate_int8(path: Path, chosen: Sequence[str]) -> bool:
     return True
 
 
-def dim_range(dim: object) -> DimRange | None:
-    """A fixed graph dim pins the range; a symbolic or unknown one is unbounded."""
-    return DimRange(dim, dim, dim) if isinstance(dim, int) and dim > 0 else None
-
-
 def check_io(session: ort.InferenceSession, source: str) -> None:
-    """Refuse graphs that do not take `frames` (B, T, 3, 224, 224) float and return `logits` (B, C)."""
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    expected = f"input {contract.INPUT_NAME!r} [batch, frames, 3, 224, 224], output {contract.OUTPUT_NAME!r}"
-    if [i.name for i in inputs] != [contract.INPUT_NAME] or contract.OUTPUT_NAME not in [o.name for o in outputs]:
-        found = f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]}"
-        raise ArtifactError(f"{source}: not a stam-deploy model (expected {expected}; found {found})")
-    shape = inputs[0].shape
-    fixed = [dim if isinstance(dim, int) else None for dim in shape[2:]]
-    if len(shape) != 5 or any(dim not in (None, want) for dim, want in zip(fixed, ITEM_SHAPE)):
-        raise ArtifactError(f"{source}: input {contract.INPUT_NAME!r} has shape {shape}; expected {expected}")
-    if inputs[0].type != "tensor(float)":
-        raise ArtifactError(f"{source}: input {contract.INPUT_NAME!r} is {inputs[0].type}; expected tensor(float)")
+    """The contract's I/O check (`signature.check_signature`) on what the session reports."""
+    inputs = [TensorSpec(i.name, list(i.shape), i.type) for i in session.get_inputs()]
+    check_signature(inputs, [o.name for o in session.get_outputs()], source)
 
 
 def open_session(path: Path, providers: Sequence[str] | None) -> ort.InferenceSession:
@@ -106,6 +92,8 @@ def open_session(path: Path, providers: Sequence[str] | None) -> ort.InferenceSe
 
 class OrtModel(Model):
     """A stam-deploy ONNX model on ONNX Runtime (TensorRT EP, CUDA EP or CPU, best present first)."""
+
+    backend = "onnxruntime"
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None):
         path = Path(path)

@@ -359,6 +359,8 @@ def check_engine_io(trt: ModuleType, engine: Any, source: str, profile: Profile)
 class TrtModel(Model):
     """A whole-model TensorRT plan behind the `Model` interface; ranges and precision come from the sidecar."""
 
+    backend = "tensorrt"
+
     def __init__(self, path: str | Path, library: ModuleType | None = None):
         sidecar = Sidecar.read(path)
         if sidecar.profile.part != contract.PART_WHOLE:

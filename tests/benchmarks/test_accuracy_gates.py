@@ -1,11 +1,14 @@
 """Accuracy gates of the shipped motion model on held-out videos, through the full runtime path.
 
-Encoded videos -> runtime.video.read_frames -> runtime.preprocess -> ONNX Runtime (the
+Encoded videos -> runtime.video.read_frames -> runtime.preprocess -> ONNX Runtime or OpenVINO (the
 `motion_clips` fixture decodes once; the last test runs `python -m runtime.infer` end to end).
+OpenVINO is gated like ONNX Runtime: fp32 agrees with PyTorch, bf16 (where the CPU has it) is held
+to the fp16 bound, INT8 (the same Q/DQ graph) to the INT8 bound.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -15,9 +18,14 @@ import pytest
 
 from benchmarks.accuracy import predict_clips, score
 from benchmarks.motion.generate import CLASSES
+from runtime import contract
 
 TRAINED_FRAMES = 8
 MIN_HELD_OUT_TOP1 = 0.95
+FP16_MAX_DROP = 0.005  # the fp16 bound, which bf16 is held to
+INT8_MAX_DROP = 0.01
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                                    reason="openvino is not installed (the [openvino] extra)")
 
 
 class TorchRunner:
@@ -37,7 +45,7 @@ class TorchRunner:
 def onnx_fp32(motion_onnx_fp32):
     from runtime import open_model
 
-    with open_model(motion_onnx_fp32) as model:
+    with open_model(motion_onnx_fp32, backend="onnxruntime") as model:
         yield model
 
 
@@ -100,3 +108,55 @@ def test_shipped_model_reaches_95_percent_through_runtime_infer(motion_held_out_
     correct = sum(r["topk"][0]["label"] == r["path"].split("/")[-2] for r in results)
     print(f"runtime.infer on {len(videos)} held-out videos: top-1 {correct / len(videos):.2%}")
     assert correct / len(videos) >= MIN_HELD_OUT_TOP1
+
+
+# --- OpenVINO ----------------------------------------------------------------------------------------
+
+
+def openvino_logits(path, motion_clips, precision: str = "fp32") -> np.ndarray:
+    from runtime import open_model
+
+    with open_model(path, backend="openvino", precision=precision) as model:
+        return predict_clips(model, motion_clips.frames(TRAINED_FRAMES), batch_size=16)
+
+
+@needs_openvino
+def test_openvino_fp32_agrees_with_pytorch_and_onnx_runtime(motion_model, motion_onnx_fp32, motion_clips, fp32_logits):
+    logits = openvino_logits(motion_onnx_fp32, motion_clips)
+    torch_logits = predict_clips(TorchRunner(motion_model), motion_clips.frames(TRAINED_FRAMES), batch_size=16)
+    agreement = float(np.mean(torch_logits.argmax(1) == logits.argmax(1)))
+    print(f"OpenVINO fp32: agreement with PyTorch {agreement:.2%}, max |logit diff| vs ONNX Runtime "
+          f"{np.abs(logits - fp32_logits).max():.2e}")
+    assert agreement >= 0.995
+    np.testing.assert_allclose(logits, fp32_logits, atol=contract.FP32_MAX_ABS_DIFF, rtol=0)
+
+
+@needs_openvino
+def test_openvino_bf16_within_the_fp16_bound_or_refused(motion_onnx_fp32, motion_clips, fp32_logits):
+    from runtime.errors import StamError
+
+    try:
+        logits = openvino_logits(motion_onnx_fp32, motion_clips, precision="bf16")
+    except StamError as error:
+        assert "bf16 needs a CPU with avx512_bf16 or AMX" in str(error)
+        pytest.skip(f"bf16 refused on this CPU, as it must be: {error}")
+    fp32, bf16 = top1(fp32_logits, motion_clips.targets), top1(logits, motion_clips.targets)
+    print(f"top-1 fp32 {fp32:.2%}, OpenVINO bf16 {bf16:.2%}, max |logit diff| {np.abs(logits - fp32_logits).max():.2e}")
+    assert abs(bf16 - fp32) <= FP16_MAX_DROP
+
+
+@needs_openvino
+def test_openvino_int8_within_the_int8_bound(motion_onnx_int8, motion_clips, fp32_logits):
+    """The Q/DQ graph of stam-calibrate, as it is, on OpenVINO's integer kernels and on ONNX Runtime's."""
+    from runtime import open_model
+
+    ov_logits = openvino_logits(motion_onnx_int8, motion_clips)
+    with open_model(motion_onnx_int8, backend="onnxruntime") as model:
+        ort_logits = predict_clips(model, motion_clips.frames(TRAINED_FRAMES), batch_size=16)
+    fp32, ov, ort = (top1(x, motion_clips.targets) for x in (fp32_logits, ov_logits, ort_logits))
+    scale = float(np.abs(fp32_logits).max())
+    print(f"top-1 fp32 {fp32:.2%}, INT8 OpenVINO {ov:.2%}, INT8 ONNX Runtime {ort:.2%}; max |logit diff| vs fp32: "
+          f"OpenVINO {np.abs(ov_logits - fp32_logits).max():.3g}, ONNX Runtime {np.abs(ort_logits - fp32_logits).max():.3g} "
+          f"(largest fp32 logit {scale:.3g})")
+    assert ov >= fp32 - INT8_MAX_DROP
+    assert float(np.mean(ov_logits.argmax(1) == ort_logits.argmax(1))) >= 0.95

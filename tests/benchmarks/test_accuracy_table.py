@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.accuracy_table import default_rows, main
+from pathlib import Path
+
+from benchmarks.accuracy_table import DEFAULT_OUT, default_rows, main, parse_args
 
 
 def test_table_rows_cover_backends_precisions_frames_and_order():
     rows = default_rows(8)
     assert {(r.backend, r.precision) for r in rows} == {
-        ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")}
+        ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"),
+        ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")}
+    bf16 = next(r for r in rows if r.precision == "bf16")
+    assert bf16.artifact == "fp32" and bf16.open_options() == {"backend": "openvino", "precision": "bf16"}
     assert {r.frames for r in rows} == {4, 8, 16}
     assert any(r.reverse for r in rows)
 
@@ -22,6 +27,21 @@ def test_one_command_writes_markdown_and_json(motion_held_out_dir, tmp_path):
     assert main(argv) == 0
     rows = json.loads(results.read_text())
     assert len(rows) == len(default_rows(8))
-    assert all(row["videos"] > 0 and row["failed"] == 0 and 0 <= row["top1"] <= 1 for row in rows)
+    ran = [row for row in rows if "skipped" not in row]
+    assert all(row["videos"] > 0 and row["failed"] == 0 for row in ran)
+    assert all(row["skipped"].startswith("bf16 needs a CPU") for row in rows if "skipped" in row)
+    in_order = [row for row in ran if row["frames"] == 8 and not row["reverse"]]
+    assert len(in_order) >= 5 and all(row["top1"] >= 0.9 for row in in_order)  # the shipped model solves its task
+    reversed_row = next(row for row in ran if row["reverse"])
+    assert reversed_row["top1"] < min(row["top1"] for row in in_order) - 0.3
     table = markdown.read_text()
     assert table.count("\n| ") == len(rows) and "reversed" in table and "--calibration-per-class 1" in table
+    assert "| openvino | fp32 | 8 | in order |" in table
+
+
+def test_outputs_default_to_artifacts_and_publishing_is_explicit():
+    default = parse_args([])
+    assert (default.markdown, default.json) == (DEFAULT_OUT / "accuracy_motion.md", DEFAULT_OUT / "accuracy_motion.json")
+    assert DEFAULT_OUT.parts[0] == "artifacts"
+    published = parse_args(["--out", "benchmarks/results"])
+    assert published.json == Path("benchmarks/results/accuracy_motion.json")

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+
+import pytest
 
 from benchmarks.pipeline import main
 
+BACKENDS = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="openvino is not installed"))]
 
-def test_decode_and_end_to_end_sections(tiny_onnx, tmp_path, capsys):
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decode_and_end_to_end_sections(tiny_onnx, tmp_path, capsys, backend):
     out = tmp_path / "pipeline.json"
     argv = ["--clips", "340p", "--methods", "ours", "reference", "--repeats", "1", "--warmup", "0",
             "--frames", "8", "--model", str(tiny_onnx), "--workers", "1,2", "--videos", "2",
-            "--clip-dir", str(tmp_path / "clips"), "--json", str(out)]
+            "--clip-dir", str(tmp_path / "clips"), "--json", str(out), "--backend", backend]
     assert main(argv) == 0
     document = json.loads(out.read_text())
+    assert document["end_to_end"]["backend"] == backend
     assert {r["method"] for r in document["results"]} == {"ours", "reference"}
     assert all(r["total_ms"] > 0 for r in document["results"])
     runs = document["end_to_end"]["runs"]

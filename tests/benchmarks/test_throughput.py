@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from benchmarks import report
 from benchmarks.backends import static_skip_reason
 from benchmarks.flops import count_work
-from benchmarks.throughput import build_options, main, parse_args
+from benchmarks.peak import cpu_flags, cpu_has_bf16
+from benchmarks.throughput import DEFAULT_OUT, build_options, main, output_paths, parse_args
 from benchmarks.timing import summarize, time_host
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -78,7 +80,7 @@ def _run_cli(out_dir, onnx_dir, backends: str, precisions: str) -> tuple[int, di
     out = out_dir / "out.json"
     status = main(["--models", "stam_tiny", "--backends", backends, "--precision", precisions, "--batch", "1,2",
                    "--device", "cpu", "--iters", "2", "--warmup", "1", "--json", str(out),
-                   "--onnx-dir", str(onnx_dir)])
+                   "--onnx-dir", str(onnx_dir), "--peak-size", "256"])
     return status, json.loads(out.read_text()), out.with_suffix(".md").read_text(), out.with_suffix(".png").read_bytes()
 
 
@@ -192,3 +194,73 @@ def test_merge_refuses_a_file_that_is_not_a_results_file(tmp_path, capsys):
     bad.write_text(json.dumps({"schema": "something else"}))
     assert report.main([str(bad), "--json", str(tmp_path / "out.json")]) == 2
     assert "not a stam-deploy/throughput/v1 results file" in capsys.readouterr().err
+
+
+# --- the honest peak, OpenVINO, where results go -------------------------------------------------------
+
+
+def test_cpu_peak_is_the_best_library_per_dtype_and_model_runs_are_judged_by_it(smoke_run):
+    _, document, markdown, _ = smoke_run
+    detail = document["peak_detail"]
+    measured = [m for m in detail["measured"] if m["tflops"]]
+    libraries = {m["library"] for m in measured if m["dtype"] == "fp32"}
+    assert {"torch", "numpy", "onnxruntime"} <= libraries  # every library present measured the same matmul
+    for peak in document["peaks"]:
+        assert peak["tflops"] == max(m["tflops"] for m in measured if m["dtype"] == peak["dtype"])
+    fp32_peak = next(p["tflops"] for p in document["peaks"] if p["dtype"] == "fp32")
+    for result in (r for r in document["results"] if r["precision"] == "fp32"):
+        assert result["peak_fraction"] == pytest.approx(result["tflops"] / fp32_peak)
+    assert "### Every library's matmul" in markdown and "Theoretical fp32 peak:" in markdown
+
+
+def test_theoretical_peak_from_microarchitecture_and_clock():
+    from benchmarks.peak import fp32_flops_per_cycle, theoretical_peak
+
+    zen3 = {"vendor_id": "AuthenticAMD", "cpu family": "25", "model": "1", "cpu MHz": "2445.428", "flags": "fma avx2"}
+    assert fp32_flops_per_cycle(zen3) == (32, "AMD Zen 3")
+    assert fp32_flops_per_cycle({**zen3, "model": "17"}) == (32, "AMD Zen 4")
+    hidden = theoretical_peak(0.2, zen3, max_ghz=None, cores=2)
+    assert hidden["clock_used"] == "nominal" and hidden["tflops"] == pytest.approx(2 * 2.445428 * 32 / 1e3)
+    assert hidden["implied_clock_ghz"] == pytest.approx(0.2e3 / 64)  # 3.125 GHz: the cores boost above nominal
+    known = theoretical_peak(None, zen3, max_ghz=3.5, cores=2)
+    assert known["clock_used"] == "max" and known["tflops"] == pytest.approx(0.224)
+    intel512 = {"vendor_id": "GenuineIntel", "cpu family": "6", "model": "143", "flags": "fma avx2 avx512f"}
+    assert theoretical_peak(0.5, intel512, cores=2)["tflops"] is None  # 1 or 2 FMA units: not guessed
+    assert report.theory_line(theoretical_peak(0.5, intel512, cores=2)).startswith("not known")
+
+
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+
+
+@needs_openvino
+def test_openvino_rows_measure_fp32_and_int8_and_bf16_only_with_hardware(tmp_path, onnx_dir):
+    status, document, _, _ = _run_cli(tmp_path, onnx_dir, "openvino", "fp32,bf16,int8" if CALIBRATION else "fp32,bf16")
+    assert status == 0
+    measured = {r["precision"] for r in document["results"] if r["backend"] == "openvino"}
+    has_bf16 = cpu_has_bf16(cpu_flags())
+    assert measured == {"fp32"} | ({"bf16"} if has_bf16 else set()) | ({"int8"} if CALIBRATION else set())
+    if not has_bf16:
+        (skip,) = [s for s in document["skipped"] if s["precision"] == "bf16"]
+        assert "CPU has no bf16" in skip["reason"]
+
+
+def test_outputs_default_to_artifacts_and_publishing_is_explicit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default is relative to where the command runs
+    default = output_paths(parse_args(["--device", "cpu"]), "cpu")
+    assert default[0] == DEFAULT_OUT / "throughput_cpu.json" and DEFAULT_OUT.parts[0] == "artifacts"
+    assert (tmp_path / DEFAULT_OUT).is_dir() and not (tmp_path / "benchmarks").exists()
+    published = output_paths(parse_args(["--out", "benchmarks/results"]), "cpu")
+    assert published == tuple(Path("benchmarks/results") / f"throughput_cpu.{ext}" for ext in ("json", "md", "png"))
+
+
+def test_interleaved_run_times_every_pair_in_turns(tmp_path, onnx_dir):
+    out = tmp_path / "turns.json"
+    argv = ["--models", "stam_tiny", "--pairs", "torch:fp32,onnxruntime:fp32,onnxruntime:fp16", "--batch", "1",
+            "--device", "cpu", "--iters", "3", "--warmup", "1", "--json", str(out), "--onnx-dir", str(onnx_dir),
+            "--peak-size", "128", "--interleave"]
+    assert main(argv) == 0
+    document = json.loads(out.read_text())
+    assert document["settings"]["interleaved"] is True
+    assert [(r["backend"], r["latency"]["iters"]) for r in document["results"]] == [("torch", 3), ("onnxruntime", 3)]
+    assert [(s["backend"], s["precision"]) for s in document["skipped"]] == [("onnxruntime", "fp16")]
+    assert "backends taking turns" in out.with_suffix(".md").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     data = good["a"].read_bytes()
     (bad / "truncated.mp4").write_bytes(data[: len(data) // 3])
     return {**good, **{p.stem: p for p in bad.iterdir()}, "root": root, "missing": bad / "missing.mp4"}
+
+OPENVINO = importlib.util.find_spec("openvino") is not None  # what `--backend auto` runs an .onnx on
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -107,7 +110,7 @@ def test_json_line_shape(mean_rgb_onnx, clips, capsys):
     assert main([str(mean_rgb_onnx), str(clips["b"]), "--json", "--topk", "1"]) == 0
     (line,) = json_lines(capsys.readouterr().out)
     index = int(np.argmax(expected_mean_rgb(clips["b"], 4)))
-    assert line.keys() == {"path", "topk", "notes"} and line["notes"] == []
+    assert line.keys() == {"path", "backend", "topk", "notes"} and line["notes"] == []
     assert line["topk"][0]["index"] == index and line["topk"][0]["label"] == LABELS[index]
 
 
@@ -148,7 +151,8 @@ def test_directories_are_searched_recursively(mean_rgb_onnx, clips, capsys, tmp_
     assert code == 1
     assert sorted(line["path"] for line in lines[:-1]) == sorted(str(clips[k]) for k in "abc")
     empty = tmp_path / "empty_dir"
-    assert lines[-1] == {"path": str(empty), "error": f"{empty}: no video files in this directory"}
+    assert lines[-1] == {"path": str(empty), "backend": "openvino" if OPENVINO else "onnxruntime",
+                         "error": f"{empty}: no video files in this directory"}
 
 
 # --- artifact and usage errors: one line, exit 2 ---------------------------------------------

@@ -1,4 +1,8 @@
-"""runtime/ works without torch: every module imports with torch blocked, and none names torch or export/."""
+"""runtime/ works without torch: every module imports with torch blocked, and none names torch or export/.
+
+Without openvino too: the runtime imports, `auto` runs an .onnx on ONNX Runtime, and asking for
+OpenVINO names the extra to install.
+"""
 
 from __future__ import annotations
 
@@ -55,3 +59,26 @@ def test_no_runtime_source_names_torch_or_export_even_lazily():
 def test_the_source_scan_finds_lazy_imports():
     source = "def f():\n    import torch.nn\n    from export.model import Stam\n"
     assert forbidden_imports(source) == ["torch.nn", "export.model"]
+
+
+BLOCK_OPENVINO = BLOCKED_IMPORT.split("import runtime\n")[0].format(forbidden=("openvino",))
+
+
+def test_runtime_imports_and_auto_runs_without_openvino(mean_rgb_onnx):
+    code = BLOCK_OPENVINO + (
+        "import runtime\n"
+        "for m in pkgutil.walk_packages(runtime.__path__, 'runtime.'): importlib.import_module(m.name)\n"
+        f"model = runtime.open_model({str(mean_rgb_onnx)!r})\n"
+        "print(model.backend)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["onnxruntime"]
+
+
+def test_cli_backend_openvino_without_openvino_names_the_extra(mean_rgb_onnx, tmp_path):
+    argv = ["runtime.infer", str(mean_rgb_onnx), str(tmp_path / "v.mp4"), "--backend", "openvino"]
+    code = BLOCK_OPENVINO + f"import runpy\nsys.argv = {argv!r}\nrunpy.run_module('runtime.infer', run_name='__main__')\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "error: the OpenVINO backend needs the openvino extra: pip install -e '.[openvino]'\n"
