@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 import runtime
-from tests.blocking import import_blocking
+from tests.blocking import import_blocking, python_blocking, run_module_blocking
 
 RUNTIME_DIR = Path(runtime.__file__).parent
 FORBIDDEN = ("torch", "torchvision", "export")  # never named in runtime/ source, even lazily
@@ -61,24 +61,15 @@ def test_the_source_scan_finds_lazy_imports():
     assert forbidden_imports(source) == ["torch.nn", "export.model"]
 
 
-BLOCK_OPENVINO = BLOCKED_IMPORT.split("import runtime\n")[0].format(forbidden=("openvino",))
-
-
 def test_runtime_imports_and_auto_runs_without_openvino(mean_rgb_onnx):
-    code = BLOCK_OPENVINO + (
-        "import runtime\n"
-        "for m in pkgutil.walk_packages(runtime.__path__, 'runtime.'): importlib.import_module(m.name)\n"
-        f"model = runtime.open_model({str(mean_rgb_onnx)!r})\n"
-        "print(model.backend)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = f"import runtime\nmodel = runtime.open_model({str(mean_rgb_onnx)!r})\nprint(model.backend)\n"
+    result = python_blocking(("openvino",), code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["onnxruntime"]
 
 
 def test_cli_backend_openvino_without_openvino_names_the_extra(mean_rgb_onnx, tmp_path):
-    argv = ["runtime.infer", str(mean_rgb_onnx), str(tmp_path / "v.mp4"), "--backend", "openvino"]
-    code = BLOCK_OPENVINO + f"import runpy\nsys.argv = {argv!r}\nrunpy.run_module('runtime.infer', run_name='__main__')\n"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = run_module_blocking(("openvino",), "runtime.infer", str(mean_rgb_onnx), str(tmp_path / "v.mp4"),
+                                 "--backend", "openvino")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "error: the OpenVINO backend needs the openvino extra: pip install -e '.[openvino]'\n"
