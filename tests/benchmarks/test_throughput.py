@@ -17,7 +17,6 @@ from benchmarks.throughput import DEFAULT_OUT, build_options, main, output_paths
 from benchmarks.timing import summarize, time_host
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CALIBRATION = importlib.util.find_spec("calibration.quantize") is not None
 
 
 def test_stam16_work_matches_the_papers_gflops_column():
@@ -54,10 +53,18 @@ def test_summarize_reports_median_and_tail_percentiles():
     assert (stats.iters, stats.min_ms, stats.max_ms) == (100, pytest.approx(1.0), pytest.approx(100.0))
 
 
-def test_time_host_warms_up_before_timing():
-    calls = []
-    latencies = time_host(lambda: calls.append(1), iters=4, warmup=3)
-    assert len(calls) == 7 and len(latencies) == 4 and all(t >= 0 for t in latencies)
+def test_time_host_warms_up_before_timing(monkeypatch):
+    """A clock that only moves inside the step: warm-up calls are not timed, each timed call is its own."""
+    from benchmarks import timing
+
+    durations = iter([9.0, 9.0, 9.0, 0.5, 0.25, 0.125, 1.0])
+    clock = [0.0]
+
+    def step() -> None:
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    assert time_host(step, iters=4, warmup=3) == [0.5, 0.25, 0.125, 1.0]
 
 
 def test_skip_reasons_on_cuda_keep_the_gpu_paths_open():
@@ -95,8 +102,7 @@ def test_cli_smoke_writes_json_markdown_and_png(smoke_run):
     assert status == 0
     assert set(report.TOP_LEVEL_KEYS) <= set(document) and document["schema"] == report.SCHEMA
     measured = {(r["backend"], r["precision"]) for r in document["results"]}
-    int8 = {("onnxruntime", "int8")} if CALIBRATION else set()
-    assert measured == {("torch", "fp32"), ("onnxruntime", "fp32")} | int8
+    assert measured == {("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")}
     assert {r["batch"] for r in document["results"]} == {1, 2}
     for result in document["results"]:
         assert set(report.RESULT_KEYS) <= set(result)
@@ -104,8 +110,7 @@ def test_cli_smoke_writes_json_markdown_and_png(smoke_run):
         assert result["latency"]["median_ms"] <= result["latency"]["p90_ms"] <= result["latency"]["p99_ms"]
         assert result["tflops"] == pytest.approx(document["work"][0]["gflops"] * result["videos_per_s"] / 1e3)
     skipped = {(s["backend"], s["precision"]) for s in document["skipped"]}
-    assert {("torch", "fp16"), ("torch", "int8"), ("tensorrt", "fp32"), ("onnxruntime", "fp16")} | (
-        set() if CALIBRATION else {("onnxruntime", "int8")}) <= skipped
+    assert {("torch", "fp16"), ("torch", "int8"), ("tensorrt", "fp32"), ("onnxruntime", "fp16")} <= skipped
     assert all(s["reason"] for s in document["skipped"])
     rows = [line for line in markdown.splitlines() if line.startswith("| stam_tiny | 8 | ")]
     results = len(document["results"])
@@ -234,11 +239,11 @@ needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None
 
 @needs_openvino
 def test_openvino_rows_measure_fp32_and_int8_and_bf16_only_with_hardware(tmp_path, onnx_dir):
-    status, document, _, _ = _run_cli(tmp_path, onnx_dir, "openvino", "fp32,bf16,int8" if CALIBRATION else "fp32,bf16")
+    status, document, _, _ = _run_cli(tmp_path, onnx_dir, "openvino", "fp32,bf16,int8")
     assert status == 0
     measured = {r["precision"] for r in document["results"] if r["backend"] == "openvino"}
     has_bf16 = cpu_has_bf16(cpu_flags())
-    assert measured == {"fp32"} | ({"bf16"} if has_bf16 else set()) | ({"int8"} if CALIBRATION else set())
+    assert measured == {"fp32"} | ({"bf16"} if has_bf16 else set()) | {"int8"}
     if not has_bf16:
         (skip,) = [s for s in document["skipped"] if s["precision"] == "bf16"]
         assert "CPU has no bf16" in skip["reason"]
