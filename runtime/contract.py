@@ -108,6 +108,20 @@ def labels_from_metadata(metadata: Mapping[str, str]) -> list[str]:
     return text.split("\n") if text else []
 
 
+class MetadataFacts:
+    """What every artifact's `stam.*` metadata tells, for classes that hold it as `metadata`."""
+
+    metadata: Mapping[str, str]
+
+    @property
+    def labels(self) -> list[str]:
+        return labels_from_metadata(self.metadata)
+
+    @property
+    def frames_trained(self) -> int:
+        return int(self.metadata[META_FRAMES_TRAINED])
+
+
 def check_metadata(metadata: Mapping[str, str], source: str) -> None:
     """Raise one clear error naming every required key the artifact lacks."""
     missing = [key for key in REQUIRED_METADATA if key not in metadata]

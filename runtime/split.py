@@ -122,7 +122,7 @@ def read_metadata(path: Path) -> dict[str, str]:
     return {prop.key: prop.value for prop in proto.metadata_props}
 
 
-class WindowModel(abc.ABC):
+class WindowModel(contract.MetadataFacts, abc.ABC):
     """What the timeline needs: per-frame features, and logits for windows of them.
 
     A split pair's features are embeddings (D,), computed once per frame; a whole model's are the
@@ -134,14 +134,6 @@ class WindowModel(abc.ABC):
     metadata: dict[str, str]
     window_range: DimRange | None  # frame counts the classifier accepts
     batch_range: DimRange | None  # windows per classify call
-
-    @property
-    def labels(self) -> list[str]:
-        return contract.labels_from_metadata(self.metadata)
-
-    @property
-    def frames_trained(self) -> int:
-        return int(self.metadata[contract.META_FRAMES_TRAINED])
 
     def check_window(self, frames: int) -> None:
         """Refuse a window length the classifier cannot take, before any decoding."""

@@ -17,7 +17,7 @@ from runtime.errors import ArtifactError
 
 
 @dataclass(frozen=True)
-class ArtifactInfo:
+class ArtifactInfo(contract.MetadataFacts):
     """An artifact's kind, metadata and input ranges; `profile` ranges only for plans."""
 
     path: Path
@@ -26,14 +26,6 @@ class ArtifactInfo:
     num_classes: int
     batch_range: DimRange | None
     frames_range: DimRange | None
-
-    @property
-    def labels(self) -> list[str]:
-        return contract.labels_from_metadata(self.metadata)
-
-    @property
-    def frames_trained(self) -> int:
-        return int(self.metadata[contract.META_FRAMES_TRAINED])
 
 
 def describe(path: str | Path) -> ArtifactInfo:
