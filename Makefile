@@ -30,11 +30,14 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -q tests -m "not slow"
 
-# The README's performance tables (CPU; minutes on 2 cores).
+# The README's performance tables (CPU; many minutes on 2 cores), published into benchmarks/results/.
 bench: venv
-	$(BIN)/python -m benchmarks.throughput --device cpu --models stam_16,stam_64 --backends torch,onnxruntime \
-		--precision fp32,bf16,int8 --batch 1 --iters 2 --warmup 1 --onnx-dir $(ARTIFACTS)/bench
-	$(BIN)/python -m benchmarks.pipeline --model $(ARTIFACTS)/bench/stam_16.fp32.onnx --json benchmarks/results/pipeline_cpu.json
+	$(BIN)/python -m benchmarks.throughput --device cpu --models stam_16 \
+		--pairs torch:fp32,onnxruntime:fp32,openvino:fp32,onnxruntime:int8,openvino:int8,openvino:bf16 \
+		--batch 1 --iters 3 --warmup 1 --interleave --onnx-dir $(ARTIFACTS)/bench --out benchmarks/results
+	$(BIN)/python -m benchmarks.pipeline --model $(ARTIFACTS)/bench/stam_16.fp32.onnx --backend openvino \
+		--clips 340p --methods ours-slice reference --repeats 3 --workers 1,2 --videos 4 \
+		--clip-dir $(ARTIFACTS)/bench/clips --json benchmarks/results/pipeline_cpu_openvino.json
 
 clean:
 	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache *.egg-info
