@@ -7,7 +7,6 @@ TORCH_PIN := torch==2.13.0
 # PyTorch's own CPU wheel index, for machines whose package index serves only the CUDA build:
 #   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
-EXTRAS := export,test,bench,rtx,openvino,ray,serve
 
 .PHONY: venv demo test test-fast bench clean
 
@@ -18,7 +17,7 @@ $(BIN)/activate:
 # CPU torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 venv: $(BIN)/activate
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/pip install -q -e '.[export,test,bench,rtx,openvino,ray,serve]'
 
 demo: venv
 	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)
