@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
-from runtime.errors import StamError, run_cli
+from runtime.errors import StamError, require_extra, run_cli
 
 CALIBRATION_SEED = 4242  # neither the training nor the held-out seed
 CALIBRATION_PER_CLASS = 4
@@ -148,6 +148,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("torch", "python -m benchmarks.accuracy_table", "export")  # it exports with torch: say so before minutes of work
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 

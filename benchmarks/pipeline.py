@@ -39,7 +39,7 @@ from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
 from runtime.backends import BACKENDS
 from runtime.contract import INPUT_SIZE
-from runtime.errors import run_cli
+from runtime.errors import require_extra, run_cli
 from runtime.preprocess import crop_box, preprocess, resized_size
 from runtime.video import read_frames, sample_indices
 
@@ -292,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("torch", "python -m benchmarks.pipeline", "export")  # it exports with torch: say so before minutes of work
     if args.clip_dir is not None:
         args.clip_dir.mkdir(parents=True, exist_ok=True)
         document = _run(args, args.clip_dir)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from runtime.errors import StamError, run_cli
+from runtime.errors import StamError, require_extra, run_cli
 
 SCHEMA = "stam-deploy/timeline/v1"
 BATCH_WINDOWS = 8
@@ -203,6 +203,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("torch", "python -m benchmarks.timeline", "export")  # it exports with torch: say so before minutes of work
     if args.windows < 1 or any(s < 1 for s in args.strides) or args.window < 1:
         raise StamError("--windows, --strides and --window must be positive")
     with tempfile.TemporaryDirectory(prefix="stam-timeline-") as scratch:
