@@ -2,12 +2,12 @@
 
 `backend="auto"` (the default) picks, for an ONNX model: ONNX Runtime when it has a GPU provider or
 `providers` are given; ONNX Runtime for FP8 Q/DQ graphs (no CPU has FP8 math: ONNX Runtime simulates
-the quantization exactly as written, the reference the README's FP8 notes describe); for INT8 Q/DQ
-graphs OpenVINO only on CPUs with VNNI/AMX int8 dot products (measured: on an AVX2-only Zen 3 ONNX
-Runtime's INT8 STAM-16 ran 1.15-1.5x faster than OpenVINO's; issue 15 saw OpenVINO's 1.6x faster
-with avx512_vnni); else OpenVINO when installed (fp32 within 1e-4 of ONNX Runtime because its
-precision is set explicitly; median 1.15x faster on AVX2 here, 1.47x on AVX-512 in issue 15); else ONNX
-Runtime. A plan always runs on TensorRT.
+the quantization exactly as written, the reference the README's FP8 notes describe); else OpenVINO
+when installed: fp32 within 1e-4 of ONNX Runtime because its precision is set explicitly (1.15x
+faster on an idle AVX2 Zen 3, 1.47x on AVX-512 in issue 15), and INT8 Q/DQ graphs too (ONNX
+Runtime's fused INT8 kernels saturate on CPUs without VNNI, so there it runs them as simulated
+quantization, at fp32 speed; OpenVINO's INT8 was 4% faster than that here, 1.6x faster than ONNX
+Runtime's with avx512_vnni in issue 15); else ONNX Runtime. A plan always runs on TensorRT.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ PLAN_SUFFIXES = (".plan", ".engine")
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 ONNX_RUNTIME_PRECISIONS = ("fp8",)  # artifact precisions `auto` keeps on ONNX Runtime
-INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # CPU flags of int8 dot-product instructions
 
 
 def open_model(
@@ -102,19 +101,9 @@ def _auto_for_onnx(path: Path, precision: str, providers: Sequence[str] | None) 
     if providers or _ort_has_gpu() or not is_available():
         return "onnxruntime"
     artifact = artifact_precision(path)
-    if artifact in ONNX_RUNTIME_PRECISIONS or (artifact == "int8" and not cpu_has_int8_dot()):
+    if artifact in ONNX_RUNTIME_PRECISIONS:
         return "onnxruntime"
     return "openvino"
-
-
-def cpu_has_int8_dot(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU has VNNI or AMX int8 instructions (Linux; False where it cannot tell)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(flag in flags for flag in INT8_DOT_FLAGS)
 
 
 def _ort_has_gpu() -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from runtime import contract, open_model
-from runtime.backends import cpu_has_int8_dot, resolve_backend
+from runtime.backends import resolve_backend
 from runtime.backends.openvino import OpenVinoSettings, compile_config, resolve_precision
 from runtime.errors import StamError
 from tests.runtime.conftest import contract_metadata, mean_rgb_logits
@@ -137,17 +137,13 @@ def test_auto_runs_onnx_on_openvino_and_plans_on_tensorrt(mean_rgb_onnx, tmp_pat
     assert resolve_backend(mean_rgb_onnx, "auto", "fp32", ["CPUExecutionProvider"]) == "onnxruntime"
 
 
-def test_auto_keeps_fp8_graphs_on_onnx_runtime_and_int8_where_the_cpu_lacks_vnni(onnx_factory, tmp_path):
+def test_auto_keeps_fp8_graphs_on_onnx_runtime_and_runs_int8_on_openvino(onnx_factory):
     fp8 = onnx_factory("fp8.onnx", metadata=contract_metadata(**{contract.META_PRECISION: "fp8"}))
     int8 = onnx_factory("int8.onnx", metadata=contract_metadata(**{contract.META_PRECISION: "int8"}))
     assert resolve_backend(fp8, "auto", "fp32", None) == "onnxruntime"
-    assert resolve_backend(int8, "auto", "fp32", None) == ("openvino" if cpu_has_int8_dot() else "onnxruntime")
+    assert resolve_backend(int8, "auto", "fp32", None) == "openvino"
     with open_model(fp8) as model:
         assert model.backend == "onnxruntime"
-    zen3, zen4 = tmp_path / "zen3", tmp_path / "zen4"
-    zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
-    zen4.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n")
-    assert (cpu_has_int8_dot(zen3), cpu_has_int8_dot(zen4), cpu_has_int8_dot(tmp_path / "absent")) == (False, True, False)
 
 
 @pytest.mark.parametrize(
