@@ -2,12 +2,12 @@
 
 `backend="auto"` (the default) picks, for an ONNX model: ONNX Runtime when it has a GPU provider or
 `providers` are given; ONNX Runtime for FP8 Q/DQ graphs (no CPU has FP8 math: ONNX Runtime simulates
-the quantization exactly as written, the reference the README's FP8 notes describe); else OpenVINO
-when installed: fp32 within 1e-4 of ONNX Runtime because its precision is set explicitly (1.15x
-faster on an idle AVX2 Zen 3, 1.47x on AVX-512 in issue 15), and INT8 Q/DQ graphs too (ONNX
-Runtime's fused INT8 kernels saturate on CPUs without VNNI, so there it runs them as simulated
-quantization, at fp32 speed; OpenVINO's INT8 was 4% faster than that here, 1.6x faster than ONNX
-Runtime's with avx512_vnni in issue 15); else ONNX Runtime. A plan always runs on TensorRT.
+the quantization exactly as written, the reference the README's FP8 notes describe); INT8 Q/DQ
+graphs on ONNX Runtime where the CPU lacks VNNI/AMX int8 dot products (`runtime.cpu`): both engines'
+integer kernels lose accuracy there (max logit error 2.8 with OpenVINO on stam_tiny), and ONNX
+Runtime then runs the graph as simulated quantization, exact (0.14); else OpenVINO when installed
+(fp32 within 1e-4 of ONNX Runtime because its precision is set explicitly; 1.08-1.15x faster on an
+idle AVX2 Zen 3, 1.47x on AVX-512 in issue 15); else ONNX Runtime. A plan always runs on TensorRT.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from runtime import contract
+from runtime import contract, cpu
 from runtime.backends.base import Model
 from runtime.errors import ArtifactError, StamError
 
@@ -101,7 +101,7 @@ def _auto_for_onnx(path: Path, precision: str, providers: Sequence[str] | None) 
     if providers or _ort_has_gpu() or not is_available():
         return "onnxruntime"
     artifact = artifact_precision(path)
-    if artifact in ONNX_RUNTIME_PRECISIONS:
+    if artifact in ONNX_RUNTIME_PRECISIONS or (artifact == "int8" and cpu.int8_saturates()):
         return "onnxruntime"
     return "openvino"
 

@@ -137,13 +137,17 @@ def test_auto_runs_onnx_on_openvino_and_plans_on_tensorrt(mean_rgb_onnx, tmp_pat
     assert resolve_backend(mean_rgb_onnx, "auto", "fp32", ["CPUExecutionProvider"]) == "onnxruntime"
 
 
-def test_auto_keeps_fp8_graphs_on_onnx_runtime_and_runs_int8_on_openvino(onnx_factory):
+def test_auto_keeps_fp8_graphs_on_onnx_runtime_and_int8_where_the_cpu_lacks_vnni(onnx_factory, monkeypatch):
     fp8 = onnx_factory("fp8.onnx", metadata=contract_metadata(**{contract.META_PRECISION: "fp8"}))
     int8 = onnx_factory("int8.onnx", metadata=contract_metadata(**{contract.META_PRECISION: "int8"}))
     assert resolve_backend(fp8, "auto", "fp32", None) == "onnxruntime"
-    assert resolve_backend(int8, "auto", "fp32", None) == "openvino"
     with open_model(fp8) as model:
         assert model.backend == "onnxruntime"
+    from runtime import cpu
+
+    for saturates, expected in ((True, "onnxruntime"), (False, "openvino")):
+        monkeypatch.setattr(cpu, "int8_saturates", lambda saturates=saturates: saturates)
+        assert resolve_backend(int8, "auto", "fp32", None) == expected
 
 
 @pytest.mark.parametrize(
