@@ -18,7 +18,6 @@ warns on 10.0-10.4 (still supported, deprecated).
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from runtime.backends.cuda import Cuda, driver_problem, import_cudart
 from runtime.backends.trt import check_library_version, import_tensorrt, library_logger
 from runtime.contract import DimRange, Profile, Sidecar
 from runtime.errors import ArtifactError, StamError
+from runtime.onnx_io import file_sha256
 
 VOLTA_CLASS = ((7, 0), (7, 2))  # V100, Xavier
 VOLTA_REMOVED = (10, 5)
@@ -161,14 +161,6 @@ def write_plan(plan_path: Path, plan: bytes, sidecar: Sidecar) -> None:
     except StamError:
         plan_path.unlink(missing_ok=True)
         raise
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plan_inputs(onnx_path: Path, options: BuildOptions) -> tuple[OnnxInfo, Profile, str, Path]:

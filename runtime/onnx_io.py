@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 import onnx
+from google.protobuf.message import DecodeError
 
 from runtime.errors import ArtifactError
 
@@ -26,6 +27,18 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
 
 def read_metadata(proto: onnx.ModelProto) -> dict[str, str]:
     return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def read_file_metadata(path: str | Path) -> dict[str, str]:
+    """An ONNX file's metadata without its external weights or an inference session.
+
+    Raises ArtifactError for a file that is not an ONNX model, naming why.
+    """
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
+    return read_metadata(proto)
 
 
 def save_single_file(proto: onnx.ModelProto, path: Path) -> None:

@@ -112,14 +112,9 @@ def read_metadata(path: Path) -> dict[str, str]:
         return dict(contract.Sidecar.read(path).metadata)
     if path.suffix.lower() not in ONNX_SUFFIXES:
         return {}  # open_model names what is wrong with it
-    import onnx
-    from google.protobuf.message import DecodeError
+    from runtime.onnx_io import read_file_metadata
 
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
-    return {prop.key: prop.value for prop in proto.metadata_props}
+    return read_file_metadata(path)
 
 
 class WindowModel(contract.MetadataFacts, abc.ABC):

@@ -114,13 +114,12 @@ def _ort_has_gpu() -> bool:
 
 def artifact_precision(path: Path) -> str | None:
     """`stam.precision` of an ONNX file, read without its weights; None when the file cannot say."""
-    import onnx
+    from runtime.onnx_io import read_file_metadata
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:  # an unreadable file fails later, in the backend, with its own message
+        return read_file_metadata(path).get(contract.META_PRECISION)
+    except ArtifactError:  # an unreadable file fails later, in the backend, with its own message
         return None
-    return next((p.value for p in proto.metadata_props if p.key == contract.META_PRECISION), None)
 
 
 __all__ = ["BACKENDS", "Model", "open_model", "resolve_backend"]

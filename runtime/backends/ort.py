@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from runtime import contract, cpu
 from runtime.backends.base import Model
 from runtime.backends.signature import TensorSpec, check_signature, dim_range
 from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import read_file_metadata
 
 # Best first. Azure and other remote providers are never picked on their own.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -64,8 +62,8 @@ def must_simulate_int8(path: Path, chosen: Sequence[str]) -> bool:
     if chosen[:1] != ["CPUExecutionProvider"] or not cpu.int8_saturates():
         return False
     try:
-        metadata = read_metadata(onnx.load_model(str(path), load_external_data=False))
-    except (OSError, ValueError, DecodeError):
+        metadata = read_file_metadata(path)
+    except ArtifactError:
         return False  # not readable: ONNX Runtime will say why
     if metadata.get(contract.META_PRECISION) != "int8":
         return False
