@@ -49,13 +49,27 @@ class Runner(abc.ABC):
         return np.random.default_rng(0).random(shape, dtype=np.float32)
 
 
-def describe_backends(device: str) -> dict[str, str]:
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODE_NOTES = {
+    "default": "Inductor fusion, library matmuls",
+    "reduce-overhead": "Inductor fusion + CUDA graphs, library matmuls",
+    "max-autotune": "Triton matmul autotuning + CUDA graphs",
+    "max-autotune-no-cudagraphs": "Triton matmul autotuning",
+}
+
+
+def default_compile_mode(device: str) -> str:
+    """max-autotune on a GPU (the fastest code torch.compile makes; minutes of autotuning per shape), else default."""
+    return "max-autotune" if device == "cuda" else "default"
+
+
+def describe_backends(device: str, compile_mode: str | None = None) -> dict[str, str]:
     """How each backend runs on `device`: printed under the tables so that a number can be reproduced."""
     gpu = device == "cuda"
+    mode = compile_mode or default_compile_mode(device)
     return {
         "torch": "eager, inference_mode; fp16/bf16 = autocast (mixed precision)" + (", fp32 without TF32" if gpu else ""),
-        "torch-compile": ("torch.compile mode max-autotune (Triton autotuning + CUDA graphs)" if gpu
-                          else "torch.compile default mode") + ", static shapes, same autocast",
+        "torch-compile": f"torch.compile mode {mode} ({COMPILE_MODE_NOTES[mode]}), static shapes, same autocast",
         "onnxruntime": ("CUDA" if gpu else "CPU") + " execution provider, all graph optimizations, host arrays in/out; "
                        "int8 = Q/DQ ONNX calibrated (min-max) on 2 random 8-frame clips: data sets scales, not speed",
         "openvino": "runtime.open_model(backend='openvino'): CPU plugin, latency hint, inference precision set "
@@ -116,13 +130,16 @@ def _importable(module: str) -> bool:
     return True
 
 
-def open_runner(backend: str, model_name: str, precision: str, device: str, workdir: Path) -> Runner:
+def open_runner(backend: str, model_name: str, precision: str, device: str, workdir: Path,
+                compile_mode: str | None = None) -> Runner:
     """The runner of one combination; raises Skip when it cannot run (the reason says why)."""
     reason = static_skip_reason(backend, precision, device)
     if reason:
         raise Skip(reason)
-    if backend in ("torch", "torch-compile"):
-        return TorchRunner(model_name, precision, device, compiled=backend == "torch-compile")
+    if backend == "torch":
+        return TorchRunner(model_name, precision, device)
+    if backend == "torch-compile":
+        return TorchRunner(model_name, precision, device, compile_mode=compile_mode or default_compile_mode(device))
     onnx_path = onnx_artifact(model_name, "fp32" if precision == "bf16" else precision, workdir)
     if backend == "onnxruntime":
         return OrtRunner(onnx_path, device)
@@ -137,11 +154,11 @@ def open_runner(backend: str, model_name: str, precision: str, device: str, work
 class TorchRunner(Runner):
     """Eager or `torch.compile`d PyTorch; fp16/bf16 through autocast (mixed precision, as in the paper).
 
-    Compiled on a GPU with mode "max-autotune" (Triton GEMM autotuning and CUDA graphs); on a CPU with
-    the default mode. Shapes are static (one compilation per batch size).
+    Compiled (when `compile_mode` is given) with static shapes: one compilation per batch size. Modes
+    with CUDA graphs need a new-iteration mark before each call, since a replay may overwrite outputs.
     """
 
-    def __init__(self, model_name: str, precision: str, device: str, compiled: bool):
+    def __init__(self, model_name: str, precision: str, device: str, compile_mode: str | None = None):
         import torch
 
         from export.model import create_model
@@ -149,14 +166,14 @@ class TorchRunner(Runner):
         self.torch = torch
         self.device = device
         self.precision = precision
-        self.compiled = compiled
+        self.compiled = compile_mode is not None
+        self.cuda_graphs = self.compiled and device == "cuda" and compile_mode in ("reduce-overhead", "max-autotune")
         self.clock = "cuda" if device == "cuda" else "host"
         model = create_model(model_name).to(device)
         super().__init__(model_name, model.config.frames_trained)
-        if compiled:
+        if self.compiled:
             torch._dynamo.reset()  # the compile cache is per code object: start each model afresh
-            mode = "max-autotune" if device == "cuda" else None
-            self.forward = torch.compile(model, mode=mode, dynamic=False)
+            self.forward = torch.compile(model, mode=compile_mode, dynamic=False)
         else:
             self.forward = model
 
@@ -169,7 +186,7 @@ class TorchRunner(Runner):
     def prepare(self, batch: int) -> Step:
         torch = self.torch
         frames = torch.from_numpy(self.host_input(batch)).to(self.device)
-        new_graph_step = self.compiled and self.device == "cuda"
+        new_graph_step = self.cuda_graphs
 
         def step() -> Any:
             if new_graph_step:  # CUDA graphs: each call is a new iteration, outputs may be overwritten

@@ -320,6 +320,8 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
         merged["work"] += [w for w in other["work"] if w["model"] not in {m["model"] for m in merged["work"]}]
         merged["peaks"] += [p for p in other["peaks"] if (p["device"], p["dtype"]) not in
                             {(q["device"], q["dtype"]) for q in merged["peaks"]}]
+        for backend in other["settings"]["backends"]:  # each backend as the run that measured it ran it
+            settings["backends_detail"][backend] = other["settings"]["backends_detail"][backend]
         merged["results"] += other["results"]
         merged["skipped"] += other["skipped"]
         merged["command"] += " && " + other["command"]

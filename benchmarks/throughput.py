@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmarks import report
-from benchmarks.backends import (BACKENDS, DEVICES, PRECISIONS, Runner, Skip, describe_backends, open_runner,
-                                 static_skip_reason)
+from benchmarks.backends import (BACKENDS, COMPILE_MODES, DEVICES, PRECISIONS, Runner, Skip, default_compile_mode,
+                                 describe_backends, open_runner, static_skip_reason)
 from benchmarks.flops import count_work, counted_ops_note
 from benchmarks.timing import matmul_peak, summarize, time_step
 from runtime.errors import ArtifactError, StamError, run_cli
@@ -49,6 +49,7 @@ class Options:
     onnx_dir: Path | None = None
     peak_size: int = 2048
     interleave: bool = False
+    compile_mode: str = "default"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -71,6 +72,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="PNG plot (default: beside the JSON, .png)")
     parser.add_argument("--interleave", action="store_true",
                         help="open every pair of a model together and time them in turns (fair on a shared machine)")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES,
+                        help="torch.compile mode of torch-compile (default: max-autotune on cuda, default on cpu; "
+                             "max-autotune spends minutes per batch size autotuning on a GPU)")
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmuls of the CPU peak")
     parser.add_argument("--onnx-dir", type=Path, help="keep ONNX/plan artifacts here and reuse them across runs")
     return parser.parse_args(argv)
@@ -84,16 +88,18 @@ def build_options(args: argparse.Namespace) -> Options:
         raise StamError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters} and {args.warmup}")
     if args.onnx_dir is not None:
         _make_dir(args.onnx_dir, "--onnx-dir")
+    device = _resolve_device(args.device)
     return Options(
         models=_choices(args.models, MODELS, "--models"),
         pairs=_pairs(args),
         batches=_batches(args.batch),
-        device=_resolve_device(args.device),
+        device=device,
         iters=args.iters,
         warmup=args.warmup,
         onnx_dir=args.onnx_dir,
         peak_size=args.peak_size,
         interleave=args.interleave,
+        compile_mode=args.compile_mode or default_compile_mode(device),
     )
 
 
@@ -243,7 +249,7 @@ def _open_all(options: Options, work: dict[str, Any], batch: int, workdir: Path,
         try:
             if static_skip_reason(backend, precision, options.device):
                 raise Skip(static_skip_reason(backend, precision, options.device))
-            runner = open_runner(backend, work["model"], precision, options.device, workdir)
+            runner = open_runner(backend, work["model"], precision, options.device, workdir, options.compile_mode)
             opened.append(((backend, precision), runner, runner.prepare(batch)))
         except (Skip, StamError) as reason:
             skipped.append({"backend": backend, "precision": precision, "model": work["model"], "reason": str(reason)})
@@ -269,7 +275,7 @@ def run_combination(backend: str, precision: str, options: Options, works: list[
     results, skipped = [], []
     for work in works:
         try:
-            runner = open_runner(backend, work["model"], precision, options.device, workdir)
+            runner = open_runner(backend, work["model"], precision, options.device, workdir, options.compile_mode)
         except (Skip, StamError) as reason:  # StamError: an export or build this machine cannot do
             skipped.append({"backend": backend, "precision": precision, "model": work["model"], "reason": str(reason)})
             log(f"skip {backend} {precision} {work['model']}: {reason}")
@@ -338,8 +344,8 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
         "settings": {"models": list(options.models), "pairs": [list(pair) for pair in options.pairs],
                      "backends": list(dict.fromkeys(b for b, _ in options.pairs)), "batches": list(options.batches),
                      "device": options.device, "iters": options.iters, "warmup": options.warmup,
-                     "interleaved": options.interleave,
-                     "backends_detail": describe_backends(options.device)},
+                     "interleaved": options.interleave, "compile_mode": options.compile_mode,
+                     "backends_detail": describe_backends(options.device, options.compile_mode)},
         "machine": machine, "work": works, "work_note": counted_ops_note(), "peaks": peak_list,
         "peak_detail": peak_detail,
         "results": results, "skipped": skipped, "paper": report.PAPER,

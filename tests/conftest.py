@@ -96,19 +96,21 @@ def builder_skip_reason() -> str | None:
     return "no TensorRT library imports (pip install -e '.[rtx]' builds without a GPU)"
 
 
-def execution_skip_reason() -> str | None:
+def gpu_skip_reason() -> str | None:
     from runtime.backends.cuda import driver_problem
 
     problem = driver_problem()
     if problem:
-        return f"running a plan needs an NVIDIA GPU; this machine has {problem}"
-    if builder_skip_reason():
-        return builder_skip_reason()
-    return None if _importable("cuda") else "cuda-python is not installed (running a plan needs it)"
+        return f"needs an NVIDIA GPU; this machine has {problem}"
+    return None if _importable("cuda") else "cuda-python is not installed"
+
+
+def execution_skip_reason() -> str | None:
+    return gpu_skip_reason() or builder_skip_reason()
 
 
 def pytest_collection_modifyitems(config, items):
-    reasons = {"trt_builder": builder_skip_reason(), "tensorrt": execution_skip_reason()}
+    reasons = {"trt_builder": builder_skip_reason(), "tensorrt": execution_skip_reason(), "gpu": gpu_skip_reason()}
     for item in items:
         for marker, reason in reasons.items():
             if reason and item.get_closest_marker(marker):
