@@ -7,6 +7,8 @@ TORCH_PIN := torch==2.13.0
 # PyTorch's own CPU wheel index, for machines whose package index serves only the CUDA build:
 #   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# pytest-xdist workers for `make test` (the CI machine has 2 cores); 0 runs the suite in one process.
+TEST_JOBS ?= 2
 
 .PHONY: venv demo test test-fast bench clean
 
@@ -22,12 +24,13 @@ venv: $(BIN)/activate
 demo: venv
 	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)
 
+# A file's tests stay on one worker; shared session artifacts are built once (tests/conftest.py).
 test: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests -n $(TEST_JOBS) --dist loadfile
 
 # The edit loop: everything but the tests marked slow (full-size models, end-to-end accuracy runs).
 test-fast: venv
-	$(BIN)/python -m pytest -q tests -m "not slow"
+	$(BIN)/python -m pytest -q tests -m "not slow" -n $(TEST_JOBS) --dist loadfile
 
 # The README's performance tables (CPU; many minutes on 2 cores), published into benchmarks/results/.
 bench: venv

@@ -2,6 +2,10 @@
 STAM-16, and the shipped motion model with its held-out videos (exports and encodes cost seconds);
 and the one TensorRT skip mechanism.
 
+`make test` runs the suite on two pytest-xdist workers (`--dist loadfile`: a file's tests and module
+fixtures stay on one worker). The expensive session artifacts (the full-size export, the motion set
+and its exports) are built by whichever worker asks first and reused by the other (`build_once`).
+
 TensorRT tests carry one of two markers and are skipped here, with the reason, where they cannot run:
 `trt_builder` needs a library that builds (tensorrt_rtx builds without a GPU, so CI runs these);
 `tensorrt` runs a plan and needs a library, cuda-python and an NVIDIA GPU with its driver.
@@ -10,12 +14,15 @@ TensorRT tests carry one of two markers and are skipped here, with the reason, w
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
@@ -23,6 +30,25 @@ from runtime.preprocess import preprocess
 from runtime.video import read_frames
 
 TINY_CLASSES = 10
+
+
+def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """A folder filled by `build(folder)` once per test run, whatever the number of xdist workers.
+
+    The first worker to ask builds it under a file lock; the others wait and reuse it. A build that
+    fails leaves no mark, so the next worker to ask tries again and fails the same way.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # the run's folder, above every worker's own
+    folder = root / f"shared_{name}"
+    built = folder / ".built"
+    with FileLock(f"{folder}.lock"):
+        if not built.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            build(folder)
+            built.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +75,9 @@ def tiny_onnx(tiny_model, tiny_labels, tmp_path_factory):
     """Path of the fp32 ONNX export of `tiny_model`, labels included."""
     from export.onnx import export_onnx
 
-    return export_onnx(tiny_model, tmp_path_factory.mktemp("tiny") / "stam_tiny.onnx", labels=tiny_labels)
+    folder = build_once(tmp_path_factory, "tiny_onnx",
+                        lambda folder: export_onnx(tiny_model, folder / "stam_tiny.onnx", labels=tiny_labels))
+    return folder / "stam_tiny.onnx"
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +98,18 @@ def stam16(tmp_path_factory):
 
     torch.manual_seed(0)
     model = create_model("stam_16")
-    return model, export_onnx(model, tmp_path_factory.mktemp("stam16") / "stam_16.onnx")
+    folder = build_once(tmp_path_factory, "stam16", lambda folder: export_onnx(model, folder / "stam_16.onnx"))
+    return model, folder / "stam_16.onnx"
 
 
 @pytest.fixture(scope="session")
 def tiny_split(tiny_model, tiny_labels, tmp_path_factory):
     """(frames part, temporal part) paths of the fp32 `stam-export --split` of `tiny_model`."""
-    from export.onnx import export_split
+    from export.onnx import export_split, split_paths
 
-    return export_split(tiny_model, tmp_path_factory.mktemp("tiny_split") / "stam_tiny.onnx", labels=tiny_labels)
+    folder = build_once(tmp_path_factory, "tiny_split",
+                        lambda folder: export_split(tiny_model, folder / "stam_tiny.onnx", labels=tiny_labels))
+    return split_paths(folder / "stam_tiny.onnx")
 
 
 # --- TensorRT: which tests can run here ---------------------------------------------------------
@@ -162,24 +193,26 @@ def to_float(clip: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="session")
 def motion_held_out_dir(tmp_path_factory) -> Path:
     """DIR/<class>/<id>.mp4: 25 short, small videos per motion class."""
-    root = tmp_path_factory.mktemp("motion_held_out")
-    generate(root, HELD_OUT_PER_CLASS, HELD_OUT_SEED, max_side=200, max_seconds=2.5)
-    return root
+    return build_once(tmp_path_factory, "motion_held_out",
+                      lambda root: generate(root, HELD_OUT_PER_CLASS, HELD_OUT_SEED, max_side=200, max_seconds=2.5))
 
 
 @pytest.fixture(scope="session")
-def motion_clips(motion_held_out_dir) -> MotionClips:
-    from concurrent.futures import ThreadPoolExecutor
-
+def motion_clips(motion_held_out_dir, tmp_path_factory) -> MotionClips:
     paths = sorted(motion_held_out_dir.glob("*/*.mp4"))
+    folder = build_once(tmp_path_factory, "motion_clips", lambda folder: decode_clips(paths, folder / "clips.npy"))
+    targets = np.array([CLASSES.index(path.parent.name) for path in paths])
+    return MotionClips(paths, np.load(folder / "clips.npy"), targets)
+
+
+def decode_clips(paths: list[Path], out: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
 
     def decode(path: Path) -> np.ndarray:
         return np.rint(preprocess(read_frames(path, DECODED_FRAMES)) * 255).astype(np.uint8)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        clips = np.stack(list(pool.map(decode, paths)))
-    targets = np.array([CLASSES.index(path.parent.name) for path in paths])
-    return MotionClips(paths, clips, targets)
+        np.save(out, np.stack(list(pool.map(decode, paths))))
 
 
 @pytest.fixture(scope="session")
@@ -195,16 +228,18 @@ def motion_onnx_fp32(motion_model, tmp_path_factory) -> Path:
     """A fresh fp32 ONNX export of the shipped checkpoint, labels included."""
     from export.onnx import export_onnx
 
-    path = tmp_path_factory.mktemp("motion_onnx") / "stam_motion.onnx"
-    return export_onnx(motion_model, path, labels=list(CLASSES))
+    folder = build_once(tmp_path_factory, "motion_onnx_fp32",
+                        lambda folder: export_onnx(motion_model, folder / "stam_motion.onnx", labels=list(CLASSES)))
+    return folder / "stam_motion.onnx"
 
 
 @pytest.fixture(scope="session")
 def motion_onnx_fp16(motion_model, tmp_path_factory) -> Path:
     from export.onnx import export_onnx
 
-    path = tmp_path_factory.mktemp("motion_onnx") / "stam_motion.fp16.onnx"
-    return export_onnx(motion_model, path, labels=list(CLASSES), precision="fp16")
+    folder = build_once(tmp_path_factory, "motion_onnx_fp16", lambda folder: export_onnx(
+        motion_model, folder / "stam_motion.fp16.onnx", labels=list(CLASSES), precision="fp16"))
+    return folder / "stam_motion.fp16.onnx"
 
 
 @pytest.fixture(scope="session")
@@ -212,4 +247,6 @@ def motion_onnx_int8(motion_onnx_fp32, tmp_path_factory) -> Path:
     """The fp32 export calibrated to INT8 Q/DQ as `benchmarks.accuracy_table` does, on 2 videos per class of its seed."""
     from benchmarks.accuracy_table import calibrate_int8
 
-    return calibrate_int8(motion_onnx_fp32, tmp_path_factory.mktemp("motion_int8"), frames=8, per_class=2)
+    folder = build_once(tmp_path_factory, "motion_onnx_int8",
+                        lambda folder: calibrate_int8(motion_onnx_fp32, folder, frames=8, per_class=2))
+    return folder / "motion.int8.onnx"

@@ -19,7 +19,7 @@ def test_table_rows_cover_backends_precisions_frames_and_order():
     assert any(r.reverse for r in rows)
 
 
-SMOKE_PER_CLASS = 4  # every row decodes the set again: the gates measure accuracy on the full set
+SMOKE_PER_CLASS = 2  # every row decodes the set again: the gates measure accuracy on the full set
 
 
 def first_per_class(root: Path, count: int, into: Path) -> Path:

@@ -75,9 +75,10 @@ def test_spatial_attention_equals_explicit_softmax(tiny_model):
 
 @pytest.mark.parametrize("frames", [1, 2, 5, 16, 17, 31, 64])
 def test_resample_positions_is_linear_interpolation(frames):
-    pos = torch.randn(1, 16, 12)
+    pos = torch.randn(1, 16, 12, generator=torch.Generator().manual_seed(frames))
     expected = F.interpolate(pos.transpose(1, 2), size=frames, mode="linear", align_corners=False).transpose(1, 2)
-    torch.testing.assert_close(resample_positions(pos, frames), expected, rtol=0, atol=1e-6)
+    # the same weights summed in another order: a few float32 ulps of the values (|x| < 5)
+    torch.testing.assert_close(resample_positions(pos, frames), expected, rtol=0, atol=2e-6)
 
 
 def test_resample_positions_is_exact_identity_at_trained_length():
