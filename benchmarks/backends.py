@@ -58,6 +58,11 @@ COMPILE_MODE_NOTES = {
 }
 
 
+def uses_cuda_graphs(compile_mode: str | None, device: str) -> bool:
+    """Whether compiled calls replay CUDA graphs, whose outputs the next replay may overwrite."""
+    return device == "cuda" and compile_mode in ("reduce-overhead", "max-autotune")
+
+
 def default_compile_mode(device: str) -> str:
     """max-autotune on a GPU (the fastest code torch.compile makes; minutes of autotuning per shape), else default."""
     return "max-autotune" if device == "cuda" else "default"
@@ -167,7 +172,7 @@ class TorchRunner(Runner):
         self.device = device
         self.precision = precision
         self.compiled = compile_mode is not None
-        self.cuda_graphs = self.compiled and device == "cuda" and compile_mode in ("reduce-overhead", "max-autotune")
+        self.cuda_graphs = uses_cuda_graphs(compile_mode, device)
         self.clock = "cuda" if device == "cuda" else "host"
         model = create_model(model_name).to(device)
         super().__init__(model_name, model.config.frames_trained)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report
-from benchmarks.backends import static_skip_reason
+from benchmarks.backends import describe_backends, static_skip_reason, uses_cuda_graphs
 from benchmarks.flops import count_work
 from benchmarks.peak import cpu_flags, cpu_has_bf16
 from benchmarks.throughput import DEFAULT_OUT, build_options, main, output_paths, parse_args
@@ -180,16 +180,32 @@ def test_pairs_replace_the_cross_product():
     assert chosen.pairs == (("torch", "fp32"), ("torch-compile", "fp16"))
 
 
+def test_compile_mode_defaults_per_device_and_is_recorded():
+    assert build_options(parse_args(["--device", "cpu"])).compile_mode == "default"
+    chosen = build_options(parse_args(["--device", "cpu", "--compile-mode", "reduce-overhead"]))
+    assert chosen.compile_mode == "reduce-overhead"
+    assert "mode max-autotune (Triton matmul autotuning + CUDA graphs)" in describe_backends("cuda")["torch-compile"]
+    assert "mode reduce-overhead" in describe_backends("cpu", "reduce-overhead")["torch-compile"]
+    assert [uses_cuda_graphs(mode, device) for mode, device in [("max-autotune", "cuda"), ("reduce-overhead", "cuda"),
+            ("max-autotune-no-cudagraphs", "cuda"), ("default", "cuda"), ("max-autotune", "cpu"), (None, "cuda")]] == [
+        True, True, False, False, False, False]
+
+
 def test_runs_merge_into_one_report(smoke_run, tmp_path):
     document = json.loads(json.dumps(smoke_run[1]))
     compiled = json.loads(json.dumps(document))
     compiled["settings"]["pairs"] = [["torch-compile", "fp32"]]
+    compiled["settings"]["backends"] = ["torch-compile"]
+    compiled["settings"]["backends_detail"]["torch-compile"] = "torch.compile mode reduce-overhead (as run)"
     compiled["results"] = [dict(r, backend="torch-compile") for r in compiled["results"] if r["backend"] == "torch"]
     runs = [report.write_json(doc, tmp_path / f"run{i}.json") for i, doc in enumerate((document, compiled))]
     assert report.main([*map(str, runs), "--json", str(tmp_path / "merged.json")]) == 0
     merged = report.read_json(tmp_path / "merged.json")
     assert len(merged["results"]) == len(document["results"]) + len(compiled["results"])
     assert ["torch-compile", "fp32"] in merged["settings"]["pairs"] and len(merged["work"]) == 1
+    details = merged["settings"]["backends_detail"]  # each backend described as the run that measured it ran it
+    assert details["torch-compile"] == "torch.compile mode reduce-overhead (as run)"
+    assert details["torch"] == document["settings"]["backends_detail"]["torch"]
     assert "| torch-compile | fp32 |" in (tmp_path / "merged.md").read_text()
     assert (tmp_path / "merged.png").read_bytes().startswith(PNG_MAGIC)
 
