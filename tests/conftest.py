@@ -8,7 +8,8 @@ and its exports) are built by whichever worker asks first and reused by the othe
 
 TensorRT tests carry one of two markers and are skipped here, with the reason, where they cannot run:
 `trt_builder` needs a library that builds (tensorrt_rtx builds without a GPU, so CI runs these);
-`tensorrt` runs a plan and needs a library, cuda-python and an NVIDIA GPU with its driver.
+`tensorrt` runs a plan and needs a library, cuda-python and an NVIDIA GPU with its driver; `gpu`
+needs only cuda-python and the GPU (the runner's CUDA side, with a stand-in engine).
 """
 
 from __future__ import annotations
