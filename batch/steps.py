@@ -54,10 +54,14 @@ def decode_video(row: dict, num_frames: int, sampling: str) -> dict:
 
 
 def load_pixels(path: str, num_frames: int, sampling: str) -> tuple[np.ndarray, list[str]]:
-    """`runtime.clips.load_clip` on a local path or a URI; errors name the path as the user gave it."""
+    """`runtime.clips.load_clip` on a local path or a URI; errors name the path as the user gave it.
+
+    One decoder per video: Ray already runs as many decode tasks as there are CPUs, so decoding one
+    video's stretches side by side would only add threads.
+    """
     with sources.local_file(path) as local:
         try:
-            return clips.load_clip(local, num_frames, sampling)
+            return clips.load_clip(local, num_frames, sampling, decoders=1)
         except StamError as failure:
             if local == path:
                 raise

@@ -7,7 +7,9 @@ packets with shifted timestamps (closed GOPs, the segment a whole number of GOPs
 decoding cost per frame as for fresh content). They are written once into the cache folder and reused.
 
 "seek" is `runtime.video.read_clip` (on these mp4s: the frame count from the sample index, then for
-each sampled frame a window of packets and a decode from the keyframe before it); "from start" is
+each sampled frame a window of packets and a decode from the keyframe before it), with --decoders
+containers decoding separate windows side by side (default: as read_clip, the CPUs up to 8), and
+again with one decoder ("seek, 1 decoder") when that differs; "from start" is
 `read_clip_without_seeking` (a demuxing pass to count frames, then decoding up to the last sampled
 frame), the previous path. Each run checks that both give the same indices and pixels. Wall and CPU
 time (all threads of the process) are both recorded: on a shared machine CPU time moves less with
@@ -23,6 +25,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,13 +36,13 @@ from benchmarks import report
 from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
 from runtime.errors import StamError, run_cli
+from runtime.side_by_side import decoders_per_video
 from runtime.video import read_clip, read_clip_without_seeking
 
 SCHEMA = "stam-deploy/sampling/v1"
 WIDTH, HEIGHT, FPS = 454, 340, 30
 SEGMENT_SECONDS = 60
 LENGTHS = {"10s": 10, "1m": 60, "5m": 300, "10m": 600, "30m": 1800, "60m": 3600}  # name -> seconds
-METHODS: dict[str, Callable[..., Any]] = {"seek": read_clip, "from start": read_clip_without_seeking}
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Options:
     repeats: int
     baseline_repeats: int
     cache: Path
+    decoders: int
 
 
 # --- videos --------------------------------------------------------------------------------------
@@ -105,8 +109,10 @@ def measure(path: Path, clip: Path, options: Options, seconds: int) -> dict[str,
     """Median wall and CPU milliseconds per method, methods taking turns within each repeat, and
     whether seeking and decoding from the start agree. The 10 s clip of the same GOP is sampled in
     the same turns ("10 s clip"), so the ratio against it holds even when the machine's load changes."""
-    methods = {"seek": (read_clip, path), "from start": (read_clip_without_seeking, path),
-               "10 s clip": (read_clip, clip)}
+    seek = partial(read_clip, decoders=options.decoders)
+    methods = {"seek": (seek, path), "from start": (read_clip_without_seeking, path), "10 s clip": (seek, clip)}
+    if options.decoders > 1:
+        methods["seek, 1 decoder"] = (partial(read_clip, decoders=1), path)
     wall: dict[str, list[float]] = {name: [] for name in methods}
     cpu: dict[str, list[float]] = {name: [] for name in methods}
     clips = {}
@@ -119,12 +125,13 @@ def measure(path: Path, clip: Path, options: Options, seconds: int) -> dict[str,
             if repeat:
                 wall[name].append(time.perf_counter() - start_wall)
                 cpu[name].append(time.process_time() - start_cpu)
-    seek, full = clips["seek"], clips["from start"]
-    identical = seek.indices == full.indices and np.array_equal(seek.frames, full.frames)
+    full = clips["from start"]
+    seeks = [clips[name] for name in methods if name.startswith("seek")]
+    identical = all(seek.indices == full.indices and np.array_equal(seek.frames, full.frames) for seek in seeks)
     return {"ms": {name: summarize(times).median_ms for name, times in wall.items()},
             "cpu_ms": {name: summarize(times).median_ms for name, times in cpu.items()},
             "repeats": {name: len(times) for name, times in wall.items()},
-            "identical": identical, "notes": seek.notes}
+            "identical": identical, "notes": clips["seek"].notes}
 
 
 def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any]:
@@ -143,6 +150,7 @@ def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": shlex.join(["python", "-m", "benchmarks.sampling", *sys.argv[1:]]),
         "settings": {"frames": options.frames, "mode": "uniform", "repeats": options.repeats,
+                     "decoders": options.decoders,
                      "baseline_repeats_over_5_min": options.baseline_repeats,
                      "video": f"{WIDTH}x{HEIGHT} H.264 (libx264 veryfast crf 18, 3 B-frames), {FPS} fps; "
                               f"longer than {SEGMENT_SECONDS} s: a {SEGMENT_SECONDS} s segment repeated by remuxing"},
@@ -156,18 +164,27 @@ def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any
 
 
 def render_table(document: dict[str, Any]) -> str:
-    """Markdown table: per GOP and length, wall (and CPU) medians of both methods, the speed-up, and
-    seek against the 10 s clip sampled in the same turns."""
-    header = ["GOP", "video", "seek ms (CPU)", "from start ms (CPU)", "speed-up", "seek / 10 s clip", "identical"]
+    """Markdown table: per GOP and length, wall (and CPU) medians of each method, the speed-up, and
+    seek against the 10 s clip sampled in the same turns (one decoder's too, when it was measured)."""
+    single = any("seek, 1 decoder" in r["ms"] for r in document["results"])
+    decoders = document.get("settings", {}).get("decoders", 1)
+    header = ["GOP", "video", f"seek ms (CPU), {decoders} decoder{'s' * (decoders > 1)}", "from start ms (CPU)",
+              "speed-up", "seek / 10 s clip", *(["1 decoder ms (CPU)", "1 decoder / 10 s clip"] * single), "identical"]
     rows = []
     for r in document["results"]:
-        wall, cpu = r["ms"], r["cpu_ms"]
-        rows.append([f"{r['gop_seconds']} s", r["length"], f"{wall['seek']:.0f} ({cpu['seek']:.0f})",
-                     f"{wall['from start']:.0f} ({cpu['from start']:.0f})", f"{wall['from start'] / wall['seek']:.1f}x",
-                     f"{wall['seek'] / wall['10 s clip']:.1f}x", "yes" if r["identical"] else "NO"])
+        wall = r["ms"]
+        row = [f"{r['gop_seconds']} s", r["length"], _ms(r, "seek"), _ms(r, "from start"),
+               f"{wall['from start'] / wall['seek']:.1f}x", f"{wall['seek'] / wall['10 s clip']:.1f}x"]
+        if single:
+            row += [_ms(r, "seek, 1 decoder"), f"{wall['seek, 1 decoder'] / wall['10 s clip']:.1f}x"]
+        rows.append([*row, "yes" if r["identical"] else "NO"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _ms(result: dict[str, Any], method: str) -> str:
+    return f"{result['ms'][method]:.0f} ({result['cpu_ms'][method]:.0f})"
 
 
 def render_plot(document: dict[str, Any], path: Path) -> Path:
@@ -180,7 +197,9 @@ def render_plot(document: dict[str, Any], path: Path) -> Path:
     for colour, gop in enumerate(sorted({r["gop_seconds"] for r in document["results"]})):
         rows = [r for r in document["results"] if r["gop_seconds"] == gop]
         minutes = [r["seconds"] / 60 for r in rows]
-        for name, style in (("seek", "-o"), ("from start", "--s")):
+        for name, style in (("seek", "-o"), ("seek, 1 decoder", ":^"), ("from start", "--s")):
+            if name not in rows[0]["ms"]:
+                continue
             axis.plot(minutes, [r["ms"][name] / 1e3 for r in rows], style, color=f"C{colour}",
                       label=f"{name}, GOP {gop} s")
     axis.set_xscale("log")
@@ -207,6 +226,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per video and method (default 3)")
     parser.add_argument("--baseline-repeats", type=int, default=1,
                         help="timed runs of 'from start' on videos over 5 minutes (default 1)")
+    parser.add_argument("--decoders", type=int, default=decoders_per_video(),
+                        help="decoders seeking side by side per video (default: the CPUs, at most 8)")
     parser.add_argument("--cache", type=Path, default=Path("artifacts/sampling/videos"),
                         help="where the videos are written once and reused (default artifacts/sampling/videos)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/sampling"),
@@ -223,13 +244,13 @@ def _options(args: argparse.Namespace) -> Options:
         gops = [int(gop) for gop in args.gops.split(",")]
     except ValueError:
         raise StamError(f"--gops takes whole seconds, got {args.gops!r}") from None
-    if args.frames < 1 or args.repeats < 1 or args.baseline_repeats < 1 or any(g < 1 for g in gops):
-        raise StamError("--frames, --repeats, --baseline-repeats and --gops must be positive")
+    if min(args.frames, args.repeats, args.baseline_repeats, args.decoders, *gops) < 1:
+        raise StamError("--frames, --repeats, --baseline-repeats, --decoders and --gops must be positive")
     bad = [g for g in gops if SEGMENT_SECONDS % g or any(LENGTHS[name] % g for name in lengths)]
     if bad:
         raise StamError(f"every video must be whole GOPs: --gops {bad[0]} does not divide {SEGMENT_SECONDS} s "
                         "and every length")
-    return Options(lengths, gops, args.frames, args.repeats, args.baseline_repeats, args.cache)
+    return Options(lengths, gops, args.frames, args.repeats, args.baseline_repeats, args.cache, args.decoders)
 
 
 def run(args: argparse.Namespace) -> int:

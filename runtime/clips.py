@@ -25,16 +25,18 @@ def load_clip(
     mode: str = "uniform",
     *,
     threads: str = "AUTO",
+    decoders: int | None = None,
     on_stage: Callable[[str, float], None] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """(T, 3, 224, 224) float32 pixels, and why the frames differ from `mode` (e.g. a short video).
 
+    `decoders` is how many decoders seek a long video side by side (runtime.video.read_clip).
     `on_stage` receives the seconds spent decoding and preprocessing (the pipeline benchmark's hook).
     """
     if Path(path).is_dir():
         raise VideoError(f"{path}: no video files in this directory")
     started = perf_counter()
-    clip = read_clip(path, num_frames, mode=mode, threads=threads)
+    clip = read_clip(path, num_frames, mode=mode, threads=threads, decoders=decoders)
     decoded = perf_counter()
     pixels = preprocess(clip.frames)
     if on_stage is not None:

@@ -24,6 +24,7 @@ from runtime.errors import StamError, run_cli
 from runtime.pipeline import min_batch, run_clips
 from runtime.progress import progress_bar
 from runtime.results import VideoResult, render_table
+from runtime.side_by_side import decoders_per_video
 from runtime.video import list_videos
 
 
@@ -108,7 +109,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
 
 def classify(model: Model, paths: Sequence[str], options: Options) -> Iterator[VideoResult]:
     """Results in input order; decoding of later videos overlaps inference of earlier ones."""
-    load = partial(clips.load_clip, num_frames=options.frames, mode=options.sampling)
+    decoders = decoders_per_video(min(options.workers, len(paths)))  # a lone long video gets every core
+    load = partial(clips.load_clip, num_frames=options.frames, mode=options.sampling, decoders=decoders)
     for outcome in run_clips(model, paths, load, batch_size=options.batch_size, workers=options.workers):
         if outcome.error is not None:
             yield VideoResult(outcome.item, error=str(outcome.error))

@@ -24,6 +24,8 @@ from typing import Callable, Iterator
 import av
 import numpy as np
 
+from runtime.side_by_side import Decoder, Reopen, decode_side_by_side
+
 # A stretch of targets is decoded in one pass when the next target's keyframe lies at most this many
 # packets past where the pass already is: decoding on is then about as cheap as a seek and a restart.
 SEEK_GAIN_PACKETS = 8
@@ -115,20 +117,38 @@ def decode_ranks(
     table: FrameTable,
     ranks: list[int],
     convert: Callable[[av.VideoFrame], np.ndarray],
+    *,
+    reopen: Reopen | None = None,
+    decoders: int = 1,
 ) -> dict[int, np.ndarray]:
-    """The frames of presentation `ranks`, converted, by seeking; SeekUnreliable at the first surprise."""
+    """The frames of presentation `ranks`, converted, by seeking; SeekUnreliable at the first surprise.
+
+    With `reopen`, the stretches are decoded on up to `decoders` containers side by side (runtime.side_by_side).
+    """
+    stretches = plan_stretches(table, ranks)
+    decode = lambda decoder, stretch: _stretch_images(*decoder, table, stretch, convert)  # noqa: E731
+    return decode_side_by_side(stretches, decode, (container, stream), reopen, decoders)
+
+
+def _stretch_images(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    table: FrameTable,
+    stretch: Stretch,
+    convert: Callable[[av.VideoFrame], np.ndarray],
+) -> dict[int, np.ndarray]:
+    """The converted frames of one stretch's ranks, from one pass starting at its keyframe."""
     images: dict[int, np.ndarray] = {}
+    wanted = set(stretch.ranks)
     non_reference = non_reference_test(stream)
-    for stretch in plan_stretches(table, ranks):
-        wanted = set(stretch.ranks)
-        for rank, frame in _decode_stretch(container, stream, table, stretch.start, wanted, non_reference):
-            if rank in wanted:
-                images[rank] = convert(frame)
-                wanted.discard(rank)
-                if not wanted:
-                    break
-        if wanted:
-            raise SeekUnreliable(f"frame {min(wanted)} did not decode after seeking")
+    for rank, frame in _decode_stretch(container, stream, table, stretch.start, wanted, non_reference):
+        if rank in wanted:
+            images[rank] = convert(frame)
+            wanted.discard(rank)
+            if not wanted:
+                break
+    if wanted:
+        raise SeekUnreliable(f"frame {min(wanted)} did not decode after seeking")
     return images
 
 
@@ -336,15 +356,24 @@ class SampleIndex:
         stream: av.video.stream.VideoStream,
         ranks: list[int],
         convert: Callable[[av.VideoFrame], np.ndarray],
+        *,
+        reopen: Reopen | None = None,
+        decoders: int = 1,
     ) -> dict[int, np.ndarray]:
-        """`runtime.seek.decode_ranks` over a frame table of each window's packets."""
-        images: dict[int, np.ndarray] = {}
-        for first, last in self._windows(ranks):
-            table = self._window_table(container, stream, first, last)
-            inside = [rank for rank in set(ranks) if first <= rank <= last]
-            local = decode_ranks(container, stream, table, [rank - first for rank in inside], convert)
-            images.update({rank + first: image for rank, image in local.items()})
-        return images
+        """`runtime.seek.decode_ranks` over a frame table of each window's packets: windows side by
+        side, or, when the targets make one window (a minute or so of video), its stretches side by side."""
+
+        def decode(decoder: Decoder, window: tuple[int, int], inner: Reopen | None = None) -> dict[int, np.ndarray]:
+            first, last = window
+            table = self._window_table(*decoder, first, last)
+            inside = [rank - first for rank in set(ranks) if first <= rank <= last]
+            local = decode_ranks(*decoder, table, inside, convert, reopen=inner, decoders=decoders)
+            return {rank + first: image for rank, image in local.items()}
+
+        windows = self._windows(ranks)
+        if len(windows) == 1:
+            return decode((container, stream), windows[0], reopen)
+        return decode_side_by_side(windows, decode, (container, stream), reopen, decoders)
 
     def _windows(self, ranks: list[int]) -> list[tuple[int, int]]:
         """Decode-position windows [first, last] around the targets, overlapping ones merged."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from runtime.errors import VideoError
 from runtime.seek import FrameTable, SampleIndex, SeekUnreliable, decode_ranks
+from runtime.side_by_side import Decoder, decoders_per_video
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 SAMPLING_MODES = ("uniform", "reference")
@@ -132,6 +135,15 @@ def _open(path: str) -> av.container.InputContainer:
         raise VideoError(f"{path}: not a readable video ({_reason(error)})") from None
 
 
+@contextmanager
+def _opened(path: str, threads: str) -> Iterator[Decoder]:
+    """The file opened again with its video stream set to decode on `threads`: one more decoder."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = threads
+        yield container, stream
+
+
 def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
     if not container.streams.video:
         raise VideoError(f"{path}: no video stream")
@@ -235,14 +247,21 @@ def read_frames(path: str | Path, num_frames: int, mode: str = "uniform", *, thr
     return clip.frames
 
 
-def read_clip(path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO") -> Clip:
+def read_clip(
+    path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO", decoders: int | None = None
+) -> Clip:
     """`read_frames` with its notes returned instead of warned: for callers on worker threads, where
     `warnings.catch_warnings` is not safe, and for reports that keep them per video.
 
     `threads` is FFmpeg's thread type: AUTO (frame + slice threads) cuts one video's latency on idle
     cores; SLICE costs less CPU in total when several videos are decoded side by side on few cores.
+    `decoders` is how many containers decode a long video's separate stretches side by side (default:
+    the CPUs, at most 8; runtime.side_by_side); 1 decodes them one after the other.
     """
-    return _read(str(path), num_frames, mode, threads, seek=True)
+    decoders = decoders_per_video() if decoders is None else decoders
+    if decoders < 1:
+        raise ValueError(f"decoders must be at least 1, got {decoders}")
+    return _read(str(path), num_frames, mode, _Decoding(threads, decoders), seek=True)
 
 
 def read_clip_without_seeking(
@@ -250,21 +269,30 @@ def read_clip_without_seeking(
 ) -> Clip:
     """`read_clip` decoding from the start up to the last sampled frame: the reference that the seek
     path is tested and benchmarked against (same indices, same pixels, cost growing with the video)."""
-    return _read(str(path), num_frames, mode, threads, seek=False)
+    return _read(str(path), num_frames, mode, _Decoding(threads, 1), seek=False)
 
 
-def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Clip:
+@dataclass(frozen=True)
+class _Decoding:
+    """How to decode: FFmpeg's thread type per decoder, and how many decoders may seek side by side."""
+
+    threads: str
+    decoders: int
+
+
+def _read(path: str, num_frames: int, mode: str, decoding: _Decoding, seek: bool) -> Clip:
+    threads = decoding.threads
     if threads not in THREAD_TYPES:
         raise ValueError(f"threads must be one of {', '.join(THREAD_TYPES)}, got {threads!r}")
     if seek:
-        clip = _read_by_index(path, num_frames, mode, threads)
+        clip = _read_by_index(path, num_frames, mode, decoding)
         if clip is not None:
             return clip
     scan = _scan(path)
     sampling = _plan_for_file(scan.info.num_frames, num_frames, mode, scan.info.fps)
     images, seek_note = None, None
     if seek and not scan.damaged:
-        images, seek_note = _seek_frames(path, scan, sampling.indices, threads)
+        images, seek_note = _seek_frames(path, scan, sampling.indices, decoding)
     if images is None:
         # a damaged file is decoded to its end, so that a note says how many of its frames decode
         through = scan.info.num_frames - 1 if scan.damaged else max(sampling.indices)
@@ -279,7 +307,7 @@ def _read(path: str, num_frames: int, mode: str, threads: str, seek: bool) -> Cl
     return _clip(path, images, sampling)
 
 
-def _read_by_index(path: str, num_frames: int, mode: str, threads: str) -> Clip | None:
+def _read_by_index(path: str, num_frames: int, mode: str, decoding: _Decoding) -> Clip | None:
     """The mp4 fast path: frame count and each window's timestamps from the sample index, so no
     demuxing pass over the whole file; None when the index cannot be trusted or a check fails
     (the caller then demuxes everything, which is exact)."""
@@ -289,9 +317,12 @@ def _read_by_index(path: str, num_frames: int, mode: str, threads: str) -> Clip 
         if index is None or not stream.average_rate:  # without a stated rate, demuxing finds it
             return None
         sampling = _plan_for_file(index.num_frames, num_frames, mode, float(stream.average_rate))
-        stream.thread_type = threads
+        stream.thread_type = decoding.threads
+        reopen = partial(_opened, path, decoding.threads)
         try:
-            images = index.decode_ranks(container, stream, sampling.indices, _upright_rgb)
+            images = index.decode_ranks(
+                container, stream, sampling.indices, _upright_rgb, reopen=reopen, decoders=decoding.decoders
+            )
         except SeekUnreliable:
             return None
     return _clip(path, images, sampling)
@@ -303,16 +334,18 @@ def _clip(path: str, images: dict[int, np.ndarray], sampling: Sampling) -> Clip:
 
 
 def _seek_frames(
-    path: str, scan: _Scan, indices: list[int], threads: str
+    path: str, scan: _Scan, indices: list[int], decoding: _Decoding
 ) -> tuple[dict[int, np.ndarray] | None, str | None]:
     """The wanted frames by seeking, or None and why seeking was not trusted (then decode from the start)."""
     if scan.table is None:
         return None, f"cannot seek ({scan.unseekable}): decoded from the start"
+    reopen = partial(_opened, path, decoding.threads)
     try:
-        with _open(path) as container:
-            stream = _video_stream(container, path)
-            stream.thread_type = threads
-            return decode_ranks(container, stream, scan.table, indices, _upright_rgb), None
+        with reopen() as (container, stream):
+            images = decode_ranks(
+                container, stream, scan.table, indices, _upright_rgb, reopen=reopen, decoders=decoding.decoders
+            )
+            return images, None
     except SeekUnreliable as reason:
         return None, f"seeking is unreliable ({reason}): decoded from the start"
 

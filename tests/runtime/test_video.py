@@ -372,6 +372,38 @@ def test_seeking_gives_the_pixels_of_decoding_everything(seek_videos, name, num_
         assert decoded_codes(seek.frames) == seek.indices
 
 
+@pytest.fixture(scope="module")
+def many_gops(tmp_path_factory) -> dict[str, Path]:
+    """Twenty GOPs: 4 targets are far enough apart to make separate index windows, 16 one window."""
+    root = tmp_path_factory.mktemp("many_gops")
+    mp4 = write_video(root / "many.mp4", 600, 64, 48, codec_options=x264_gop(30))
+    return {"mp4": mp4, "mkv": write_remuxed(root / "many.mkv", mp4), "mpegts": write_remuxed(root / "many.ts", mp4),
+            "vp9": write_video(root / "many.webm", 600, 64, 48, codec="vp9", codec_options={"g": "30"})}
+
+
+@pytest.mark.parametrize("name", ["mp4", "mkv", "mpegts", "vp9"])
+@pytest.mark.parametrize("decoders", [1, 3, 16])
+@pytest.mark.parametrize("num_frames", [4, 16])
+def test_decoders_side_by_side_give_the_pixels_of_decoding_everything(
+    many_gops, name, decoders, num_frames, monkeypatch
+):
+    """Stretches on several containers at once: the mp4 through its index (4 targets: a window each,
+    side by side; 16: one window whose stretches go side by side), the rest through demuxing."""
+    opened = []
+    reopen = video._opened
+    monkeypatch.setattr(video, "_opened", lambda *args: opened.append(args) or reopen(*args))
+    path = many_gops[name]
+    seek, full = read_clip(path, num_frames, decoders=decoders), read_clip_without_seeking(path, num_frames)
+    assert seek.notes == [] and seek.indices == full.indices and np.array_equal(seek.frames, full.frames)
+    assert decoded_codes(seek.frames) == seek.indices
+    assert (len(opened) >= 2) == (decoders > 1)  # more than one decoder did work
+
+
+def test_decoders_below_one_are_refused(many_gops):
+    with pytest.raises(ValueError, match="decoders must be at least 1, got 0"):
+        read_clip(many_gops["mkv"], 4, decoders=0)
+
+
 @pytest.mark.parametrize("name", SEEK_VIDEOS)
 def test_far_apart_frames_are_decoded_in_separate_passes(seek_videos, name):
     """Four frames of a multi-GOP file: more than one pass, so the test above did exercise seeks."""
