@@ -144,11 +144,9 @@ def _stretch_images(
     for rank, frame in _decode_stretch(container, stream, table, stretch.start, wanted, non_reference):
         if rank in wanted:
             images[rank] = convert(frame)
-            wanted.discard(rank)
-            if not wanted:
-                break
-    if wanted:
-        raise SeekUnreliable(f"frame {min(wanted)} did not decode after seeking")
+    missing = wanted - images.keys()
+    if missing:
+        raise SeekUnreliable(f"frame {min(missing)} did not decode after seeking")
     return images
 
 
@@ -164,34 +162,57 @@ def _decode_stretch(
 
     Frames shown before the keyframe (an open GOP's leading pictures) may reference frames before the
     seek point, so they are dropped. Packets that no other frame references and that are not wanted
-    are not decoded at all (`non_reference`); every other frame must come out, in order, with no gap.
+    are not decoded at all (`non_reference`). Feeding stops at the last wanted frame's packet and the
+    decoder is drained: a frame depends only on packets decoded before it, and the packets after it,
+    which a decoder with B-frames or frame threads would otherwise take before giving it out, are
+    not decoded. Every fed frame must then come out, in order, with no gap (a packet that is only
+    part of a picture, such as one field, fails this and the caller falls back).
     """
     packets = _packets_from(container, stream, table, start)
     landed = next(packets)
     first_pts = int(table.pts[landed.position])
+    last = max(int(table.order[rank]) for rank in wanted)
     expected = table.rank_of(landed.position)
     skipped: set[int] = set()
+    shown = 0  # fed packets shown from the keyframe on: each must come out as one frame
 
     def fed() -> Iterator[_Packet]:
-        yield landed
-        for item in packets:
-            rank = table.rank_of(item.position)
-            if non_reference is not None and rank not in wanted and non_reference(item.packet):
-                skipped.add(rank)  # a frame shown later than it is decoded is fed before it comes out
-                continue
+        nonlocal shown
+        item = landed
+        while True:
+            shown += int(table.pts[item.position]) >= first_pts
             yield item
+            if item.position >= last:
+                return
+            item = next(packets, None)
+            while item is not None and _skippable(item, table, wanted, non_reference):
+                skipped.add(table.rank_of(item.position))
+                item = next(packets, None)
+            if item is None:
+                return
 
+    came_out = 0
     for frame in _decode(stream, fed()):
         if frame.pts is None:
             raise SeekUnreliable("a decoded frame has no timestamp")
         if frame.pts < first_pts:
             continue
-        while expected in skipped:
+        while expected < len(table) and (expected in skipped or table.order[expected] > last):  # not fed
             expected += 1
         if table.rank_of_pts(frame.pts) != expected:
             raise SeekUnreliable(f"after seeking, frame {expected} was expected and another one came out")
         yield expected, frame
         expected += 1
+        came_out += 1
+    if came_out != shown:
+        raise SeekUnreliable(f"{shown} pictures were decoded after seeking and {came_out} frames came out")
+
+
+def _skippable(
+    item: _Packet, table: FrameTable, wanted: set[int], non_reference: Callable[[av.Packet], bool] | None
+) -> bool:
+    """Whether a packet need not be decoded: not wanted, and no other picture references it."""
+    return non_reference is not None and table.rank_of(item.position) not in wanted and non_reference(item.packet)
 
 
 def non_reference_test(stream: av.video.stream.VideoStream) -> Callable[[av.Packet], bool] | None:

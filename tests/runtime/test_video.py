@@ -461,6 +461,36 @@ def test_every_frame_alone_matches_through_the_sample_index(seek_videos, name):
             assert np.array_equal(image, full[rank]), f"frame {rank}"
 
 
+@pytest.mark.parametrize("name", ["h264_short_gop", "h264_open_gop", "vp9", "mpegts"])
+def test_feeding_stops_at_the_wanted_frames_packet(seek_videos, name, monkeypatch):
+    """The decoder is drained after the last wanted packet instead of being fed the packets after it."""
+    fed: list[int] = []
+    decode = seek._decode
+
+    def spy(stream, packets):
+        return decode(stream, (fed.append(item.position) or item for item in packets))
+
+    monkeypatch.setattr(seek, "_decode", spy)
+    path = seek_videos[name]
+    table = _scan(str(path)).table
+    full = read_clip_without_seeking(path, 60).frames
+    with av.open(str(path)) as container:
+        for rank in (13, 27, 44):
+            fed.clear()
+            image = decode_ranks(container, container.streams.video[0], table, [rank], video._upright_rgb)[rank]
+            assert np.array_equal(image, full[rank]) and max(fed) == table.order[rank]
+
+
+def test_a_picture_that_gives_no_frame_is_a_surprise(seek_videos, monkeypatch):
+    """As a field whose other half was never fed would be: fewer frames out than pictures decoded."""
+    decode = seek._decode
+    monkeypatch.setattr(seek, "_decode", lambda stream, packets: iter(list(decode(stream, packets))[:-1]))
+    path = seek_videos["mkv"]
+    with av.open(str(path)) as container:
+        with pytest.raises(SeekUnreliable, match=r"^\d+ pictures were decoded after seeking and \d+ frames came out$"):
+            decode_ranks(container, container.streams.video[0], _scan(str(path)).table, [25], video._upright_rgb)
+
+
 def test_non_reference_packets_are_found_in_length_prefixed_h264(seek_videos):
     """x264's B-frames that no other frame uses are skipped while seeking; other layouts decode all."""
     for name, expected in [("h264_short_gop", True), ("mkv", True), ("mpegts", False), ("vp9", False)]:
