@@ -30,6 +30,10 @@ CODECS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "h264": ("libx264", "yuv420p", "yuv444p", {"preset": "veryfast", "crf": "18"}),
     "vp9": ("libvpx-vp9", "yuv420p", "yuv444p", {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}),
     "mjpeg": ("mjpeg", "yuvj420p", "yuvj444p", {"q:v": "3"}),
+    "hevc": ("libx265", "yuv420p", "yuv444p", {"preset": "ultrafast", "x265-params": "log-level=error"}),
+    "av1": ("libsvtav1", "yuv420p", "yuv420p", {"preset": "11", "crf": "35"}),  # even sizes only
+    "mpeg2": ("mpeg2video", "yuv420p", "yuv420p", {"q:v": "3", "bf": "2"}),  # even sizes only
+    "mpeg4": ("mpeg4", "yuv420p", "yuv420p", {"q:v": "3", "bf": "2"}),  # even sizes only
 }
 
 
