@@ -35,6 +35,7 @@ class Options:
     topk: int
     sampling: str
     workers: int
+    decoders: int | None = None  # per video; None: the CPUs shared among the videos decoded at once
 
 
 def positive_int(text: str) -> int:
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
     parser.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1),
                         help="decode threads (default: min(4, CPUs))")
+    parser.add_argument("--decoders", type=positive_int,
+                        help="decoders seeking one long video side by side (default: the CPUs, at most 8, "
+                             "shared among the videos decoded at once)")
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER",
                         help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
@@ -109,7 +113,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
 
 def classify(model: Model, paths: Sequence[str], options: Options) -> Iterator[VideoResult]:
     """Results in input order; decoding of later videos overlaps inference of earlier ones."""
-    decoders = decoders_per_video(min(options.workers, len(paths)))  # a lone long video gets every core
+    decoders = options.decoders or decoders_per_video(min(options.workers, len(paths)))  # a lone video: all CPUs
     load = partial(clips.load_clip, num_frames=options.frames, mode=options.sampling, decoders=decoders)
     for outcome in run_clips(model, paths, load, batch_size=options.batch_size, workers=options.workers):
         if outcome.error is not None:
@@ -145,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                     providers=args.providers) as model:
         frames = args.frames or model.frames_trained
         batch_size = effective_batch_size(args.batch_size, model)
-        options = Options(frames, batch_size, args.topk, args.sampling, args.workers)
+        options = Options(frames, batch_size, args.topk, args.sampling, args.workers, args.decoders)
         model.check_request(max(options.batch_size, min_batch(model)), frames)  # before any decoding
         check_frames(frames, model.frames_trained)
         results = []

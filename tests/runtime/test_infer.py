@@ -228,3 +228,18 @@ def test_sampling_notes_come_in_the_table_and_the_json(mean_rgb_onnx, clips):
     table = run_cli(mean_rgb_onnx, *videos, "--sampling", "reference", "--topk", "2").stdout.splitlines()
     note_rows = [i for i, row in enumerate(table) if row.strip().startswith("note: ")]
     assert len(note_rows) == 2 and table[note_rows[0] - 1].strip().startswith("2 ")  # after a's top-k rows
+
+
+@pytest.mark.parametrize("argv, videos, expected", [([], 1, "all"), ([], 2, "shared"), (["--decoders", "3"], 2, 3)])
+def test_decoders_per_video_follow_the_videos_in_flight(mean_rgb_onnx, clips, monkeypatch, argv, videos, expected):
+    """A lone video gets every CPU's decoder, several share them, --decoders overrides both."""
+    from runtime import clips as clip_loader
+    from runtime.side_by_side import decoders_per_video
+
+    seen = []
+    load = clip_loader.load_clip
+    monkeypatch.setattr(clip_loader, "load_clip", lambda *a, **k: seen.append(k["decoders"]) or load(*a, **k))
+    paths = [str(clips["a"]), str(clips["b"])][:videos]
+    assert main([str(mean_rgb_onnx), *paths, "--json", "--workers", "2", *argv]) == 0
+    wanted = {"all": decoders_per_video(1), "shared": decoders_per_video(2)}.get(expected, expected)
+    assert seen == [wanted] * videos
