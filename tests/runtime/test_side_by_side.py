@@ -55,8 +55,8 @@ def test_every_unit_once_whatever_the_decoder_count(decoders):
     assert sorted(images) == list(range(6)) and all((images[u] == u).all() for u in range(6))
     assert sorted(unit for _, unit in log) == list(range(6))
     assert len(opener.opened) == min(decoders, 6) - 1 and sorted(opener.closed) == sorted(opener.opened)
-    if decoders > 1:  # the caller's decoder and at least one reopened one both took units
-        assert {"caller"} < {name for name, _ in log}
+    if decoders > 1:  # units went to more than one decoder (which ones depends on thread start-up)
+        assert len({name for name, _ in log}) >= 2
 
 
 def test_without_reopen_or_with_one_unit_the_callers_decoder_does_all():
