@@ -17,7 +17,6 @@ that clock is reported as such, with the clock the best measurement implies.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from runtime.cpu import usable_cpus
 
 SIZE = 2048
 ITERS = 5
@@ -243,7 +244,7 @@ def theoretical_peak(best_fp32_tflops: float | None, info: dict[str, str] | None
     """The fp32 peak from cores x clock x FLOPs per cycle, saying which clock it used and what is unknown."""
     info = cpu_info() if info is None else info
     per_cycle, arch = fp32_flops_per_cycle(info)
-    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = cores or usable_cpus()
     nominal = float(info["cpu MHz"]) / 1e3 if info.get("cpu MHz") else None
     result: dict[str, Any] = {"microarchitecture": arch, "fp32_flops_per_cycle_per_core": per_cycle, "cores": cores,
                               "max_clock_ghz": max_ghz, "nominal_clock_ghz": nominal, "tflops": None,

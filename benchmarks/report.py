@@ -14,6 +14,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from runtime.cpu import usable_cpus
+
 SCHEMA = "stam-deploy/throughput/v1"
 TOP_LEVEL_KEYS = ("schema", "created", "command", "settings", "machine", "work", "work_note", "peaks", "results",
                   "skipped", "paper")
@@ -41,7 +43,7 @@ def describe_machine(device: str) -> dict[str, Any]:
     machine: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores_usable": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
         "os": platform.platform(),
         "python": platform.python_version(),

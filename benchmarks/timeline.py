@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from runtime.cpu import usable_cpus
 from runtime.errors import StamError, require_extra, run_cli
 
 SCHEMA = "stam-deploy/timeline/v1"
@@ -159,7 +159,7 @@ def measure_rss(minutes: float, window: int, directory: Path) -> dict[str, Any]:
 def machine() -> str:
     from benchmarks.report import _cpu_model
 
-    return f"{_cpu_model()}, {len(os.sched_getaffinity(0))} cores usable, no GPU"
+    return f"{_cpu_model()}, {usable_cpus()} cores usable, no GPU"
 
 
 def render(document: dict[str, Any]) -> str:

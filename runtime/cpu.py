@@ -8,6 +8,7 @@ an instruction (vpmaddubsw) whose 16-bit sums saturate; on STAM's Q/DQ graphs th
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def cpu_flags() -> frozenset[str]:
         return frozenset()
     line = next((line for line in text.splitlines() if line.startswith("flags")), "")
     return frozenset(line.partition(":")[2].split())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which containers and taskset narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def is_x86() -> bool:

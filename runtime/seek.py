@@ -19,6 +19,7 @@ are therefore decoded from the start, by the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Callable, Iterator
 
 import av
@@ -178,17 +179,14 @@ def _decode_stretch(
 
     def fed() -> Iterator[_Packet]:
         nonlocal shown
-        item = landed
-        while True:
+        for item in chain([landed], packets):
+            rank = table.rank_of(item.position)
+            if item is not landed and non_reference is not None and rank not in wanted and non_reference(item.packet):
+                skipped.add(rank)  # a frame shown later than it is decoded is fed before it comes out
+                continue
             shown += int(table.pts[item.position]) >= first_pts
             yield item
             if item.position >= last:
-                return
-            item = next(packets, None)
-            while item is not None and _skippable(item, table, wanted, non_reference):
-                skipped.add(table.rank_of(item.position))
-                item = next(packets, None)
-            if item is None:
                 return
 
     came_out = 0
@@ -206,13 +204,6 @@ def _decode_stretch(
         came_out += 1
     if came_out != shown:
         raise SeekUnreliable(f"{shown} pictures were decoded after seeking and {came_out} frames came out")
-
-
-def _skippable(
-    item: _Packet, table: FrameTable, wanted: set[int], non_reference: Callable[[av.Packet], bool] | None
-) -> bool:
-    """Whether a packet need not be decoded: not wanted, and no other picture references it."""
-    return non_reference is not None and table.rank_of(item.position) not in wanted and non_reference(item.packet)
 
 
 def non_reference_test(stream: av.video.stream.VideoStream) -> Callable[[av.Packet], bool] | None:

@@ -11,7 +11,6 @@ with an empty decoder.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,8 @@ from typing import Callable, Sequence, TypeVar
 
 import av
 import numpy as np
+
+from runtime.cpu import usable_cpus
 
 Decoder = tuple[av.container.InputContainer, av.video.stream.VideoStream]
 Reopen = Callable[[], AbstractContextManager[Decoder]]
@@ -33,11 +34,7 @@ MAX_DECODERS = 8
 def decoders_per_video(videos_in_flight: int = 1) -> int:
     """Decoders for each of `videos_in_flight` videos decoded at once: this process's CPUs shared
     among them, at least 1 and at most MAX_DECODERS (more threads than cores only add switching)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_DECODERS, cpus // max(1, videos_in_flight)))
+    return max(1, min(MAX_DECODERS, usable_cpus() // max(1, videos_in_flight)))
 
 
 def decode_side_by_side(
@@ -84,11 +81,7 @@ def decode_side_by_side(
 
     with ThreadPoolExecutor(max_workers=count - 1, thread_name_prefix="seek") as pool:
         others = [pool.submit(drain_reopened) for _ in range(count - 1)]
-        try:
-            images = drain(decoder)
-        except BaseException:
-            failed.set()
-            raise
+        images = drain(decoder)
         for other in others:
             images.update(other.result())
     return images

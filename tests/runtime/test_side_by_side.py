@@ -95,5 +95,5 @@ def test_a_file_that_cannot_be_reopened_is_raised():
 
 @pytest.mark.parametrize("cpus, videos, expected", [(2, 1, 2), (16, 1, MAX_DECODERS), (16, 4, 4), (2, 4, 1), (1, 1, 1)])
 def test_decoders_share_the_cpus_among_videos_in_flight(monkeypatch, cpus, videos, expected):
-    monkeypatch.setattr(side_by_side.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(side_by_side, "usable_cpus", lambda: cpus)
     assert decoders_per_video(videos) == expected

@@ -494,9 +494,10 @@ def test_a_picture_that_gives_no_frame_is_a_surprise(seek_videos, monkeypatch):
 # Codecs beyond H.264/VP9/MJPEG, each with B-frames (or AV1's hidden frames) and a GOP of 10, in the
 # containers they usually come in. MPEG-PS lists decoding timestamps out of order: it is decoded
 # from the start, with a note, and must still give the same pixels.
+X265_GOP_10 = {"x265-params": "keyint=10:min-keyint=10:scenecut=0:bframes=3:log-level=error"}
 OTHER_CODECS = {
-    "hevc_mp4": ("hevc.mp4", "hevc", {"x265-params": "keyint=10:min-keyint=10:scenecut=0:bframes=3:log-level=error"}),
-    "hevc_mkv": ("hevc.mkv", "hevc", {"x265-params": "keyint=10:min-keyint=10:scenecut=0:bframes=3:log-level=error"}),
+    "hevc_mp4": ("hevc.mp4", "hevc", X265_GOP_10),
+    "hevc_mkv": ("hevc.mkv", "hevc", X265_GOP_10),
     "av1_mp4": ("av1.mp4", "av1", {"g": "10"}),
     "av1_webm": ("av1.webm", "av1", {"g": "10"}),
     "mpeg2_ts": ("mpeg2.ts", "mpeg2", {"g": "10"}),
