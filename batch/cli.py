@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
-
-from runtime.errors import run_cli
-from runtime.infer import positive_int
+from collections.abc import Sequence
 
 from batch.extra import import_ray
+from runtime.errors import run_cli
+from runtime.infer import positive_int
 
 
 def non_negative_float(text: str) -> float:
@@ -31,12 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stam-batch",
         description="Classify many videos with a STAM artifact on Ray Data, into Parquet files; "
-                    "rerun with the same --out to resume.",
+        "rerun with the same --out to resume.",
     )
     parser.add_argument("model", help="model.onnx (ONNX Runtime) or model.plan (TensorRT, with its .json sidecar)")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="video files, folders (recursive), manifests (.txt, or .csv/.parquet with a "
-                             "'path' column); local paths or URIs (file://, s3://, gs://)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, folders (recursive), manifests (.txt, or .csv/.parquet with a "
+        "'path' column); local paths or URIs (file://, s3://, gs://)",
+    )
     parser.add_argument("--out", required=True, help="results folder (local, shared, or a URI)")
     parser.add_argument("--frames", type=positive_int, help="frames sampled per video (default: the model's T)")
     parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
@@ -44,14 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--logits", action="store_true", help="add a 'logits' column")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per model call (default 8)")
     parser.add_argument("--actors", type=positive_int, default=1, help="model replicas (default 1)")
-    parser.add_argument("--gpus-per-actor", type=non_negative_float, default=0.0,
-                        help="GPUs each model actor reserves (default 0: CPU)")
-    parser.add_argument("--cpus-per-actor", type=non_negative_float,
-                        help="CPUs each model actor reserves (default: 1 with GPUs, else a share leaving a core to decode)")
-    parser.add_argument("--rows-per-file", type=positive_int, default=256,
-                        help="results per Parquet part (default 256): the most a kill can lose per writer")
-    parser.add_argument("--address", help="join a running Ray cluster: 'auto' or ray://HOST:PORT (default: "
-                                          "start Ray on this machine)")
+    parser.add_argument(
+        "--gpus-per-actor", type=non_negative_float, default=0.0, help="GPUs each model actor reserves (default 0: CPU)"
+    )
+    parser.add_argument(
+        "--cpus-per-actor",
+        type=non_negative_float,
+        help="CPUs each model actor reserves (default: 1 with GPUs, else a share leaving a core to decode)",
+    )
+    parser.add_argument(
+        "--rows-per-file",
+        type=positive_int,
+        default=256,
+        help="results per Parquet part (default 256): the most a kill can lose per writer",
+    )
+    parser.add_argument(
+        "--address", help="join a running Ray cluster: 'auto' or ray://HOST:PORT (default: start Ray on this machine)"
+    )
     parser.add_argument("--num-cpus", type=positive_int, help="cores of the local Ray (default: all)")
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER", help="ONNX Runtime providers in order")
     parser.add_argument("--verbose", action="store_true", help="show Ray's logs")
@@ -63,11 +75,22 @@ def run(args: argparse.Namespace) -> int:
     from batch.job import JobConfig, run_job
 
     config = JobConfig(
-        model=args.model, inputs=args.inputs, out=args.out, frames=args.frames, sampling=args.sampling,
-        topk=args.topk, with_logits=args.logits, batch_size=args.batch_size, actors=args.actors,
-        gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
-        rows_per_file=args.rows_per_file, address=args.address, num_cpus=args.num_cpus,
-        providers=args.providers, verbose=args.verbose,
+        model=args.model,
+        inputs=args.inputs,
+        out=args.out,
+        frames=args.frames,
+        sampling=args.sampling,
+        topk=args.topk,
+        with_logits=args.logits,
+        batch_size=args.batch_size,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        cpus_per_actor=args.cpus_per_actor,
+        rows_per_file=args.rows_per_file,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        providers=args.providers,
+        verbose=args.verbose,
     )
     summary = run_job(config)
     print(summary.render(args.out), file=sys.stderr)

@@ -15,13 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
-
-from runtime.errors import StamError
-from runtime.video import list_videos
 
 from batch import sources
+from runtime.errors import StamError
+from runtime.video import list_videos
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".parquet")
 PATH_COLUMN = "path"

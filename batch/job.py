@@ -10,25 +10,25 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
-
-from runtime import contract
-from runtime.backends import ONNX_SUFFIXES, open_model
-from runtime.contract import DimRange, Sidecar, check_range
-from runtime.errors import ArtifactError, StamError
-from runtime.onnx_io import file_sha256
+from typing import Any
 
 from batch.extra import import_ray
 from batch.inputs import list_inputs
 from batch.output import OutputDir
 from batch.schema import ModelId
 from batch.steps import Classify, ClassifyOptions, decode_video, write_part
+from runtime import contract
+from runtime.backends import ONNX_SUFFIXES, open_model
+from runtime.contract import DimRange, Sidecar, check_range
+from runtime.errors import ArtifactError, StamError
+from runtime.onnx_io import file_sha256
 
-PATHS_PER_BLOCK = 4        # listing rows per decode task: small, so decoding spreads over every core...
-MAX_BLOCKS = 10_000        # ...but no more tasks than this for millions of videos (scheduling overhead)
-WRITE_CPUS = 0.1           # writing a part is mostly I/O
+PATHS_PER_BLOCK = 4  # listing rows per decode task: small, so decoding spreads over every core...
+MAX_BLOCKS = 10_000  # ...but no more tasks than this for millions of videos (scheduling overhead)
+WRITE_CPUS = 0.1  # writing a part is mostly I/O
 DECODE_OVERHEAD = 256 << 20  # FFmpeg and PIL working memory per decode task, beside the pixels
 
 
@@ -39,17 +39,17 @@ class JobConfig:
     model: str
     inputs: Sequence[str]
     out: str
-    frames: int | None = None          # default: the model's trained T
+    frames: int | None = None  # default: the model's trained T
     sampling: str = "uniform"
     topk: int = 5
     with_logits: bool = False
-    batch_size: int = 8                # videos per model call
-    actors: int = 1                    # model replicas
+    batch_size: int = 8  # videos per model call
+    actors: int = 1  # model replicas
     gpus_per_actor: float = 0.0
     cpus_per_actor: float | None = None  # default: 1 with GPUs, else a share that leaves a core to decode
-    rows_per_file: int = 256           # rows per part file: what a kill can lose, at most, per writer
-    address: str | None = None         # None: a local Ray on this machine; "auto" or "ray://HOST:PORT"
-    num_cpus: int | None = None        # local Ray only; default all cores
+    rows_per_file: int = 256  # rows per part file: what a kill can lose, at most, per writer
+    address: str | None = None  # None: a local Ray on this machine; "auto" or "ray://HOST:PORT"
+    num_cpus: int | None = None  # local Ray only; default all cores
     object_store_memory: int | None = None  # local Ray only; default Ray's
     providers: Sequence[str] | None = None
     verbose: bool = False
@@ -85,9 +85,9 @@ class Summary:
     videos: int = 0
     failures: int = 0
     parts: int = 0
-    skipped: int = 0             # inputs already in the output folder
-    wall_s: float = 0.0          # this run, Ray start-up included
-    startup_s: float = 0.0       # ray.init
+    skipped: int = 0  # inputs already in the output folder
+    wall_s: float = 0.0  # this run, Ray start-up included
+    startup_s: float = 0.0  # ray.init
     total_rows: int = 0
     total_failures: int = 0
     parts_written: list[str] = field(default_factory=list)
@@ -98,12 +98,16 @@ class Summary:
 
     def render(self, out: str) -> str:
         if not self.videos:
-            return (f"nothing to do: all {self.skipped} inputs already have results in {out} "
-                    f"({self.total_failures} of them errors)")
-        return (f"{self.videos} videos ({self.failures} failed) in {self.wall_s:.1f} s: "
-                f"{self.videos_per_s:.2f} videos/s (Ray start-up {self.startup_s:.1f} s); "
-                f"{self.skipped} were already done; {out} holds {self.total_rows} results "
-                f"({self.total_failures} errors)")
+            return (
+                f"nothing to do: all {self.skipped} inputs already have results in {out} "
+                f"({self.total_failures} of them errors)"
+            )
+        return (
+            f"{self.videos} videos ({self.failures} failed) in {self.wall_s:.1f} s: "
+            f"{self.videos_per_s:.2f} videos/s (Ray start-up {self.startup_s:.1f} s); "
+            f"{self.skipped} were already done; {out} holds {self.total_rows} results "
+            f"({self.total_failures} errors)"
+        )
 
 
 # --- planning (no Ray) ---------------------------------------------------------------------------
@@ -138,8 +142,13 @@ def plan_job(config: JobConfig) -> Plan:
 
 def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]:
     """The settings every row of a folder must share (`_job.json`)."""
-    return {"model": model.as_dict(), "frames": frames, "sampling": config.sampling,
-            "topk": config.topk, "logits": config.with_logits}
+    return {
+        "model": model.as_dict(),
+        "frames": frames,
+        "sampling": config.sampling,
+        "topk": config.topk,
+        "logits": config.with_logits,
+    }
 
 
 # --- running (Ray) -------------------------------------------------------------------------------
@@ -180,8 +189,10 @@ def run_pending(plan: Plan, summary: Summary) -> None:
     except ray.exceptions.RayError as error:
         if plan.config.verbose:
             raise
-        raise JobStopped(f"the Ray job stopped ({last_line(error)}); {plan.config.out} keeps every part written "
-                         "so far: rerun the same command to resume (--verbose shows Ray's trace)") from None
+        raise JobStopped(
+            f"the Ray job stopped ({last_line(error)}); {plan.config.out} keeps every part written "
+            "so far: rerun the same command to resume (--verbose shows Ray's trace)"
+        ) from None
     finally:
         if started_here:
             ray.shutdown()
@@ -194,16 +205,19 @@ def init_ray(ray, config: JobConfig) -> None:
     On a cluster, this package and the runtime travel with the job (`py_modules`), so the nodes need
     only the runtime's libraries (onnxruntime or tensorrt, av, pillow), not this checkout.
     """
-    options: dict[str, Any] = {"log_to_driver": config.verbose,
-                               "logging_level": logging.INFO if config.verbose else logging.ERROR}
+    options: dict[str, Any] = {
+        "log_to_driver": config.verbose,
+        "logging_level": logging.INFO if config.verbose else logging.ERROR,
+    }
     if config.address:
         import batch
         import runtime
 
         options.update(address=config.address, runtime_env={"py_modules": [batch, runtime]})
     else:
-        options.update(include_dashboard=False, num_cpus=config.num_cpus,
-                       object_store_memory=config.object_store_memory)
+        options.update(
+            include_dashboard=False, num_cpus=config.num_cpus, object_store_memory=config.object_store_memory
+        )
     try:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
@@ -248,8 +262,11 @@ def build_dataset(ray, plan: Plan):
     )
     classified = decoded.map_batches(
         Classify,
-        fn_constructor_args=(str(Path(config.model).resolve()), plan.model.id,
-                             ClassifyOptions(config.topk, config.with_logits, config.providers)),
+        fn_constructor_args=(
+            str(Path(config.model).resolve()),
+            plan.model.id,
+            ClassifyOptions(config.topk, config.with_logits, config.providers),
+        ),
         batch_size=plan.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=config.actors),

@@ -22,9 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from runtime.errors import StamError
-
 from batch import sources
+from runtime.errors import StamError
 
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
@@ -94,11 +93,17 @@ class OutputDir:
             try:
                 recorded = json.loads(stream.read())
             except ValueError:
-                raise StamError(f"{self.location}/{JOB_FILE}: not readable JSON; is this a stam-batch folder?") from None
-        changed = [f"{key} {recorded.get(key)!r} -> {value!r}" for key, value in job.items() if recorded.get(key) != value]
+                raise StamError(
+                    f"{self.location}/{JOB_FILE}: not readable JSON; is this a stam-batch folder?"
+                ) from None
+        changed = [
+            f"{key} {recorded.get(key)!r} -> {value!r}" for key, value in job.items() if recorded.get(key) != value
+        ]
         if changed:
-            raise StamError(f"{self.location} holds results of another job ({'; '.join(changed)}): "
-                            "rerun with the same settings, or use another --out")
+            raise StamError(
+                f"{self.location} holds results of another job ({'; '.join(changed)}): "
+                "rerun with the same settings, or use another --out"
+            )
 
     def _write_atomically(self, name: str, write) -> None:
         temp = self._join(f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")

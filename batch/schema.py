@@ -18,16 +18,16 @@ MODEL = pa.struct([("file", pa.string()), ("sha256", pa.string())])
 
 BASE_FIELDS = [
     pa.field("path", pa.string(), nullable=False),
-    pa.field("label", pa.string()),          # top-1 label; null when the video failed
-    pa.field("probability", pa.float64()),   # top-1 probability; null when the video failed
+    pa.field("label", pa.string()),  # top-1 label; null when the video failed
+    pa.field("probability", pa.float64()),  # top-1 probability; null when the video failed
     pa.field("topk", pa.list_(PREDICTION)),  # best first; empty when the video failed
-    pa.field("error", pa.string()),          # null, or the one-line reason the video failed
-    pa.field("frames", pa.int32()),          # frames sampled per video (T)
-    pa.field("sampling", pa.string()),       # uniform | reference
+    pa.field("error", pa.string()),  # null, or the one-line reason the video failed
+    pa.field("frames", pa.int32()),  # frames sampled per video (T)
+    pa.field("sampling", pa.string()),  # uniform | reference
     pa.field("notes", pa.list_(pa.string())),  # why sampling differed from the mode (short, damaged video)
-    pa.field("model", MODEL),                # artifact file name and the sha256 of its bytes
-    pa.field("decode_ms", pa.float64()),     # decode + sample + preprocess of this video
-    pa.field("infer_ms", pa.float64()),      # this video's share of its model batch's wall time
+    pa.field("model", MODEL),  # artifact file name and the sha256 of its bytes
+    pa.field("decode_ms", pa.float64()),  # decode + sample + preprocess of this video
+    pa.field("infer_ms", pa.float64()),  # this video's share of its model batch's wall time
 ]
 LOGITS_FIELD = pa.field("logits", pa.list_(pa.float32()))
 
@@ -59,8 +59,9 @@ class Decoded:
     error: str | None = None
 
 
-def result_row(decoded: Decoded, result: VideoResult | None, model: ModelId, infer_ms: float | None,
-               with_logits: bool) -> dict:
+def result_row(
+    decoded: Decoded, result: VideoResult | None, model: ModelId, infer_ms: float | None, with_logits: bool
+) -> dict:
     """One output row: the decode step's facts plus the model's result (None when the video failed)."""
     top = result.predictions[0] if result is not None and result.predictions else None
     row = {

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from runtime.errors import StamError, VideoError
 from runtime.video import VIDEO_SUFFIXES
@@ -36,7 +36,7 @@ def resolve(uri: str):
 
 def join_uri(uri: str, fs_path: str, base_fs_path: str) -> str:
     """The URI of `fs_path`, a file found under the directory `uri` (whose filesystem path is `base_fs_path`)."""
-    relative = fs_path[len(base_fs_path):].lstrip("/")
+    relative = fs_path[len(base_fs_path) :].lstrip("/")
     return f"{uri.rstrip('/')}/{relative}"
 
 
@@ -61,8 +61,11 @@ def list_uri_videos(uri: str) -> list[str]:
 
     filesystem, base = resolve(uri)
     selector = fs.FileSelector(base, recursive=True)
-    found = [info.path for info in filesystem.get_file_info(selector)
-             if info.type == fs.FileType.File and is_video_name(info.path)]
+    found = [
+        info.path
+        for info in filesystem.get_file_info(selector)
+        if info.type == fs.FileType.File and is_video_name(info.path)
+    ]
     return sorted(join_uri(uri, path, base) for path in found)
 
 

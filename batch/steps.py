@@ -7,22 +7,20 @@ directly. None of them imports ray.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 
+from batch import sources
+from batch.output import OutputDir
+from batch.schema import Decoded, ModelId, result_row, rows_to_table
 from runtime import clips, contract
 from runtime.backends import open_model
 from runtime.batching import pad_batch
 from runtime.errors import StamError
 from runtime.results import VideoResult
-
-from batch import sources
-from batch.output import OutputDir
-from batch.schema import Decoded, ModelId, result_row, rows_to_table
-
 
 # --- decode (CPU tasks) --------------------------------------------------------------------------
 
@@ -129,7 +127,7 @@ def decoded_at(batch: dict[str, np.ndarray], i: int) -> Decoded:
 
 
 def chunks(items: list[int], size: int) -> list[list[int]]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 # --- write (tasks) -------------------------------------------------------------------------------

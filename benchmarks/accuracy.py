@@ -16,11 +16,13 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+
 from runtime import clips
 from runtime.errors import ArtifactError, StamError, run_cli
 from runtime.infer import positive_int
@@ -245,8 +247,7 @@ def evaluate(
     reverse = (lambda clip: clip[::-1]) if options.reverse else None
     logits, targets, failures = [], [], []
     notes: list[str] = []  # videos sampled differently from the mode (e.g. shorter than the reference's 10 s)
-    outcomes = run_clips(model, samples, load, batch_size=options.batch_size, workers=options.workers,
-                         prepare=reverse)
+    outcomes = run_clips(model, samples, load, batch_size=options.batch_size, workers=options.workers, prepare=reverse)
     with progress_bar(len(samples), unit="video", desc="accuracy", enabled=progress) as bar:
         for outcome in outcomes:
             sample = outcome.item
@@ -271,11 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("artifact", help="model.pth (PyTorch checkpoint), model.onnx, or model.plan")
     parser.add_argument("--val-dir", required=True, help="dataset root: VAL_DIR/<class name>/<video>")
     parser.add_argument("--frames", type=positive_int, help="frames per video (default: the model's trained T)")
-    parser.add_argument("--sampling", choices=SAMPLING_MODES, default="uniform",
-                        help="uniform over the whole video, or the reference's T/10 fps over the first 10 s")
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLING_MODES,
+        default="uniform",
+        help="uniform over the whole video, or the reference's T/10 fps over the first 10 s",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per inference (default 8)")
-    parser.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1),
-                        help="decode threads (default: min(4, CPUs))")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(4, os.cpu_count() or 1),
+        help="decode threads (default: min(4, CPUs))",
+    )
     parser.add_argument("--limit", type=positive_int, help="evaluate at most N videos, spread over the classes")
     parser.add_argument("--labels", help="label list (packaged name or file) replacing the artifact's own")
     parser.add_argument("--reverse-frames", action="store_true", help="diagnostic: feed each clip backwards")
@@ -294,8 +303,10 @@ def render(evaluation: Evaluation, names: Sequence[str]) -> str:
         f"({evaluation.seconds:.1f} s)",
     ]
     if evaluation.sampling_notes:
-        lines.append(f"{len(evaluation.sampling_notes)} videos sampled differently from {o.sampling} "
-                     f"(e.g. {evaluation.sampling_notes[0]})")
+        lines.append(
+            f"{len(evaluation.sampling_notes)} videos sampled differently from {o.sampling} "
+            f"(e.g. {evaluation.sampling_notes[0]})"
+        )
     width = max((len(name) for name in s.per_class), default=5)
     lines += ["", f"{'class':<{width}}  videos   top-1"]
     lines += [f"{name:<{width}}  {row['videos']:>6}  {row['top1']:>6.1%}" for name, row in s.per_class.items()]
@@ -314,8 +325,9 @@ def run(args: argparse.Namespace) -> int:
         samples, names = discover(args.val_dir, model.labels)
         frames = args.frames or model.frames_trained
         options = Options(frames, args.sampling, args.batch_size, args.workers, args.reverse_frames)
-        evaluation = evaluate(model, spread(samples, args.limit), names, options, str(args.artifact),
-                              progress=not args.quiet)
+        evaluation = evaluate(
+            model, spread(samples, args.limit), names, options, str(args.artifact), progress=not args.quiet
+        )
     finally:
         model.close()
     print(render(evaluation, names))

@@ -17,9 +17,9 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
@@ -60,7 +60,8 @@ def build_artifacts(checkpoint: Path, workdir: Path, calibration_per_class: int)
     artifacts = {"torch": checkpoint}
     for precision in ("fp32", "fp16"):
         artifacts[precision] = export_onnx(
-            model, workdir / f"motion.{precision}.onnx", labels=list(CLASSES), precision=precision)
+            model, workdir / f"motion.{precision}.onnx", labels=list(CLASSES), precision=precision
+        )
     artifacts["int8"] = calibrate_int8(artifacts["fp32"], workdir, model.config.frames_trained, calibration_per_class)
     return artifacts
 
@@ -89,8 +90,9 @@ def default_rows(frames_trained: int) -> list[Row]:
     ]
 
 
-def evaluate_rows(rows: Sequence[Row], artifacts: dict[str, Path], val_dir: Path,
-                  log: Callable[[str], None]) -> list[dict]:
+def evaluate_rows(
+    rows: Sequence[Row], artifacts: dict[str, Path], val_dir: Path, log: Callable[[str], None]
+) -> list[dict]:
     results = []
     for row in rows:
         artifact = artifacts[row.artifact]
@@ -103,19 +105,30 @@ def evaluate_rows(rows: Sequence[Row], artifacts: dict[str, Path], val_dir: Path
             continue
         try:
             samples, names = discover(val_dir, list(CLASSES))
-            evaluation = evaluate(model, samples, names, Options(frames=row.frames, reverse=row.reverse),
-                                  artifact=str(artifact))
+            evaluation = evaluate(
+                model, samples, names, Options(frames=row.frames, reverse=row.reverse), artifact=str(artifact)
+            )
         finally:
             model.close()
-        results.append({**row.__dict__, "top1": evaluation.score.top1, "top5": evaluation.score.top5,
-                        "videos": evaluation.score.videos, "failed": len(evaluation.failures)})
+        results.append(
+            {
+                **row.__dict__,
+                "top1": evaluation.score.top1,
+                "top5": evaluation.score.top5,
+                "videos": evaluation.score.videos,
+                "failed": len(evaluation.failures),
+            }
+        )
     return results
 
 
 def render_markdown(results: Sequence[dict], caption: str) -> str:
     lines = ["| backend | precision | frames | order | top-1 | top-5 | videos |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['backend']} | {r['precision']} | {r['frames']} | {'reversed' if r['reverse'] else 'in order'} "
-              f"| {_scores(r)} |" for r in results]
+    lines += [
+        f"| {r['backend']} | {r['precision']} | {r['frames']} | {'reversed' if r['reverse'] else 'in order'} "
+        f"| {_scores(r)} |"
+        for r in results
+    ]
     return "\n".join([*lines, "", caption, ""])
 
 
@@ -126,29 +139,41 @@ def _scores(result: dict) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy_table", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.accuracy_table",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
     parser.add_argument("--val-dir", type=Path, help="held-out class folders (default: generate them)")
     parser.add_argument("--per-class", type=int, default=20, help="held-out videos per class to generate")
-    parser.add_argument("--calibration-per-class", type=int, default=CALIBRATION_PER_CLASS,
-                        help="INT8 calibration videos per class (another seed)")
+    parser.add_argument(
+        "--calibration-per-class",
+        type=int,
+        default=CALIBRATION_PER_CLASS,
+        help="INT8 calibration videos per class (another seed)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("artifacts/accuracy"))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"folder of accuracy_motion.{{md,json}} (default {DEFAULT_OUT}; "
-                             f"publish with --out benchmarks/results)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder of accuracy_motion.{{md,json}} (default {DEFAULT_OUT}; publish with --out benchmarks/results)",
+    )
     parser.add_argument("--markdown", type=Path, help="Markdown table (default OUT/accuracy_motion.md)")
     parser.add_argument("--json", type=Path, help="rows as JSON (default OUT/accuracy_motion.json)")
     args = parser.parse_args(argv)
     args.markdown = args.markdown or args.out / "accuracy_motion.md"
     args.json = args.json or args.out / "accuracy_motion.json"
-    args.command = shlex.join(["python", "-m", "benchmarks.accuracy_table",
-                               *(sys.argv[1:] if argv is None else argv)])
+    args.command = shlex.join(["python", "-m", "benchmarks.accuracy_table", *(sys.argv[1:] if argv is None else argv)])
     return args
 
 
 def run(args: argparse.Namespace) -> int:
-    require_extra("torch", "python -m benchmarks.accuracy_table", "export")  # it exports with torch: say so before minutes of work
+    require_extra(
+        "torch", "python -m benchmarks.accuracy_table", "export"
+    )  # it exports with torch: say so before minutes of work
+
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -162,8 +187,10 @@ def run(args: argparse.Namespace) -> int:
 
     rows = default_rows(load_checkpoint(args.checkpoint).config.frames_trained)
     results = evaluate_rows(rows, artifacts, val_dir, log)
-    caption = (f"Held-out motion videos (generator seed {HELD_OUT_SEED}), decoded, sampled and preprocessed by "
-               f"the runtime; INT8 calibrated on seed {CALIBRATION_SEED}. Command: `{args.command}`.")
+    caption = (
+        f"Held-out motion videos (generator seed {HELD_OUT_SEED}), decoded, sampled and preprocessed by "
+        f"the runtime; INT8 calibrated on seed {CALIBRATION_SEED}. Command: `{args.command}`."
+    )
     markdown = render_markdown(results, caption)
     print(markdown)
     for path, text in ((args.markdown, markdown), (args.json, json.dumps(results, indent=2) + "\n")):

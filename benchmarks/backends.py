@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class Runner(abc.ABC):
     def prepare(self, batch: int) -> Step:
         """Place a random input of `batch` videos and return the call to time."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a runner that holds nothing need not override it)
         """Release what the runner holds (sessions, engines, device memory)."""
 
     def host_input(self, batch: int) -> np.ndarray:
@@ -73,12 +74,13 @@ def describe_backends(device: str, compile_mode: str | None = None) -> dict[str,
     gpu = device == "cuda"
     mode = compile_mode or default_compile_mode(device)
     return {
-        "torch": "eager, inference_mode; fp16/bf16 = autocast (mixed precision)" + (", fp32 without TF32" if gpu else ""),
+        "torch": "eager, inference_mode; fp16/bf16 = autocast (mixed precision)"
+        + (", fp32 without TF32" if gpu else ""),
         "torch-compile": f"torch.compile mode {mode} ({COMPILE_MODE_NOTES[mode]}), static shapes, same autocast",
         "onnxruntime": ("CUDA" if gpu else "CPU") + " execution provider, all graph optimizations, host arrays in/out; "
-                       "int8 = Q/DQ ONNX calibrated (min-max) on 2 random 8-frame clips: data sets scales, not speed",
+        "int8 = Q/DQ ONNX calibrated (min-max) on 2 random 8-frame clips: data sets scales, not speed",
         "openvino": "runtime.open_model(backend='openvino'): CPU plugin, latency hint, inference precision set "
-                    "explicitly (f32, or bf16 for bf16), no model cache; int8 = the same Q/DQ ONNX as onnxruntime",
+        "explicitly (f32, or bf16 for bf16), no model cache; int8 = the same Q/DQ ONNX as onnxruntime",
         "tensorrt": "runtime.open_model on a plan built per batch (min = opt = max), host arrays in/out",
     }
 
@@ -94,7 +96,9 @@ def static_skip_reason(backend: str, precision: str, device: str) -> str | None:
     if backend == "openvino":
         return _openvino_reason(precision, device)
     if precision == "fp16" and device == "cpu" and backend == "onnxruntime":
-        return "not on CPU: the CPU provider lacks fp16 kernels for most ops (it inserts casts to fp32); use --device cuda"
+        return (
+            "not on CPU: the CPU provider lacks fp16 kernels for most ops (it inserts casts to fp32); use --device cuda"
+        )
     if backend == "tensorrt":
         return _tensorrt_reason(device)
     return None
@@ -135,8 +139,9 @@ def _importable(module: str) -> bool:
     return True
 
 
-def open_runner(backend: str, model_name: str, precision: str, device: str, workdir: Path,
-                compile_mode: str | None = None) -> Runner:
+def open_runner(
+    backend: str, model_name: str, precision: str, device: str, workdir: Path, compile_mode: str | None = None
+) -> Runner:
     """The runner of one combination; raises Skip when it cannot run (the reason says why)."""
     reason = static_skip_reason(backend, precision, device)
     if reason:
@@ -291,8 +296,9 @@ class OpenVinoRunner(RuntimeRunner):
         from runtime.backends.openvino import OpenVinoSettings
 
         execution = "bf16" if precision == "bf16" else "fp32"
-        super().__init__(open_model(onnx_path, backend="openvino", precision=execution,
-                                    openvino=OpenVinoSettings(cache_dir=None)))
+        super().__init__(
+            open_model(onnx_path, backend="openvino", precision=execution, openvino=OpenVinoSettings(cache_dir=None))
+        )
 
 
 class TensorRTRunner(Runner):
@@ -316,9 +322,15 @@ class TensorRTRunner(Runner):
         self.close()
         plan = self.workdir / f"{self.onnx_path.stem}.b{batch}.plan"
         if not plan.is_file():
-            build_engine(self.onnx_path, BuildOptions(plan_path=plan, precision=self.precision,
-                                                      batch=DimRange(batch, batch, batch),
-                                                      frames=DimRange(self.frames, self.frames, self.frames)))
+            build_engine(
+                self.onnx_path,
+                BuildOptions(
+                    plan_path=plan,
+                    precision=self.precision,
+                    batch=DimRange(batch, batch, batch),
+                    frames=DimRange(self.frames, self.frames, self.frames),
+                ),
+            )
         self.model = open_model(plan)
         frames = self.host_input(batch)
         return lambda: self.model.run(frames)

@@ -20,17 +20,20 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from benchmarks.motion.generate import CLASSES, generate
 from benchmarks.report import describe_machine, machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_SEED = 2000  # neither the training nor the held-out seed
-RAY_STARTUP = ("import time; t = time.perf_counter(); import ray; ray.init(include_dashboard=False); "
-               "ready = time.perf_counter() - t; ray.shutdown(); print(ready)")
+RAY_STARTUP = (
+    "import time; t = time.perf_counter(); import ray; ray.init(include_dashboard=False); "
+    "ready = time.perf_counter() - t; ray.shutdown(); print(ready)"
+)
 STARTUP_PATTERN = re.compile(r"Ray start-up ([0-9.]+) s")
 
 
@@ -66,27 +69,57 @@ def timed(command: Sequence[str]) -> tuple[float, subprocess.CompletedProcess]:
 
 
 def run_infer(model: Path, videos: list[Path], batch_size: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "runtime.infer", str(model), *map(str, videos), "--json",
-               "--batch-size", str(batch_size)]
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.infer",
+        str(model),
+        *map(str, videos),
+        "--json",
+        "--batch-size",
+        str(batch_size),
+    ]
     seconds, result = timed(command)
     classified = sum(1 for line in result.stdout.splitlines() if line.strip())
-    return {"command": "python -m runtime.infer", "actors": None, "videos": classified, "wall_s": seconds,
-            "ray_startup_s": None}
+    return {
+        "command": "python -m runtime.infer",
+        "actors": None,
+        "videos": classified,
+        "wall_s": seconds,
+        "ray_startup_s": None,
+    }
 
 
 def run_batch(model: Path, manifest: Path, out: Path, actors: int, batch_size: int) -> dict[str, Any]:
     """One stam-batch job from an empty --out, then its rerun (nothing left to do)."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "batch.cli", str(model), str(manifest), "--out", str(out),
-               "--actors", str(actors), "--batch-size", str(batch_size)]
+    command = [
+        sys.executable,
+        "-m",
+        "batch.cli",
+        str(model),
+        str(manifest),
+        "--out",
+        str(out),
+        "--actors",
+        str(actors),
+        "--batch-size",
+        str(batch_size),
+    ]
     seconds, result = timed(command)
     startup = STARTUP_PATTERN.search(result.stderr)
     rerun_seconds, rerun = timed(command)
     if "nothing to do" not in rerun.stderr:
         raise RuntimeError(f"the rerun of a finished job did work: {rerun.stderr[-500:]}")
-    return {"command": "stam-batch", "actors": actors, "videos": count_rows(out), "wall_s": seconds,
-            "ray_startup_s": float(startup.group(1)) if startup else None, "rerun_s": rerun_seconds,
-            **stage_means(out)}
+    return {
+        "command": "stam-batch",
+        "actors": actors,
+        "videos": count_rows(out),
+        "wall_s": seconds,
+        "ray_startup_s": float(startup.group(1)) if startup else None,
+        "rerun_s": rerun_seconds,
+        **stage_means(out),
+    }
 
 
 def count_rows(out: Path) -> int:
@@ -111,21 +144,33 @@ def ray_startup() -> float:
 
 
 def render(document: dict[str, Any]) -> str:
-    header = ("| command | actors | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up "
-              "| decode ms/video | model ms/video | rerun, nothing new (s) |")
+    header = (
+        "| command | actors | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up "
+        "| decode ms/video | model ms/video | rerun, nothing new (s) |"
+    )
     lines = [header, "|" + "---|" * 10]
     for row in document["results"]:
         startup = row.get("ray_startup_s")
         after = row["videos"] / (row["wall_s"] - startup) if startup else None
-        cells = [row["command"], str(row["actors"] or "-"), str(row["videos"]), f"{row['wall_s']:.1f}",
-                 f"{row['videos'] / row['wall_s']:.2f}", f"{startup:.1f}" if startup else "-",
-                 f"{after:.2f}" if after else "-", number(row.get("decode_ms_mean"), 0),
-                 number(row.get("infer_ms_mean"), 0), number(row.get("rerun_s"), 1)]
+        cells = [
+            row["command"],
+            str(row["actors"] or "-"),
+            str(row["videos"]),
+            f"{row['wall_s']:.1f}",
+            f"{row['videos'] / row['wall_s']:.2f}",
+            f"{startup:.1f}" if startup else "-",
+            f"{after:.2f}" if after else "-",
+            number(row.get("decode_ms_mean"), 0),
+            number(row.get("infer_ms_mean"), 0),
+            number(row.get("rerun_s"), 1),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Ray alone (import + `ray.init()`, no work): {document['ray_startup_s']:.1f} s. "
-                 f"Machine: {machine_line(document['machine'])}{versions(document)}. "
-                 f"Load average before: {document['load_before']}.")
+    lines.append(
+        f"Ray alone (import + `ray.init()`, no work): {document['ray_startup_s']:.1f} s. "
+        f"Machine: {machine_line(document['machine'])}{versions(document)}. "
+        f"Load average before: {document['load_before']}."
+    )
     return "\n".join(lines)
 
 
@@ -160,10 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = args.workdir / "videos.txt"
     manifest.write_text("".join(f"{path}\n" for path in videos))
     document: dict[str, Any] = {
-        "schema": "stam-deploy/batch/v1", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "schema": "stam-deploy/batch/v1",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m benchmarks.batch " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": describe_machine("cpu"), "load_before": [round(x, 2) for x in os.getloadavg()],
-        "model": model.name, "videos": len(videos), "batch_size": args.batch_size,
+        "machine": describe_machine("cpu"),
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "model": model.name,
+        "videos": len(videos),
+        "batch_size": args.batch_size,
         "versions": {name: importlib_metadata.version(name) for name in ("ray", "pyarrow")},
     }
     document["ray_startup_s"] = ray_startup()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="where artifacts are written")
     parser.add_argument("--checkpoint", type=Path, help="an official STAM-16 checkpoint to export instead")
     parser.add_argument("--skip-stam16", action="store_true", help="skip the (slow) full-size export")
@@ -57,8 +58,10 @@ def export_motion_model(out: Path) -> Path:
 def write_sample_videos(folder: Path) -> list[Path]:
     from benchmarks.motion.generate import generate
 
-    _step("3/3 encode one motion video per class with PyAV (seed 2024, never trained on) and classify them "
-          "with the torch-free runtime; the folder names are the true classes")
+    _step(
+        "3/3 encode one motion video per class with PyAV (seed 2024, never trained on) and classify them "
+        "with the torch-free runtime; the folder names are the true classes"
+    )
     return generate(folder, per_class=1, seed=2024)
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from runtime.backends.base import Model
 from runtime.clips import load_clip
@@ -61,9 +62,16 @@ def run_end_to_end(
 def render_table(rows: Sequence[dict[str, Any]], caption: str) -> str:
     """One line per worker count: throughput, per-video stage costs and how busy the model was."""
     header = ["workers", "batch", "videos/s", *(f"{stage} ms/video" for stage in STAGES), "inference busy"]
-    lines = [[str(r["workers"]), str(r["batch_size"]), f"{r['videos_per_s']:.2f}",
-              *(f"{r['per_video_ms'][stage]:.1f}" for stage in STAGES), f"{r['inference_busy']:.0%}"]
-             for r in rows]
+    lines = [
+        [
+            str(r["workers"]),
+            str(r["batch_size"]),
+            f"{r['videos_per_s']:.2f}",
+            *(f"{r['per_video_ms'][stage]:.1f}" for stage in STAGES),
+            f"{r['inference_busy']:.0%}",
+        ]
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     text = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in [header, *lines]]
     return "\n".join([text[0], "-" * len(text[0]), *text[1:], caption])

@@ -13,8 +13,9 @@ falls back to its math path, whose batched matmuls are counted as such.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
@@ -24,7 +25,6 @@ from runtime import contract
 
 # The paper's GFLOPs column (multiply-accumulates per video) for each variant.
 PAPER_GMACS = {"stam_8": 135.0, "stam_16": 270.0, "stam_32": 540.0, "stam_64": 1080.0}
-
 
 
 def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:

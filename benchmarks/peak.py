@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +64,12 @@ def cpu_has_bf16(flags: set[str]) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def measure_cpu_peaks(dtypes: tuple[str, ...] = DTYPES, size: int = SIZE, flags: set[str] | None = None,
-                      log: Callable[[str], None] = print) -> list[PeakMeasurement]:
+def measure_cpu_peaks(
+    dtypes: tuple[str, ...] = DTYPES,
+    size: int = SIZE,
+    flags: set[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[PeakMeasurement]:
     """Every library x dtype; a combination that cannot run here is kept with its reason (tflops None)."""
     flags = cpu_flags() if flags is None else flags
     results = []
@@ -72,8 +77,10 @@ def measure_cpu_peaks(dtypes: tuple[str, ...] = DTYPES, size: int = SIZE, flags:
         for dtype in dtypes:
             for library in LIBRARIES:
                 result = _measure_one(library, dtype, size, flags, Path(folder))
-                log(f"matmul peak {library} {dtype} ({size}x{size}): "
-                    + (f"{result.tflops:.3f} TFLOP/s" if result.tflops else f"not measured ({result.note})"))
+                log(
+                    f"matmul peak {library} {dtype} ({size}x{size}): "
+                    + (f"{result.tflops:.3f} TFLOP/s" if result.tflops else f"not measured ({result.note})")
+                )
                 results.append(result)
     return results
 
@@ -103,6 +110,7 @@ def _torch(dtype: str) -> Callable[[int, Path], float]:
         a, b = (torch.from_numpy(x).to({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]) for x in _operands(size))
         with torch.inference_mode():
             return best_seconds(lambda: torch.matmul(a, b))
+
     return measure
 
 
@@ -120,19 +128,28 @@ def matmul_graph(size: int, quantized: bool, path: Path) -> Path:
     nodes, inits = [], []
     if quantized:
         scale_w = np.abs(w).max(axis=0) / 127
-        inits += [numpy_helper.from_array(np.round(w / scale_w).astype(np.int8), "w_q"),
-                  numpy_helper.from_array(scale_w.astype(np.float32), "w_scale"),
-                  numpy_helper.from_array(np.float32(np.abs(a).max() / 127), "a_scale"),
-                  numpy_helper.from_array(np.int8(0), "zero")]
-        nodes += [helper.make_node("QuantizeLinear", ["a", "a_scale", "zero"], ["a_q"]),
-                  helper.make_node("DequantizeLinear", ["a_q", "a_scale", "zero"], ["a_dq"]),
-                  helper.make_node("DequantizeLinear", ["w_q", "w_scale"], ["w_dq"], axis=1),
-                  helper.make_node("MatMul", ["a_dq", "w_dq"], ["y"])]
+        inits += [
+            numpy_helper.from_array(np.round(w / scale_w).astype(np.int8), "w_q"),
+            numpy_helper.from_array(scale_w.astype(np.float32), "w_scale"),
+            numpy_helper.from_array(np.float32(np.abs(a).max() / 127), "a_scale"),
+            numpy_helper.from_array(np.int8(0), "zero"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["a", "a_scale", "zero"], ["a_q"]),
+            helper.make_node("DequantizeLinear", ["a_q", "a_scale", "zero"], ["a_dq"]),
+            helper.make_node("DequantizeLinear", ["w_q", "w_scale"], ["w_dq"], axis=1),
+            helper.make_node("MatMul", ["a_dq", "w_dq"], ["y"]),
+        ]
     else:
         inits.append(numpy_helper.from_array(w, "w"))
         nodes.append(helper.make_node("MatMul", ["a", "w"], ["y"]))
-    graph = helper.make_graph(nodes, "matmul", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(path))
@@ -149,6 +166,7 @@ def _onnxruntime(dtype: str) -> Callable[[int, Path], float]:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         a = _operands(size)[0]
         return best_seconds(lambda: session.run(None, {"a": a}))
+
     return measure
 
 
@@ -158,23 +176,30 @@ def _openvino(dtype: str) -> Callable[[int, Path], float]:
 
         path = matmul_graph(size, dtype == "int8", folder / f"matmul_{dtype}.onnx")
         precision = "bf16" if dtype == "bf16" else "f32"
-        compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                                    "PERFORMANCE_HINT": "LATENCY"})
+        compiled = openvino.Core().compile_model(
+            str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        )
         request, a = compiled.create_infer_request(), _operands(size)[0]
         return best_seconds(lambda: request.infer({0: a}, share_inputs=True))
+
     return measure
 
 
 MEASURES: dict[tuple[str, str], Callable[[int, Path], float]] = {
-    ("torch", "fp32"): _torch("fp32"), ("torch", "bf16"): _torch("bf16"),
+    ("torch", "fp32"): _torch("fp32"),
+    ("torch", "bf16"): _torch("bf16"),
     ("numpy", "fp32"): _numpy,
-    ("onnxruntime", "fp32"): _onnxruntime("fp32"), ("onnxruntime", "int8"): _onnxruntime("int8"),
-    ("openvino", "fp32"): _openvino("fp32"), ("openvino", "bf16"): _openvino("bf16"),
+    ("onnxruntime", "fp32"): _onnxruntime("fp32"),
+    ("onnxruntime", "int8"): _onnxruntime("int8"),
+    ("openvino", "fp32"): _openvino("fp32"),
+    ("openvino", "bf16"): _openvino("bf16"),
     ("openvino", "int8"): _openvino("int8"),
 }
 UNSUPPORTED = {
-    ("numpy", "bf16"): "numpy has no bf16", ("numpy", "int8"): "numpy's integer matmul is not BLAS",
-    ("torch", "int8"): "no int8 matmul in eager PyTorch on CPU", ("onnxruntime", "bf16"): "no bf16 MatMul on the CPU provider",
+    ("numpy", "bf16"): "numpy has no bf16",
+    ("numpy", "int8"): "numpy's integer matmul is not BLAS",
+    ("torch", "int8"): "no int8 matmul in eager PyTorch on CPU",
+    ("onnxruntime", "bf16"): "no bf16 MatMul on the CPU provider",
 }
 
 
@@ -239,16 +264,27 @@ def max_clock_ghz(cpu: int = 0) -> float | None:
         return None
 
 
-def theoretical_peak(best_fp32_tflops: float | None, info: dict[str, str] | None = None,
-                     max_ghz: float | None = None, cores: int | None = None) -> dict[str, Any]:
+def theoretical_peak(
+    best_fp32_tflops: float | None,
+    info: dict[str, str] | None = None,
+    max_ghz: float | None = None,
+    cores: int | None = None,
+) -> dict[str, Any]:
     """The fp32 peak from cores x clock x FLOPs per cycle, saying which clock it used and what is unknown."""
     info = cpu_info() if info is None else info
     per_cycle, arch = fp32_flops_per_cycle(info)
     cores = cores or usable_cpus()
     nominal = float(info["cpu MHz"]) / 1e3 if info.get("cpu MHz") else None
-    result: dict[str, Any] = {"microarchitecture": arch, "fp32_flops_per_cycle_per_core": per_cycle, "cores": cores,
-                              "max_clock_ghz": max_ghz, "nominal_clock_ghz": nominal, "tflops": None,
-                              "clock_used": None, "implied_clock_ghz": None}
+    result: dict[str, Any] = {
+        "microarchitecture": arch,
+        "fp32_flops_per_cycle_per_core": per_cycle,
+        "cores": cores,
+        "max_clock_ghz": max_ghz,
+        "nominal_clock_ghz": nominal,
+        "tflops": None,
+        "clock_used": None,
+        "implied_clock_ghz": None,
+    }
     if per_cycle is None:
         result["note"] = "FLOPs per cycle unknown for this CPU"
         return result
@@ -262,6 +298,8 @@ def theoretical_peak(best_fp32_tflops: float | None, info: dict[str, str] | None
 
 
 def peaks_document(measurements: list[PeakMeasurement], theory: dict[str, Any]) -> dict[str, Any]:
-    return {"measured": [asdict(m) for m in measurements],
-            "best": {dtype: asdict(m) for dtype, m in best_per_dtype(measurements).items()},
-            "theoretical_fp32": theory}
+    return {
+        "measured": [asdict(m) for m in measurements],
+        "best": {dtype: asdict(m) for dtype, m in best_per_dtype(measurements).items()},
+        "theoretical_fp32": theory,
+    }

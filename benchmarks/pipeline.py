@@ -25,10 +25,11 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import av
 import numpy as np
@@ -111,11 +112,15 @@ def _reference_transform(frame: np.ndarray) -> np.ndarray:
 
 
 METHODS: dict[str, tuple[Method, str]] = {
-    "ours": (run_ours, "read_frames + preprocess: packet count, one decode (frame + slice threads), "
-                       "RGB for sampled frames only"),
+    "ours": (
+        run_ours,
+        "read_frames + preprocess: packet count, one decode (frame + slice threads), RGB for sampled frames only",
+    ),
     "ours-slice": (partial(run_ours, threads="SLICE"), "as ours, with FFmpeg's default slice threads only"),
-    BASELINE: (run_reference, "torchvision VideoClips way: pts list, decode + RGB every frame of the clip, "
-                              "per-frame PIL transforms"),
+    BASELINE: (
+        run_reference,
+        "torchvision VideoClips way: pts list, decode + RGB every frame of the clip, per-frame PIL transforms",
+    ),
 }
 
 
@@ -160,8 +165,13 @@ def measure(methods: Sequence[str], path: Path, num_frames: int, repeats: int, w
 def _summary(runs: list[StageTimes]) -> dict[str, Any]:
     totals = summarize([sum(run.values()) for run in runs])
     stages = {stage: summarize([run[stage] for run in runs]).median_ms for stage in runs[0]}
-    return {"stages_ms": stages, "total_ms": totals.median_ms, "total_min_ms": totals.min_ms,
-            "total_max_ms": totals.max_ms, "repeats": len(runs)}
+    return {
+        "stages_ms": stages,
+        "total_ms": totals.median_ms,
+        "total_min_ms": totals.min_ms,
+        "total_max_ms": totals.max_ms,
+        "repeats": len(runs),
+    }
 
 
 def run_benchmark(options: Options, clip_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -172,16 +182,25 @@ def run_benchmark(options: Options, clip_dir: Path, log: Callable[[str], None]) 
         width, height = CLIPS[clip]
         log(f"{clip}: {', '.join(options.methods)} ...")
         timings = measure(options.methods, paths[clip], options.frames, options.repeats, options.warmup)
-        results += [{"clip": clip, "width": width, "height": height, "method": name, **timings[name]}
-                    for name in options.methods]
+        results += [
+            {"clip": clip, "width": width, "height": height, "method": name, **timings[name]}
+            for name in options.methods
+        ]
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": shlex.join(["python", "-m", "benchmarks.pipeline", *sys.argv[1:]]),
-        "settings": {"frames": options.frames, "seconds": SECONDS, "fps": FPS, "codec": "h264 (libx264 crf 18)",
-                     "repeats": options.repeats, "warmup": options.warmup, "baseline": BASELINE,
-                     "methods": {name: METHODS[name][1] for name in options.methods},
-                     "clip_bitrate_mbps": {clip: _bitrate_mbps(paths[clip]) for clip in options.clips}},
+        "settings": {
+            "frames": options.frames,
+            "seconds": SECONDS,
+            "fps": FPS,
+            "codec": "h264 (libx264 crf 18)",
+            "repeats": options.repeats,
+            "warmup": options.warmup,
+            "baseline": BASELINE,
+            "methods": {name: METHODS[name][1] for name in options.methods},
+            "clip_bitrate_mbps": {clip: _bitrate_mbps(paths[clip]) for clip in options.clips},
+        },
         "machine": report.describe_machine("cpu"),  # decoding runs on the CPU whatever the device
         "results": results,
     }
@@ -205,15 +224,26 @@ def render_table(document: dict[str, Any]) -> str:
         reference = baseline.get(result["clip"])
         speedup = f"{reference / result['total_ms']:.2f}x" if reference else "-"
         cells = [f"{result['stages_ms'][s]:.1f}" if s in result["stages_ms"] else "-" for s in stages]
-        rows.append([f"{result['clip']} ({result['width']}x{result['height']})", result["method"], *cells,
-                     f"{result['total_ms']:.1f}", speedup])
+        rows.append(
+            [
+                f"{result['clip']} ({result['width']}x{result['height']})",
+                result["method"],
+                *cells,
+                f"{result['total_ms']:.1f}",
+                speedup,
+            ]
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in [header, *rows]
+    ]
     settings, machine = document["settings"], document["machine"]
-    caption = (f"T={settings['frames']} of {settings['seconds']} s at {settings['fps']} fps; median of "
-               f"{settings['repeats']} after {settings['warmup']} warm-up; {machine['cpu_cores_usable']} usable "
-               f"cores of {machine['cpu']}; PyAV {av.__version__}")
+    caption = (
+        f"T={settings['frames']} of {settings['seconds']} s at {settings['fps']} fps; median of "
+        f"{settings['repeats']} after {settings['warmup']} warm-up; {machine['cpu_cores_usable']} usable "
+        f"cores of {machine['cpu']}; PyAV {av.__version__}"
+    )
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], caption])
 
 
@@ -221,23 +251,30 @@ def render_table(document: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results document here")
     parser.add_argument("--clips", nargs="+", choices=list(CLIPS), default=list(CLIPS))
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per clip and method (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
-    parser.add_argument("--model", type=Path, metavar="ARTIFACT",
-                        help="also measure end to end with this .onnx/.plan (decode workers feeding it)")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="runtime backend of --model (default auto)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="ARTIFACT",
+        help="also measure end to end with this .onnx/.plan (decode workers feeding it)",
+    )
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime backend of --model (default auto)")
     parser.add_argument("--workers", default="1,2,4", help="decode worker counts for --model (default 1,2,4)")
     parser.add_argument("--videos", type=int, default=8, help="videos per end-to-end run (default 8)")
     parser.add_argument("--batch-size", type=int, default=1, help="videos per inference (default 1)")
-    parser.add_argument("--clip-dir", type=Path, help="where the synthetic clips are written and reused "
-                                                      "(default: a temporary directory)")
+    parser.add_argument(
+        "--clip-dir",
+        type=Path,
+        help="where the synthetic clips are written and reused (default: a temporary directory)",
+    )
     args = parser.parse_args(argv)
     if args.frames < 1 or args.repeats < 1 or args.warmup < 0 or args.videos < 1 or args.batch_size < 1:
         parser.error("--frames, --repeats, --videos and --batch-size must be >= 1, --warmup >= 0")
@@ -281,8 +318,9 @@ def render(document: dict[str, Any]) -> str:
     if section:
         from benchmarks.end_to_end import render_table as render_end_to_end
 
-        caption = (f"{section['model']} on {section['backend']}; {section['clip']} clips, "
-                   f"T={document['settings']['frames']}")
+        caption = (
+            f"{section['model']} on {section['backend']}; {section['clip']} clips, T={document['settings']['frames']}"
+        )
         text += "\n\nend to end (decode workers feeding one model):\n" + render_end_to_end(section["runs"], caption)
     return text
 
@@ -292,7 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    require_extra("torch", "python -m benchmarks.pipeline", "export")  # it exports with torch: say so before minutes of work
+    require_extra(
+        "torch", "python -m benchmarks.pipeline", "export"
+    )  # it exports with torch: say so before minutes of work
     if args.clip_dir is not None:
         args.clip_dir.mkdir(parents=True, exist_ok=True)
         document = _run(args, args.clip_dir)

@@ -10,18 +10,40 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from runtime.cpu import usable_cpus
 
 SCHEMA = "stam-deploy/throughput/v1"
-TOP_LEVEL_KEYS = ("schema", "created", "command", "settings", "machine", "work", "work_note", "peaks", "results",
-                  "skipped", "paper")
+TOP_LEVEL_KEYS = (
+    "schema",
+    "created",
+    "command",
+    "settings",
+    "machine",
+    "work",
+    "work_note",
+    "peaks",
+    "results",
+    "skipped",
+    "paper",
+)
 _SETTINGS_KEYS = ("models", "pairs", "backends", "batches", "device", "iters", "warmup", "backends_detail")
-RESULT_KEYS = ("model", "frames", "backend", "precision", "batch", "clock", "latency", "videos_per_s", "tflops",
-               "peak_fraction")
+RESULT_KEYS = (
+    "model",
+    "frames",
+    "backend",
+    "precision",
+    "batch",
+    "clock",
+    "latency",
+    "videos_per_s",
+    "tflops",
+    "peak_fraction",
+)
 
 # The paper's throughput column: one V100, mixed precision (STAM, Sharir et al. 2021, Table 1).
 PAPER = {
@@ -29,8 +51,17 @@ PAPER = {
     "videos_per_s": {"stam_16": 20.0, "stam_64": 4.8},
     "gflops": {"stam_8": 135.0, "stam_16": 270.0, "stam_32": 540.0, "stam_64": 1080.0},
 }
-_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy", "tensorrt", "tensorrt_rtx",
-              "matplotlib")
+_LIBRARIES = (
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "openvino",
+    "numpy",
+    "tensorrt",
+    "tensorrt_rtx",
+    "matplotlib",
+)
 
 
 # --- machine -----------------------------------------------------------------------------------------
@@ -87,7 +118,10 @@ def _nvidia_driver() -> str | None:
     try:
         output = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -98,11 +132,16 @@ def machine_line(machine: dict[str, Any]) -> str:
     """One line of prose for the tables' caption."""
     libraries = ", ".join(f"{name} {version}" for name, version in machine["libraries"].items())
     gpu = machine.get("gpu")
-    gpu_text = (f"GPU {gpu['name']} (sm {gpu['compute_capability']}, driver {gpu['driver']}, CUDA {gpu['cuda_runtime']}); "
-                if gpu else "no GPU; ")
-    return (f"CPU {machine['cpu']}, {machine['cpu_cores_usable']} of {machine['cpu_cores']} cores usable, "
-            f"torch threads {machine['torch_threads']}; {gpu_text}{machine['os']}, Python {machine['python']}; "
-            f"{libraries}")
+    gpu_text = (
+        f"GPU {gpu['name']} (sm {gpu['compute_capability']}, driver {gpu['driver']}, CUDA {gpu['cuda_runtime']}); "
+        if gpu
+        else "no GPU; "
+    )
+    return (
+        f"CPU {machine['cpu']}, {machine['cpu_cores_usable']} of {machine['cpu_cores']} cores usable, "
+        f"torch threads {machine['torch_threads']}; {gpu_text}{machine['os']}, Python {machine['python']}; "
+        f"{libraries}"
+    )
 
 
 # --- JSON --------------------------------------------------------------------------------------------
@@ -122,8 +161,10 @@ def read_json(path: Path) -> dict[str, Any]:
     missing = [key for key in TOP_LEVEL_KEYS if key not in document]
     missing += [f"settings.{key}" for key in _SETTINGS_KEYS if key not in document.get("settings", {})]
     if missing or document["schema"] != SCHEMA:
-        raise ValueError(f"{path}: not a {SCHEMA} results file (missing {', '.join(missing) or 'nothing'}, "
-                         f"schema {document.get('schema')!r})")
+        raise ValueError(
+            f"{path}: not a {SCHEMA} results file (missing {', '.join(missing) or 'nothing'}, "
+            f"schema {document.get('schema')!r})"
+        )
     return document
 
 
@@ -139,17 +180,26 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"Device `{settings['device']}`; {settings['iters']} timed iterations after {settings['warmup']} warm-up"
         f"{' (backends taking turns, one call each per round)' if settings.get('interleaved') else ''}; "
         f"random weights; frames per video = the variant's trained count. Command: `{document['command']}`",
-        "Backends: " + "; ".join(f"**{name}**: {text}" for name, text in settings["backends_detail"].items()
-                                 if name in settings["backends"]) + ".",
+        "Backends: "
+        + "; ".join(
+            f"**{name}**: {text}" for name, text in settings["backends_detail"].items() if name in settings["backends"]
+        )
+        + ".",
         "## Work per video",
         _table(*_work_rows(document)),
         document["work_note"],
     ]
     for batch in settings["batches"]:
         parts += [f"## Beside the paper: videos/s at batch {batch}", _table(*_paper_rows(document, batch))]
-    parts += ["## All measurements", _table(*_result_rows(document)),
-              "## Matrix-multiply peak (same run; \"of matmul peak\" uses these)", _table(*_peak_rows(document)),
-              *_peak_detail(document), "## Skipped", _skipped_list(document)]
+    parts += [
+        "## All measurements",
+        _table(*_result_rows(document)),
+        '## Matrix-multiply peak (same run; "of matmul peak" uses these)',
+        _table(*_peak_rows(document)),
+        *_peak_detail(document),
+        "## Skipped",
+        _skipped_list(document),
+    ]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -169,11 +219,29 @@ def _sig(value: float | None) -> str:
 
 
 def _work_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["Model", "Frames", "Paper GFLOPs (= GMACs)", "Ours GMACs", "Ours GMACs w/o attention matmuls",
-              "Ours GFLOPs (2 x MACs)", "Ours / paper", "w/o attention / paper"]
-    rows = [[w["model"], str(w["frames"]), _fmt(w["paper_gmacs"], 0), _fmt(w["gmacs"], 1),
-             _fmt(w["gmacs_without_attention"], 1), _fmt(w["gflops"], 1), _fmt(w["ratio"], 3),
-             _fmt(w["ratio_without_attention"], 3)] for w in document["work"]]
+    header = [
+        "Model",
+        "Frames",
+        "Paper GFLOPs (= GMACs)",
+        "Ours GMACs",
+        "Ours GMACs w/o attention matmuls",
+        "Ours GFLOPs (2 x MACs)",
+        "Ours / paper",
+        "w/o attention / paper",
+    ]
+    rows = [
+        [
+            w["model"],
+            str(w["frames"]),
+            _fmt(w["paper_gmacs"], 0),
+            _fmt(w["gmacs"], 1),
+            _fmt(w["gmacs_without_attention"], 1),
+            _fmt(w["gflops"], 1),
+            _fmt(w["ratio"], 3),
+            _fmt(w["ratio_without_attention"], 3),
+        ]
+        for w in document["work"]
+    ]
     return header, rows
 
 
@@ -190,31 +258,59 @@ def _paper_rows(document: dict[str, Any], batch: int) -> tuple[list[str], list[l
     rows = []
     for work in document["work"]:
         by_series = {(r["backend"], r["precision"]): r for r in results if r["model"] == work["model"]}
-        row = [work["model"], str(work["frames"]), _fmt(work["paper_gmacs"], 0),
-               _fmt(document["paper"]["videos_per_s"].get(work["model"]), 1)]
+        row = [
+            work["model"],
+            str(work["frames"]),
+            _fmt(work["paper_gmacs"], 0),
+            _fmt(document["paper"]["videos_per_s"].get(work["model"]), 1),
+        ]
         row += [_sig(by_series[key]["videos_per_s"]) if key in by_series else "—" for key in series]
         rows.append(row)
     return header, rows
 
 
 def _result_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["Model", "Frames", "Backend", "Precision", "Batch", "Median ms", "p90 ms", "p99 ms", "Videos/s",
-              "TFLOP/s", "Of matmul peak"]
+    header = [
+        "Model",
+        "Frames",
+        "Backend",
+        "Precision",
+        "Batch",
+        "Median ms",
+        "p90 ms",
+        "p99 ms",
+        "Videos/s",
+        "TFLOP/s",
+        "Of matmul peak",
+    ]
     rows = []
     for r in document["results"]:
         latency = r["latency"]
         fraction = None if r["peak_fraction"] is None else 100 * r["peak_fraction"]
-        rows.append([r["model"], str(r["frames"]), r["backend"], r["precision"], str(r["batch"]),
-                     _fmt(latency["median_ms"], 1), _fmt(latency["p90_ms"], 1), _fmt(latency["p99_ms"], 1),
-                     _sig(r["videos_per_s"]), _sig(r["tflops"]),
-                     "—" if fraction is None else f"{fraction:.0f}%"])
+        rows.append(
+            [
+                r["model"],
+                str(r["frames"]),
+                r["backend"],
+                r["precision"],
+                str(r["batch"]),
+                _fmt(latency["median_ms"], 1),
+                _fmt(latency["p90_ms"], 1),
+                _fmt(latency["p99_ms"], 1),
+                _sig(r["videos_per_s"]),
+                _sig(r["tflops"]),
+                "—" if fraction is None else f"{fraction:.0f}%",
+            ]
+        )
     return header, rows
 
 
 def _peak_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["Device", "dtype", "Best library", "Size", "TFLOP/s"]
-    return header, [[p["device"], p["dtype"], p.get("library", "torch"), str(p["size"]), _sig(p["tflops"])]
-                    for p in document["peaks"]]
+    return header, [
+        [p["device"], p["dtype"], p.get("library", "torch"), str(p["size"]), _sig(p["tflops"])]
+        for p in document["peaks"]
+    ]
 
 
 def _peak_detail(document: dict[str, Any]) -> list[str]:
@@ -222,18 +318,25 @@ def _peak_detail(document: dict[str, Any]) -> list[str]:
     detail = document.get("peak_detail") or {}
     if not detail:
         return []
-    rows = [[m["library"], m["dtype"], str(m["size"]), _sig(m["tflops"]) if m["tflops"] else "—", m["note"]]
-            for m in detail["measured"]]
-    return ["### Every library's matmul", _table(["Library", "dtype", "Size", "TFLOP/s", "Not measured because"], rows),
-            f"Theoretical fp32 peak: {theory_line(detail['theoretical_fp32'])}."]
+    rows = [
+        [m["library"], m["dtype"], str(m["size"]), _sig(m["tflops"]) if m["tflops"] else "—", m["note"]]
+        for m in detail["measured"]
+    ]
+    return [
+        "### Every library's matmul",
+        _table(["Library", "dtype", "Size", "TFLOP/s", "Not measured because"], rows),
+        f"Theoretical fp32 peak: {theory_line(detail['theoretical_fp32'])}.",
+    ]
 
 
 def theory_line(theory: dict[str, Any]) -> str:
     """The theoretical fp32 peak in one sentence: what it is computed from, and what is not known."""
     if theory.get("fp32_flops_per_cycle_per_core") is None:
         return f"not known ({theory.get('note', 'no CPU description')}: {theory.get('microarchitecture')})"
-    base = (f"{theory['microarchitecture']}, {theory['fp32_flops_per_cycle_per_core']} FLOPs/cycle/core x "
-            f"{theory['cores']} cores")
+    base = (
+        f"{theory['microarchitecture']}, {theory['fp32_flops_per_cycle_per_core']} FLOPs/cycle/core x "
+        f"{theory['cores']} cores"
+    )
     if theory["tflops"] is None:
         text = f"{base}; clock unknown"
     else:
@@ -252,8 +355,10 @@ def theory_line(theory: dict[str, Any]) -> str:
 def _skipped_list(document: dict[str, Any]) -> str:
     if not document["skipped"]:
         return "Nothing skipped."
-    return "\n".join(f"- {s['backend']} {s['precision']}" + (f" ({s['model']})" if s.get("model") else "")
-                     + f": {s['reason']}" for s in document["skipped"])
+    return "\n".join(
+        f"- {s['backend']} {s['precision']}" + (f" ({s['model']})" if s.get("model") else "") + f": {s['reason']}"
+        for s in document["skipped"]
+    )
 
 
 # --- plot --------------------------------------------------------------------------------------------
@@ -280,16 +385,23 @@ def _plot_batch(axis: Any, document: dict[str, Any], batch: int) -> None:
 
     results = [r for r in document["results"] if r["batch"] == batch]
     for backend, precision in _series(results):
-        points = sorted((r["frames"], r["videos_per_s"]) for r in results
-                        if (r["backend"], r["precision"]) == (backend, precision))
+        points = sorted(
+            (r["frames"], r["videos_per_s"]) for r in results if (r["backend"], r["precision"]) == (backend, precision)
+        )
         axis.plot(*zip(*points), marker="o", label=f"{backend} {precision}")
     frames = {w["model"]: w["frames"] for w in document["work"]}
     paper = [(frames[m], v) for m, v in document["paper"]["videos_per_s"].items() if m in frames]
     if paper:
-        axis.plot(*zip(*sorted(paper)), "k*", markersize=12, linestyle="none",
-                  label=f"paper ({document['paper']['hardware']})")
-    axis.set(xscale="log", yscale="log", xlabel="frames per video (model variant)", ylabel="videos/s",
-             title=f"batch {batch}")
+        axis.plot(
+            *zip(*sorted(paper)),
+            "k*",
+            markersize=12,
+            linestyle="none",
+            label=f"paper ({document['paper']['hardware']})",
+        )
+    axis.set(
+        xscale="log", yscale="log", xlabel="frames per video (model variant)", ylabel="videos/s", title=f"batch {batch}"
+    )
     axis.set_xticks(sorted(set(frames.values())))
     axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.xaxis.set_minor_formatter(NullFormatter())
@@ -312,7 +424,10 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
     first = documents[0]
     for other in documents[1:]:
         if (other["schema"], other["settings"]["device"], _short_machine(other["machine"])) != (
-                first["schema"], first["settings"]["device"], _short_machine(first["machine"])):
+            first["schema"],
+            first["settings"]["device"],
+            _short_machine(first["machine"]),
+        ):
             raise ValueError("cannot merge runs of different schemas, devices or machines")
     merged = json.loads(json.dumps(first))
     settings = merged["settings"]
@@ -320,8 +435,11 @@ def merge_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("models", "pairs", "backends", "batches"):
             settings[key] += [item for item in other["settings"][key] if item not in settings[key]]
         merged["work"] += [w for w in other["work"] if w["model"] not in {m["model"] for m in merged["work"]}]
-        merged["peaks"] += [p for p in other["peaks"] if (p["device"], p["dtype"]) not in
-                            {(q["device"], q["dtype"]) for q in merged["peaks"]}]
+        merged["peaks"] += [
+            p
+            for p in other["peaks"]
+            if (p["device"], p["dtype"]) not in {(q["device"], q["dtype"]) for q in merged["peaks"]}
+        ]
         for backend in other["settings"]["backends"]:  # each backend as the run that measured it ran it
             settings["backends_detail"][backend] = other["settings"]["backends_detail"][backend]
         merged["results"] += other["results"]

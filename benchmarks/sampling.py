@@ -24,10 +24,11 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import av
 import numpy as np
@@ -71,8 +72,12 @@ def make_video(cache: Path, seconds: int, gop_seconds: int) -> Path:
         return path
     if seconds <= SEGMENT_SECONDS:
         options = x264_fixed_gop(gop_seconds)
-        return _atomic(path, lambda out: write_video(out, seconds * FPS, WIDTH, HEIGHT, fps=FPS,
-                                                     frame_fn=textured_frame, codec_options=options))
+        return _atomic(
+            path,
+            lambda out: write_video(
+                out, seconds * FPS, WIDTH, HEIGHT, fps=FPS, frame_fn=textured_frame, codec_options=options
+            ),
+        )
     segment = make_video(cache, SEGMENT_SECONDS, gop_seconds)
     return _atomic(path, lambda out: _repeat(segment, out, seconds // SEGMENT_SECONDS))
 
@@ -128,10 +133,13 @@ def measure(path: Path, clip: Path, options: Options, seconds: int) -> dict[str,
     full = clips["from start"]
     seeks = [clips[name] for name in methods if name.startswith("seek")]
     identical = all(seek.indices == full.indices and np.array_equal(seek.frames, full.frames) for seek in seeks)
-    return {"ms": {name: summarize(times).median_ms for name, times in wall.items()},
-            "cpu_ms": {name: summarize(times).median_ms for name, times in cpu.items()},
-            "repeats": {name: len(times) for name, times in wall.items()},
-            "identical": identical, "notes": clips["seek"].notes}
+    return {
+        "ms": {name: summarize(times).median_ms for name, times in wall.items()},
+        "cpu_ms": {name: summarize(times).median_ms for name, times in cpu.items()},
+        "repeats": {name: len(times) for name, times in wall.items()},
+        "identical": identical,
+        "notes": clips["seek"].notes,
+    }
 
 
 def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any]:
@@ -143,17 +151,28 @@ def run_benchmark(options: Options, log: Callable[[str], None]) -> dict[str, Any
             log(f"GOP {gop} s, {length}: writing or reusing the video ...")
             path, clip = make_video(options.cache, seconds, gop), make_video(options.cache, LENGTHS["10s"], gop)
             log(f"GOP {gop} s, {length}: measuring ...")
-            results.append({"length": length, "seconds": seconds, "gop_seconds": gop,
-                            "size_mb": round(path.stat().st_size / 1e6, 1), **measure(path, clip, options, seconds)})
+            results.append(
+                {
+                    "length": length,
+                    "seconds": seconds,
+                    "gop_seconds": gop,
+                    "size_mb": round(path.stat().st_size / 1e6, 1),
+                    **measure(path, clip, options, seconds),
+                }
+            )
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": shlex.join(["python", "-m", "benchmarks.sampling", *sys.argv[1:]]),
-        "settings": {"frames": options.frames, "mode": "uniform", "repeats": options.repeats,
-                     "decoders": options.decoders,
-                     "baseline_repeats_over_5_min": options.baseline_repeats,
-                     "video": f"{WIDTH}x{HEIGHT} H.264 (libx264 veryfast crf 18, 3 B-frames), {FPS} fps; "
-                              f"longer than {SEGMENT_SECONDS} s: a {SEGMENT_SECONDS} s segment repeated by remuxing"},
+        "settings": {
+            "frames": options.frames,
+            "mode": "uniform",
+            "repeats": options.repeats,
+            "decoders": options.decoders,
+            "baseline_repeats_over_5_min": options.baseline_repeats,
+            "video": f"{WIDTH}x{HEIGHT} H.264 (libx264 veryfast crf 18, 3 B-frames), {FPS} fps; "
+            f"longer than {SEGMENT_SECONDS} s: a {SEGMENT_SECONDS} s segment repeated by remuxing",
+        },
         "machine": report.describe_machine("cpu"),
         "load_average": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "results": results,
@@ -168,13 +187,27 @@ def render_table(document: dict[str, Any]) -> str:
     seek against the 10 s clip sampled in the same turns (one decoder's too, when it was measured)."""
     single = any("seek, 1 decoder" in r["ms"] for r in document["results"])
     decoders = document.get("settings", {}).get("decoders", 1)
-    header = ["GOP", "video", f"seek ms (CPU), {decoders} decoder{'s' * (decoders > 1)}", "from start ms (CPU)",
-              "speed-up", "seek / 10 s clip", *(["1 decoder ms (CPU)", "1 decoder / 10 s clip"] * single), "identical"]
+    header = [
+        "GOP",
+        "video",
+        f"seek ms (CPU), {decoders} decoder{'s' * (decoders > 1)}",
+        "from start ms (CPU)",
+        "speed-up",
+        "seek / 10 s clip",
+        *(["1 decoder ms (CPU)", "1 decoder / 10 s clip"] * single),
+        "identical",
+    ]
     rows = []
     for r in document["results"]:
         wall = r["ms"]
-        row = [f"{r['gop_seconds']} s", r["length"], _ms(r, "seek"), _ms(r, "from start"),
-               f"{wall['from start'] / wall['seek']:.1f}x", f"{wall['seek'] / wall['10 s clip']:.1f}x"]
+        row = [
+            f"{r['gop_seconds']} s",
+            r["length"],
+            _ms(r, "seek"),
+            _ms(r, "from start"),
+            f"{wall['from start'] / wall['seek']:.1f}x",
+            f"{wall['seek'] / wall['10 s clip']:.1f}x",
+        ]
         if single:
             row += [_ms(r, "seek, 1 decoder"), f"{wall['seek, 1 decoder'] / wall['10 s clip']:.1f}x"]
         rows.append([*row, "yes" if r["identical"] else "NO"])
@@ -200,8 +233,9 @@ def render_plot(document: dict[str, Any], path: Path) -> Path:
         for name, style in (("seek", "-o"), ("seek, 1 decoder", ":^"), ("from start", "--s")):
             if name not in rows[0]["ms"]:
                 continue
-            axis.plot(minutes, [r["ms"][name] / 1e3 for r in rows], style, color=f"C{colour}",
-                      label=f"{name}, GOP {gop} s")
+            axis.plot(
+                minutes, [r["ms"][name] / 1e3 for r in rows], style, color=f"C{colour}", label=f"{name}, GOP {gop} s"
+            )
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("video length (minutes)")
@@ -218,20 +252,37 @@ def render_plot(document: dict[str, Any], path: Path) -> Path:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sampling", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sampling", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lengths", default=",".join(LENGTHS), help=f"video lengths (default {','.join(LENGTHS)})")
     parser.add_argument("--gops", default="2,10", help="GOP lengths in seconds (default 2,10)")
     parser.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per video and method (default 3)")
-    parser.add_argument("--baseline-repeats", type=int, default=1,
-                        help="timed runs of 'from start' on videos over 5 minutes (default 1)")
-    parser.add_argument("--decoders", type=int, default=decoders_per_video(),
-                        help="decoders seeking side by side per video (default: the CPUs, at most 8)")
-    parser.add_argument("--cache", type=Path, default=Path("artifacts/sampling/videos"),
-                        help="where the videos are written once and reused (default artifacts/sampling/videos)")
-    parser.add_argument("--out", type=Path, default=Path("artifacts/sampling"),
-                        help="folder for sampling.json, sampling.md, sampling.png (default artifacts/sampling)")
+    parser.add_argument(
+        "--baseline-repeats",
+        type=int,
+        default=1,
+        help="timed runs of 'from start' on videos over 5 minutes (default 1)",
+    )
+    parser.add_argument(
+        "--decoders",
+        type=int,
+        default=decoders_per_video(),
+        help="decoders seeking side by side per video (default: the CPUs, at most 8)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("artifacts/sampling/videos"),
+        help="where the videos are written once and reused (default artifacts/sampling/videos)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/sampling"),
+        help="folder for sampling.json, sampling.md, sampling.png (default artifacts/sampling)",
+    )
     return parser.parse_args(argv)
 
 
@@ -248,8 +299,9 @@ def _options(args: argparse.Namespace) -> Options:
         raise StamError("--frames, --repeats, --baseline-repeats, --decoders and --gops must be positive")
     bad = [g for g in gops if SEGMENT_SECONDS % g or any(LENGTHS[name] % g for name in lengths)]
     if bad:
-        raise StamError(f"every video must be whole GOPs: --gops {bad[0]} does not divide {SEGMENT_SECONDS} s "
-                        "and every length")
+        raise StamError(
+            f"every video must be whole GOPs: --gops {bad[0]} does not divide {SEGMENT_SECONDS} s and every length"
+        )
     return Options(lengths, gops, args.frames, args.repeats, args.baseline_repeats, args.cache, args.decoders)
 
 

@@ -22,11 +22,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,14 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--requests", type=int, default=24, help="requests per client per cell (default 24)")
     parser.add_argument("--warmup", type=int, default=4, help="untimed requests per cell (default 4)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each cell, modes alternating (default 3)")
-    parser.add_argument("--max-seconds", type=float, default=60, help="stop issuing after this long per run (default 60)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=60, help="stop issuing after this long per run (default 60)"
+    )
     parser.add_argument("--batching", default="dynamic,none", help="dynamic, none or both (default both)")
     parser.add_argument("--endpoints", default="tensors,video", help="tensors, video or both (default both)")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-queue-delay-us", type=int, default=2000)
     parser.add_argument("--frames", type=int, help="frames per clip (default: the model's trained T)")
-    parser.add_argument("--base-port", type=int, default=18600,
-                        help="first server's HTTP port; its gRPC and metrics follow, the second server's start 10 higher")
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=18600,
+        help="first server's HTTP port; its gRPC and metrics follow, the second server's start 10 higher",
+    )
     parser.add_argument("--json", help="write the results here")
     return parser
 
@@ -136,8 +143,9 @@ def server_totals(client, model: str) -> dict[str, int]:
     }
 
 
-def run_cell(address: str, model: str, make: Callable[[int], list], clients: int, requests: int,
-             warmup: int, max_seconds: float) -> dict[str, Any]:
+def run_cell(
+    address: str, model: str, make: Callable[[int], list], clients: int, requests: int, warmup: int, max_seconds: float
+) -> dict[str, Any]:
     """C clients, each sending `requests` back to back; latencies of the answered ones, counts of all."""
     import tritonclient.grpc as grpcclient
 
@@ -177,8 +185,13 @@ def run_cell(address: str, model: str, make: Callable[[int], list], clients: int
     seconds = time.perf_counter() - start
     after = server_totals(stats_client, model)
     stats_client.close()
-    return {"counts": counts, "latencies": latencies, "seconds": seconds, "load_1min": os.getloadavg()[0],
-            "server": {key: after[key] - before[key] for key in after}}
+    return {
+        "counts": counts,
+        "latencies": latencies,
+        "seconds": seconds,
+        "load_1min": os.getloadavg()[0],
+        "server": {key: after[key] - before[key] for key in after},
+    }
 
 
 def to_cell(batching: str, endpoint: str, clients: int, runs: list[dict[str, Any]]) -> Cell:
@@ -190,11 +203,20 @@ def to_cell(batching: str, endpoint: str, clients: int, runs: list[dict[str, Any
     p50, p90, p95, p99 = np.percentile(latencies_ms, [50, 90, 95, 99]) if latencies_ms.size else [float("nan")] * 4
     requests = max(server["requests"], 1)
     return Cell(
-        batching, endpoint, clients, counts["sent"], counts["answered"], counts["failed"],
+        batching,
+        endpoint,
+        clients,
+        counts["sent"],
+        counts["answered"],
+        counts["failed"],
         seconds=round(sum(run["seconds"] for run in runs), 3),
         throughput=float(np.median([run["counts"]["answered"] / run["seconds"] for run in runs])),
-        p50_ms=float(p50), p90_ms=float(p90), p95_ms=float(p95), p99_ms=float(p99),
-        server_queue_ms=server["queue_ns"] / requests / 1e6, server_compute_ms=server["compute_ns"] / requests / 1e6,
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p95_ms=float(p95),
+        p99_ms=float(p99),
+        server_queue_ms=server["queue_ns"] / requests / 1e6,
+        server_compute_ms=server["compute_ns"] / requests / 1e6,
         mean_batch=server["inferences"] / max(server["executions"], 1),
         load_1min=max(run["load_1min"] for run in runs),
     )
@@ -208,7 +230,11 @@ def start_servers(args: argparse.Namespace, model: Path, modes: list[str], stack
         batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, 1, MODES[mode])
         port = args.base_port + 10 * number
         endpoints = Endpoints("127.0.0.1", port, port + 1, port + 2)
-        servers.append(stack.enter_context(TritonServer(info, ServeOptions(model, triton_config.model_name(model), batching), endpoints)))
+        servers.append(
+            stack.enter_context(
+                TritonServer(info, ServeOptions(model, triton_config.model_name(model), batching), endpoints)
+            )
+        )
         addresses[mode] = f"127.0.0.1:{port + 1}"
     for server in servers:
         server.wait_ready(300)
@@ -226,24 +252,64 @@ def run_grid(args: argparse.Namespace, model: Path, makers: dict, modes: list[st
                 target = name if endpoint == "tensors" else name + triton_config.VIDEO_SUFFIX
                 for count in clients:
                     for mode in modes if repeat % 2 == 0 else modes[::-1]:
-                        measured = run_cell(addresses[mode], target, makers[endpoint], count, args.requests,
-                                            args.warmup, args.max_seconds)
+                        measured = run_cell(
+                            addresses[mode],
+                            target,
+                            makers[endpoint],
+                            count,
+                            args.requests,
+                            args.warmup,
+                            args.max_seconds,
+                        )
                         runs.setdefault((mode, endpoint, count), []).append(measured)
-                        print(f"repeat {repeat + 1}: {mode} {endpoint} x{count}: "
-                              f"{measured['counts']['answered'] / measured['seconds']:.1f} requests/s", file=sys.stderr, flush=True)
-    return [to_cell(mode, endpoint, count, runs[(mode, endpoint, count)])
-            for (mode, endpoint, count) in sorted(runs, key=lambda key: (modes.index(key[0]), key[1], key[2]))]
+                        print(
+                            f"repeat {repeat + 1}: {mode} {endpoint} x{count}: "
+                            f"{measured['counts']['answered'] / measured['seconds']:.1f} requests/s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    return [
+        to_cell(mode, endpoint, count, runs[(mode, endpoint, count)])
+        for (mode, endpoint, count) in sorted(runs, key=lambda key: (modes.index(key[0]), key[1], key[2]))
+    ]
 
 
-HEADER = ["batching", "endpoint", "clients", "answered / sent", "requests/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms",
-          "server queue ms", "server compute ms", "mean batch", "load"]
+HEADER = [
+    "batching",
+    "endpoint",
+    "clients",
+    "answered / sent",
+    "requests/s",
+    "p50 ms",
+    "p90 ms",
+    "p95 ms",
+    "p99 ms",
+    "server queue ms",
+    "server compute ms",
+    "mean batch",
+    "load",
+]
 
 
 def render_rows(cells: Sequence[Cell]) -> str:
-    rows = [[c.batching, c.endpoint, str(c.clients), f"{c.answered} / {c.sent}", f"{c.throughput:.1f}",
-             f"{c.p50_ms:.0f}", f"{c.p90_ms:.0f}", f"{c.p95_ms:.0f}", f"{c.p99_ms:.0f}",
-             f"{c.server_queue_ms:.1f}", f"{c.server_compute_ms:.1f}", f"{c.mean_batch:.2f}", f"{c.load_1min:.1f}"]
-            for c in cells]
+    rows = [
+        [
+            c.batching,
+            c.endpoint,
+            str(c.clients),
+            f"{c.answered} / {c.sent}",
+            f"{c.throughput:.1f}",
+            f"{c.p50_ms:.0f}",
+            f"{c.p90_ms:.0f}",
+            f"{c.p95_ms:.0f}",
+            f"{c.p99_ms:.0f}",
+            f"{c.server_queue_ms:.1f}",
+            f"{c.server_compute_ms:.1f}",
+            f"{c.mean_batch:.2f}",
+            f"{c.load_1min:.1f}",
+        ]
+        for c in cells
+    ]
     return _table(HEADER, rows)
 
 
@@ -260,8 +326,10 @@ def run(args: argparse.Namespace) -> int:
         cells = run_grid(args, model, makers, args.batching.split(","), clients)
     machine = describe_machine("cpu")
     print(render_rows(cells))
-    print(f"\n{machine_line(machine)}; model {model.name}, {frames} frames, gRPC, "
-          f"{args.requests} requests per client x {args.repeats} repeats")
+    print(
+        f"\n{machine_line(machine)}; model {model.name}, {frames} frames, gRPC, "
+        f"{args.requests} requests per client x {args.repeats} repeats"
+    )
     if args.json:
         settings = {key: value for key, value in vars(args).items() if key != "json"}
         document = {"machine": machine, "settings": settings, "frames": frames, "cells": [asdict(c) for c in cells]}

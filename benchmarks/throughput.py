@@ -20,13 +20,24 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from benchmarks import report
-from benchmarks.backends import (BACKENDS, COMPILE_MODES, DEVICES, PRECISIONS, Runner, Skip, default_compile_mode,
-                                 describe_backends, open_runner, static_skip_reason)
+from benchmarks.backends import (
+    BACKENDS,
+    COMPILE_MODES,
+    DEVICES,
+    PRECISIONS,
+    Runner,
+    Skip,
+    default_compile_mode,
+    describe_backends,
+    open_runner,
+    static_skip_reason,
+)
 from benchmarks.flops import count_work, counted_ops_note
 from benchmarks.timing import matmul_peak, summarize, time_step
 from runtime.errors import ArtifactError, StamError, run_cli
@@ -53,28 +64,44 @@ class Options:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--models", default="stam_16,stam_64", help=f"comma list of {', '.join(MODELS)}")
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma list of {', '.join(BACKENDS)}")
     parser.add_argument("--precision", default=",".join(PRECISIONS), help=f"comma list of {', '.join(PRECISIONS)}")
-    parser.add_argument("--pairs", help="comma list of BACKEND:PRECISION to run instead of --backends x --precision "
-                                         "(e.g. torch:fp32,torch:fp16,torch-compile:fp16)")
+    parser.add_argument(
+        "--pairs",
+        help="comma list of BACKEND:PRECISION to run instead of --backends x --precision "
+        "(e.g. torch:fp32,torch:fp16,torch-compile:fp16)",
+    )
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (videos per call)")
     parser.add_argument("--device", default="auto", choices=("auto", *DEVICES), help="auto: cuda when torch sees one")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (compilation happens here)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"folder of throughput_DEVICE.{{json,md,png}} (default {DEFAULT_OUT}; "
-                             f"publish with --out benchmarks/results)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder of throughput_DEVICE.{{json,md,png}} (default {DEFAULT_OUT}; "
+        f"publish with --out benchmarks/results)",
+    )
     parser.add_argument("--json", type=Path, help="results JSON (default OUT/throughput_DEVICE.json)")
     parser.add_argument("--markdown", type=Path, help="Markdown tables (default: beside the JSON, .md)")
     parser.add_argument("--plot", type=Path, help="PNG plot (default: beside the JSON, .png)")
-    parser.add_argument("--interleave", action="store_true",
-                        help="open every pair of a model together and time them in turns (fair on a shared machine)")
-    parser.add_argument("--compile-mode", choices=COMPILE_MODES,
-                        help="torch.compile mode of torch-compile (default: max-autotune on cuda, default on cpu; "
-                             "max-autotune spends minutes per batch size autotuning on a GPU)")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="open every pair of a model together and time them in turns (fair on a shared machine)",
+    )
+    parser.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        help="torch.compile mode of torch-compile (default: max-autotune on cuda, default on cpu; "
+        "max-autotune spends minutes per batch size autotuning on a GPU)",
+    )
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmuls of the CPU peak")
     parser.add_argument("--onnx-dir", type=Path, help="keep ONNX/plan artifacts here and reuse them across runs")
     return parser.parse_args(argv)
@@ -183,8 +210,10 @@ def measure_peaks(options: Options, log: Log) -> tuple[list[dict[str, Any]], dic
     best = detail["best"]
     detail["theoretical_fp32"] = theoretical_peak(best["fp32"]["tflops"] if "fp32" in best else None)
     log(f"theoretical fp32 peak: {report.theory_line(detail['theoretical_fp32'])}")
-    peaks = [{"device": "cpu", "dtype": dtype, "size": m["size"], "tflops": m["tflops"], "library": m["library"]}
-             for dtype, m in best.items()]
+    peaks = [
+        {"device": "cpu", "dtype": dtype, "size": m["size"], "tflops": m["tflops"], "library": m["library"]}
+        for dtype, m in best.items()
+    ]
     return peaks, detail
 
 
@@ -197,29 +226,44 @@ def _cuda_peaks(dtypes: list[str], log: Log) -> list[dict[str, Any]]:
     return peaks
 
 
-def measure(runner: Runner, batch: int, options: Options, work: dict[str, Any], peaks: dict[str, float],
-            label: tuple[str, str]) -> dict[str, Any]:
+def measure(
+    runner: Runner, batch: int, options: Options, work: dict[str, Any], peaks: dict[str, float], label: tuple[str, str]
+) -> dict[str, Any]:
     """Time one (runner, batch) and derive videos/s, TFLOP/s and the fraction of the matmul peak."""
     step = runner.prepare(batch)
     return derive(time_step(step, options.iters, options.warmup, runner.clock), runner.clock, batch, work, peaks, label)
 
 
-def derive(latencies: list[float], clock: str, batch: int, work: dict[str, Any], peaks: dict[str, float],
-           label: tuple[str, str]) -> dict[str, Any]:
+def derive(
+    latencies: list[float],
+    clock: str,
+    batch: int,
+    work: dict[str, Any],
+    peaks: dict[str, float],
+    label: tuple[str, str],
+) -> dict[str, Any]:
     """One result entry from per-iteration seconds: median latency, videos/s, TFLOP/s, fraction of the peak."""
     stats = summarize(latencies)
     videos_per_s = batch / (stats.median_ms / 1e3)
     tflops = work["gflops"] * videos_per_s / 1e3
     peak = peaks.get(label[1])
     return {
-        "model": work["model"], "frames": work["frames"], "backend": label[0], "precision": label[1],
-        "batch": batch, "clock": clock, "latency": asdict(stats), "videos_per_s": videos_per_s,
-        "tflops": tflops, "peak_fraction": tflops / peak if peak else None,
+        "model": work["model"],
+        "frames": work["frames"],
+        "backend": label[0],
+        "precision": label[1],
+        "batch": batch,
+        "clock": clock,
+        "latency": asdict(stats),
+        "videos_per_s": videos_per_s,
+        "tflops": tflops,
+        "peak_fraction": tflops / peak if peak else None,
     }
 
 
-def run_interleaved(options: Options, works: list[dict[str, Any]], peaks: dict[str, float], workdir: Path,
-                    log: Log) -> tuple[list[dict], list[dict]]:
+def run_interleaved(
+    options: Options, works: list[dict[str, Any]], peaks: dict[str, float], workdir: Path, log: Log
+) -> tuple[list[dict], list[dict]]:
     """Every pair of one model and batch opened together and timed in turns, one call each per round.
 
     On a shared machine the load changes over minutes; taking turns exposes every backend to the
@@ -242,8 +286,9 @@ def run_interleaved(options: Options, works: list[dict[str, Any]], peaks: dict[s
     return results, skipped
 
 
-def _open_all(options: Options, work: dict[str, Any], batch: int, workdir: Path,
-              log: Log) -> tuple[list[tuple[tuple[str, str], Runner, Any]], list[dict]]:
+def _open_all(
+    options: Options, work: dict[str, Any], batch: int, workdir: Path, log: Log
+) -> tuple[list[tuple[tuple[str, str], Runner, Any]], list[dict]]:
     opened, skipped = [], []
     for backend, precision in options.pairs:
         try:
@@ -269,8 +314,15 @@ def _take_turns(steps: list[tuple[Any, str]], options: Options) -> list[list[flo
     return latencies
 
 
-def run_combination(backend: str, precision: str, options: Options, works: list[dict[str, Any]],
-                    peaks: dict[str, float], workdir: Path, log: Log) -> tuple[list[dict], list[dict]]:
+def run_combination(
+    backend: str,
+    precision: str,
+    options: Options,
+    works: list[dict[str, Any]],
+    peaks: dict[str, float],
+    workdir: Path,
+    log: Log,
+) -> tuple[list[dict], list[dict]]:
     """All models and batches of one backend x precision; (results, skipped)."""
     results, skipped = [], []
     for work in works:
@@ -290,15 +342,21 @@ def run_combination(backend: str, precision: str, options: Options, works: list[
     return results, skipped
 
 
-def _measure_or_skip(runner: Runner, batch: int, options: Options, work: dict[str, Any],
-                     peaks: dict[str, float], label: tuple[str, str]) -> dict[str, Any]:
+def _measure_or_skip(
+    runner: Runner, batch: int, options: Options, work: dict[str, Any], peaks: dict[str, float], label: tuple[str, str]
+) -> dict[str, Any]:
     """A measurement, or a skipped entry when the batch does not fit or cannot be built."""
     try:
         return measure(runner, batch, options, work, peaks, label)
     except (Skip, StamError, MemoryError, _cuda_oom()) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return {"backend": label[0], "precision": label[1], "model": work["model"], "batch": batch,
-                "reason": f"batch {batch}: {reason}"}
+        return {
+            "backend": label[0],
+            "precision": label[1],
+            "model": work["model"],
+            "batch": batch,
+            "reason": f"batch {batch}: {reason}",
+        }
 
 
 def _cuda_oom() -> type[BaseException]:
@@ -312,8 +370,10 @@ def _progress_line(outcome: dict[str, Any]) -> str:
     if "latency" not in outcome:
         return f"skip {head}: {outcome['reason']}"
     latency = outcome["latency"]
-    return (f"{head}: median {latency['median_ms']:.1f} ms (p90 {latency['p90_ms']:.1f}, p99 {latency['p99_ms']:.1f}), "
-            f"{outcome['videos_per_s']:.3g} videos/s, {outcome['tflops']:.3g} TFLOP/s")
+    return (
+        f"{head}: median {latency['median_ms']:.1f} ms (p90 {latency['p90_ms']:.1f}, p99 {latency['p99_ms']:.1f}), "
+        f"{outcome['videos_per_s']:.3g} videos/s, {outcome['tflops']:.3g} TFLOP/s"
+    )
 
 
 def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str, Any]:
@@ -340,24 +400,42 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
             results += found
             skipped += missed
     return {
-        "schema": report.SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
-        "settings": {"models": list(options.models), "pairs": [list(pair) for pair in options.pairs],
-                     "backends": list(dict.fromkeys(b for b, _ in options.pairs)), "batches": list(options.batches),
-                     "device": options.device, "iters": options.iters, "warmup": options.warmup,
-                     "interleaved": options.interleave, "compile_mode": options.compile_mode,
-                     "backends_detail": describe_backends(options.device, options.compile_mode)},
-        "machine": machine, "work": works, "work_note": counted_ops_note(), "peaks": peak_list,
+        "schema": report.SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command,
+        "settings": {
+            "models": list(options.models),
+            "pairs": [list(pair) for pair in options.pairs],
+            "backends": list(dict.fromkeys(b for b, _ in options.pairs)),
+            "batches": list(options.batches),
+            "device": options.device,
+            "iters": options.iters,
+            "warmup": options.warmup,
+            "interleaved": options.interleave,
+            "compile_mode": options.compile_mode,
+            "backends_detail": describe_backends(options.device, options.compile_mode),
+        },
+        "machine": machine,
+        "work": works,
+        "work_note": counted_ops_note(),
+        "peaks": peak_list,
         "peak_detail": peak_detail,
-        "results": results, "skipped": skipped, "paper": report.PAPER,
+        "results": results,
+        "skipped": skipped,
+        "paper": report.PAPER,
     }
 
 
 def _work_line(work: dict[str, Any]) -> str:
-    text = (f"work {work['model']} ({work['frames']} frames): {work['gmacs']:.1f} GMACs = {work['gflops']:.1f} GFLOPs "
-            f"per video ({work['gmacs_without_attention']:.1f} GMACs without attention matmuls)")
+    text = (
+        f"work {work['model']} ({work['frames']} frames): {work['gmacs']:.1f} GMACs = {work['gflops']:.1f} GFLOPs "
+        f"per video ({work['gmacs_without_attention']:.1f} GMACs without attention matmuls)"
+    )
     if work["paper_gmacs"]:
-        text += (f"; paper {work['paper_gmacs']:.0f} GFLOPs (MACs): ratio {work['ratio']:.3f}, "
-                 f"{work['ratio_without_attention']:.3f} without attention matmuls")
+        text += (
+            f"; paper {work['paper_gmacs']:.0f} GFLOPs (MACs): ratio {work['ratio']:.3f}, "
+            f"{work['ratio_without_attention']:.3f} without attention matmuls"
+        )
     return text
 
 
@@ -389,8 +467,10 @@ def write_plot(document: dict[str, Any], plot_path: Path, json_path: Path) -> st
     try:
         return str(report.render_plot(document, plot_path))
     except ImportError:
-        return (f"no plot (matplotlib not installed: pip install '.[bench]', then "
-                f"python -m benchmarks.report {json_path} --json {json_path})")
+        return (
+            f"no plot (matplotlib not installed: pip install '.[bench]', then "
+            f"python -m benchmarks.report {json_path} --json {json_path})"
+        )
 
 
 if __name__ == "__main__":

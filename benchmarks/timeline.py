@@ -20,8 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from runtime.cpu import usable_cpus
 from runtime.errors import StamError, require_extra, run_cli
@@ -72,7 +73,9 @@ def time_windows(artifact: Path, video: Path, window: int, stride: int, fps: flo
             arrivals.append(time.perf_counter())
         embedded, used = runner.stats.embedded, runner.stats.used
     if len(arrivals) < BATCH_WINDOWS + windows:
-        raise StamError(f"{video}: only {len(arrivals)} windows at stride {stride}; use a longer video or fewer --windows")
+        raise StamError(
+            f"{video}: only {len(arrivals)} windows at stride {stride}; use a longer video or fewer --windows"
+        )
     steady = arrivals[-1] - arrivals[BATCH_WINDOWS - 1]
     return {
         "windows_timed": windows,
@@ -112,11 +115,15 @@ def measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         row["hit_rate_full_video"] = full_video_hit_rate(samples, args.window, stride)
         rows.append(row)
     return {
-        "schema": SCHEMA, "model": f"{args.model} fp32, random weights, ONNX Runtime CPU",
+        "schema": SCHEMA,
+        "model": f"{args.model} fp32, random weights, ONNX Runtime CPU",
         "video": {"path": str(video), "seconds": duration, "samples": samples},
-        "window": args.window, "fps": fps, "batch_windows": BATCH_WINDOWS,
+        "window": args.window,
+        "fps": fps,
+        "batch_windows": BATCH_WINDOWS,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "machine": machine(), "rows": rows,
+        "machine": machine(),
+        "rows": rows,
     }
 
 
@@ -147,13 +154,24 @@ def measure_rss(minutes: float, window: int, directory: Path) -> dict[str, Any]:
         torch.manual_seed(0)
         export_split(create_model("stam_tiny"), directory / "stam_tiny.onnx")
     video = long_video(directory, minutes, (320, 240), 15)
-    done = subprocess.run([sys.executable, "-c", RSS_RUN, str(frames_part), str(video), str(window)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_RUN, str(frames_part), str(video), str(window)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise StamError(f"the RSS run failed: {done.stderr.strip().splitlines()[-1:]}")
     windows, samples, seconds, rss_kib = done.stdout.split()
-    return {"minutes": minutes, "video": str(video), "windows": int(windows), "samples": int(samples),
-            "seconds": float(seconds), "peak_rss_mib": int(rss_kib) / 1024, "model": "stam_tiny (split), random weights"}
+    return {
+        "minutes": minutes,
+        "video": str(video),
+        "windows": int(windows),
+        "samples": int(samples),
+        "seconds": float(seconds),
+        "peak_rss_mib": int(rss_kib) / 1024,
+        "model": "stam_tiny (split), random weights",
+    }
 
 
 def machine() -> str:
@@ -174,14 +192,20 @@ def render(document: dict[str, Any]) -> str:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in document["rows"]:
-        lines.append(f"| {row['stride']} | {row['split']['windows_per_second']:.3f} | "
-                     f"{row['whole']['windows_per_second']:.3f} | {row['speedup']:.1f}x | "
-                     f"{row['split']['hit_rate_run']:.1%} | {row['hit_rate_full_video']:.1%} |")
-    lines.append(f"\npeak RSS of the benchmark process (torch, the exports, both models): {document['peak_rss_mib']:.0f} MiB")
+        lines.append(
+            f"| {row['stride']} | {row['split']['windows_per_second']:.3f} | "
+            f"{row['whole']['windows_per_second']:.3f} | {row['speedup']:.1f}x | "
+            f"{row['split']['hit_rate_run']:.1%} | {row['hit_rate_full_video']:.1%} |"
+        )
+    lines.append(
+        f"\npeak RSS of the benchmark process (torch, the exports, both models): {document['peak_rss_mib']:.0f} MiB"
+    )
     rss = document.get("rss")
     if rss:
-        lines.append(f"{rss['minutes']:g}-minute video, whole timeline ({rss['model']}): {rss['windows']} windows, "
-                     f"{rss['samples']} samples in {rss['seconds']:.0f} s, peak RSS {rss['peak_rss_mib']:.0f} MiB")
+        lines.append(
+            f"{rss['minutes']:g}-minute video, whole timeline ({rss['model']}): {rss['windows']} windows, "
+            f"{rss['samples']} samples in {rss['seconds']:.0f} s, peak RSS {rss['peak_rss_mib']:.0f} MiB"
+        )
     return "\n".join(lines)
 
 
@@ -196,14 +220,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("W", "H"))
     parser.add_argument("--video-fps", type=int, default=15)
     parser.add_argument("--video", type=Path, help="time this video instead of a generated one")
-    parser.add_argument("--rss-minutes", type=float, default=None, help="also run a whole timeline over a video this long")
+    parser.add_argument(
+        "--rss-minutes", type=float, default=None, help="also run a whole timeline over a video this long"
+    )
     parser.add_argument("--work-dir", type=Path, help="keep exports and videos here (default: a temporary directory)")
     parser.add_argument("--json", type=Path, help="write the results document here")
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    require_extra("torch", "python -m benchmarks.timeline", "export")  # it exports with torch: say so before minutes of work
+    require_extra(
+        "torch", "python -m benchmarks.timeline", "export"
+    )  # it exports with torch: say so before minutes of work
     if args.windows < 1 or any(s < 1 for s in args.strides) or args.window < 1:
         raise StamError("--windows, --strides and --window must be positive")
     with tempfile.TemporaryDirectory(prefix="stam-timeline-") as scratch:

@@ -9,8 +9,9 @@ arrays (ONNX Runtime, TensorRT through `runtime`) are synchronous and are timed 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,9 +16,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -46,8 +46,9 @@ class Row:
 
 def selftest_profile(frames_trained: int) -> Profile:
     """Small enough for the PyTorch and ONNX Runtime references to run at its max shape."""
-    return Profile(batch=DimRange(1, 2, 4), frames=DimRange(max(1, frames_trained // 2), frames_trained,
-                                                             2 * frames_trained))
+    return Profile(
+        batch=DimRange(1, 2, 4), frames=DimRange(max(1, frames_trained // 2), frames_trained, 2 * frames_trained)
+    )
 
 
 def shape_points(profile: Profile) -> list[tuple[int, int]]:
@@ -69,13 +70,17 @@ def median_latency(run: Callable[[], object], warmup: int = 3, iterations: int =
 
 
 def render_table(rows: Sequence[Row]) -> str:
-    header = (f"{'model':<10} {'prec':<5} {'B':>3} {'T':>4} {'|d| ORT':>9} {'|d| torch':>9} "
-              f"{'top1 ORT':>8} {'top1 pt':>8} {'median ms':>10} {'videos/s':>9}")
+    header = (
+        f"{'model':<10} {'prec':<5} {'B':>3} {'T':>4} {'|d| ORT':>9} {'|d| torch':>9} "
+        f"{'top1 ORT':>8} {'top1 pt':>8} {'median ms':>10} {'videos/s':>9}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r.model:<10} {r.precision:<5} {r.batch:>3} {r.frames:>4} {r.diff_onnxruntime:>9.2e} "
-                     f"{r.diff_torch:>9.2e} {r.top1_onnxruntime:>8.0%} {r.top1_torch:>8.0%} {r.median_ms:>10.2f} "
-                     f"{r.videos_per_s:>9.1f}")
+        lines.append(
+            f"{r.model:<10} {r.precision:<5} {r.batch:>3} {r.frames:>4} {r.diff_onnxruntime:>9.2e} "
+            f"{r.diff_torch:>9.2e} {r.top1_onnxruntime:>8.0%} {r.top1_torch:>8.0%} {r.median_ms:>10.2f} "
+            f"{r.videos_per_s:>9.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -105,8 +110,12 @@ def export_and_build(name: str, precision: str, workdir: Path, target: str, smal
     onnx_path = export_onnx(model, workdir / f"{name}.{precision}.onnx", precision=precision)
     export_s = time.perf_counter() - started
     profile = selftest_profile(model.config.frames_trained) if small_profile else None
-    options = BuildOptions(plan_path=workdir / f"{name}.{precision}.plan", target=target,
-                           batch=profile.batch if profile else None, frames=profile.frames if profile else None)
+    options = BuildOptions(
+        plan_path=workdir / f"{name}.{precision}.plan",
+        target=target,
+        batch=profile.batch if profile else None,
+        frames=profile.frames if profile else None,
+    )
     return model, onnx_path, build_engine(onnx_path, options), export_s
 
 
@@ -114,16 +123,26 @@ def build_case(name: str, precision: str, workdir: Path, target: str) -> BuildRo
     """Export and build only, with stam-build's default profile: what `--build-only` measures (no GPU needed for rtx)."""
     _, _, result, export_s = export_and_build(name, precision, workdir, target, small_profile=False)
     profile = result.sidecar.profile
-    return BuildRow(name, precision, target, result.sidecar.tensorrt_version,
-                    f"batch {profile.batch}, frames {profile.frames}", round(export_s, 1), round(result.seconds, 1),
-                    round(result.plan_path.stat().st_size / 1e6, 1))
+    return BuildRow(
+        name,
+        precision,
+        target,
+        result.sidecar.tensorrt_version,
+        f"batch {profile.batch}, frames {profile.frames}",
+        round(export_s, 1),
+        round(result.seconds, 1),
+        round(result.plan_path.stat().st_size / 1e6, 1),
+    )
 
 
 def render_build_table(rows: Sequence[BuildRow]) -> str:
     header = f"{'model':<10} {'prec':<5} {'target':<8} {'library':<12} {'export s':>8} {'build s':>8} {'plan MB':>8}  profile"
     lines = [header, "-" * len(header)]
-    lines += [f"{r.model:<10} {r.precision:<5} {r.target:<8} {r.library_version:<12} {r.export_s:>8.1f} "
-              f"{r.build_s:>8.1f} {r.plan_mb:>8.1f}  {r.profile}" for r in rows]
+    lines += [
+        f"{r.model:<10} {r.precision:<5} {r.target:<8} {r.library_version:<12} {r.export_s:>8.1f} "
+        f"{r.build_s:>8.1f} {r.plan_mb:>8.1f}  {r.profile}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -142,9 +161,18 @@ def run_case(name: str, precision: str, workdir: Path, iterations: int, target: 
             logits = engine.run(inputs)
             with torch.no_grad():
                 expected = model(torch.from_numpy(inputs)).numpy()
-            seconds = median_latency(lambda: engine.run(inputs), iterations=iterations)
-            rows.append(Row(name, precision, batch, frames, *_pair(reference.run(inputs), expected, logits),
-                            median_ms=seconds * 1e3, videos_per_s=batch / seconds))
+            seconds = median_latency(lambda inputs=inputs: engine.run(inputs), iterations=iterations)
+            rows.append(
+                Row(
+                    name,
+                    precision,
+                    batch,
+                    frames,
+                    *_pair(reference.run(inputs), expected, logits),
+                    median_ms=seconds * 1e3,
+                    videos_per_s=batch / seconds,
+                )
+            )
     return rows
 
 
@@ -159,11 +187,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="default: stam_tiny stam_16")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--iterations", type=int, default=20, help="timed runs per shape")
-    parser.add_argument("--target", choices=("tensorrt", "rtx"), default="tensorrt",
-                        help="library that builds and runs the plans (rtx: TensorRT-RTX on an RTX GPU)")
-    parser.add_argument("--build-only", action="store_true",
-                        help="export and build with the default profile, no run: times the builder (with --target "
-                             "rtx, on any machine)")
+    parser.add_argument(
+        "--target",
+        choices=("tensorrt", "rtx"),
+        default="tensorrt",
+        help="library that builds and runs the plans (rtx: TensorRT-RTX on an RTX GPU)",
+    )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="export and build with the default profile, no run: times the builder (with --target rtx, on any machine)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the ONNX files and plans here (default: a temp dir)")
     return parser.parse_args(argv)
@@ -183,11 +217,18 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="stam-selftest-") as scratch:
         workdir = args.workdir or Path(scratch)
         if args.build_only:
-            rows = [build_case(name, precision, workdir, args.target) for name in args.models
-                    for precision in args.precisions]
+            rows = [
+                build_case(name, precision, workdir, args.target)
+                for name in args.models
+                for precision in args.precisions
+            ]
         else:
-            rows = [row for name in args.models for precision in args.precisions
-                    for row in run_case(name, precision, workdir, args.iterations, args.target)]
+            rows = [
+                row
+                for name in args.models
+                for precision in args.precisions
+                for row in run_case(name, precision, workdir, args.iterations, args.target)
+            ]
     print(render_build_table(rows) if args.build_only else render_table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from runtime import contract
 from runtime.errors import StamError, VideoError, run_cli
@@ -17,21 +17,38 @@ DEFAULT_METHOD = {"int8": "entropy", "fp8": "minmax"}  # TensorRT's and ModelOpt
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stam-calibrate", description=__doc__)
-    parser.add_argument("model", type=Path, help="fp32 STAM ONNX (from stam-export), or the frames part of a split "
-                        "pair (NAME.frames.onnx; write -o beside NAME.temporal.onnx)")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="fp32 STAM ONNX (from stam-export), or the frames part of a split "
+        "pair (NAME.frames.onnx; write -o beside NAME.temporal.onnx)",
+    )
     parser.add_argument("--videos", type=Path, required=True, help="calibration videos, flat or in class folders")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output Q/DQ .onnx")
-    parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS, help=f"videos to calibrate on (default {DEFAULT_CLIPS})")
+    parser.add_argument(
+        "--clips", type=int, default=DEFAULT_CLIPS, help=f"videos to calibrate on (default {DEFAULT_CLIPS})"
+    )
     parser.add_argument("--precision", choices=("int8", "fp8"), default="int8")
-    parser.add_argument("--method", choices=("entropy", "percentile", "minmax"), default=None,
-                        help="range estimator (default: entropy for int8, minmax for fp8)")
+    parser.add_argument(
+        "--method",
+        choices=("entropy", "percentile", "minmax"),
+        default=None,
+        help="range estimator (default: entropy for int8, minmax for fp8)",
+    )
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the model's trained T)")
     parser.add_argument("--sampling", default="uniform", help="runtime.video sampling mode (default uniform)")
-    parser.add_argument("--cache", type=Path, default=default_cache(), help="preprocessed-clip cache (default %(default)s)")
+    parser.add_argument(
+        "--cache", type=Path, default=default_cache(), help="preprocessed-clip cache (default %(default)s)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="decode every clip, write no cache")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of videos")
-    parser.add_argument("--eval", type=Path, default=None, metavar="DIR",
-                        help="held-out videos: print fp32 vs quantized agreement (and top-1 when folders are labels)")
+    parser.add_argument(
+        "--eval",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="held-out videos: print fp32 vs quantized agreement (and top-1 when folders are labels)",
+    )
     return parser.parse_args(argv)
 
 
@@ -59,17 +76,21 @@ def run(args: argparse.Namespace) -> int:
         warn(f"asked for {args.clips} clips but {args.videos} has {len(chosen)} videos; using {len(chosen)}")
     cache = None if args.no_cache else args.cache
     clips = iter_clips(chosen, frames, args.sampling, cache, on_skip=_skip)
-    result = calibrate(args.model, clips, args.output, precision=args.precision, method=method,
-                       total=len(chosen), progress=True)
-    print(f"wrote {result.path} ({result.precision}, {result.method}, {result.clips} clips of "
-          f"{result.frames} frames, {result.seconds:.1f} s)")
+    result = calibrate(
+        args.model, clips, args.output, precision=args.precision, method=method, total=len(chosen), progress=True
+    )
+    print(
+        f"wrote {result.path} ({result.precision}, {result.method}, {result.clips} clips of "
+        f"{result.frames} frames, {result.seconds:.1f} s)"
+    )
     if args.eval is not None:
         print(evaluate(args.model, result.path, args.eval, frames, args.sampling, cache, args.precision))
     return 0
 
 
-def evaluate(fp32: Path, quantized: Path, directory: Path, frames: int, mode: str, cache: Path | None,
-             precision: str) -> str:
+def evaluate(
+    fp32: Path, quantized: Path, directory: Path, frames: int, mode: str, cache: Path | None, precision: str
+) -> str:
     """The accuracy table on held-out videos; true classes come from folder names that are model labels."""
     from calibration.data import iter_clips, list_videos
     from calibration.report import compare_models, folder_labels

@@ -10,8 +10,8 @@ from it. INT8 and FP8 (E4M3) differ only in the stored dtype and the largest rep
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import ml_dtypes
 import numpy as np
@@ -139,7 +139,9 @@ def _activation_qdq(graph, nodes, names, source: str, amax: float, fmt: QuantFor
     graph.initializer.append(numpy_helper.from_array(np.zeros((), dtype=fmt.numpy_type), zero))
     quantized, output = names.new(f"{source}_quantized"), names.new(f"{source}_dequantized")
     nodes.append(helper.make_node("QuantizeLinear", [source, scale, zero], [quantized], name=names.new(f"{source}_Q")))
-    nodes.append(helper.make_node("DequantizeLinear", [quantized, scale, zero], [output], name=names.new(f"{source}_DQ")))
+    nodes.append(
+        helper.make_node("DequantizeLinear", [quantized, scale, zero], [output], name=names.new(f"{source}_DQ"))
+    )
     return output
 
 
@@ -150,7 +152,9 @@ def _weight_dq(graph, nodes, names, weight: onnx.TensorProto, axis: int, fmt: Qu
     graph.initializer.append(numpy_helper.from_array(values, stored))
     graph.initializer.append(numpy_helper.from_array(scales, scale))
     graph.initializer.append(numpy_helper.from_array(np.zeros(scales.shape, dtype=fmt.numpy_type), zero))
-    node = helper.make_node("DequantizeLinear", [stored, scale, zero], [output], name=names.new(f"{weight.name}_DQ"), axis=axis)
+    node = helper.make_node(
+        "DequantizeLinear", [stored, scale, zero], [output], name=names.new(f"{weight.name}_DQ"), axis=axis
+    )
     nodes.append(node)
     return output
 

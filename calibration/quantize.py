@@ -11,9 +11,9 @@ would do the placement too, but its ONNX extra pins onnxruntime-gpu, cupy-cuda12
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import onnx
@@ -51,8 +51,10 @@ def load_fp32_model(path: str | Path) -> onnx.ModelProto:
     metadata = read_metadata(model)
     contract.check_metadata(metadata, str(path))
     if metadata.get(contract.META_PART) == contract.PART_TEMPORAL:
-        raise ArtifactError(f"{path}: is the temporal part, which stays as exported; calibrate its frames part "
-                            f"({metadata.get(contract.META_PARTNER, 'NAME.frames.onnx')})")
+        raise ArtifactError(
+            f"{path}: is the temporal part, which stays as exported; calibrate its frames part "
+            f"({metadata.get(contract.META_PARTNER, 'NAME.frames.onnx')})"
+        )
     if [value.name for value in model.graph.input] != [contract.INPUT_NAME]:
         raise ArtifactError(f"{path}: expected one input named {contract.INPUT_NAME!r}")
     precision = metadata[contract.META_PRECISION]

@@ -7,14 +7,14 @@ clips come with their true class indices.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from runtime.split import WindowModel, open_window_model
 from runtime.errors import StamError
+from runtime.split import WindowModel, open_window_model
 
 
 @dataclass

@@ -8,9 +8,9 @@ which of the released files they hold.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -21,8 +21,14 @@ _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
 _TEMPORAL_KEY = re.compile(r"^aggregate\.transformer_enc\.layers\.(\d+)\.")
 _CONFIG_KEY = "stam_config"  # written by save_checkpoint; official files have only "model"
 _LABELS_KEY = "labels"  # class names, one per output, written by save_checkpoint when known
-_REQUIRED_KEYS = ("aggregate.pos_embed", "head.weight", "cls_token", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight",
-                  "aggregate.transformer_enc.layers.0.linear1.weight")
+_REQUIRED_KEYS = (
+    "aggregate.pos_embed",
+    "head.weight",
+    "cls_token",
+    "patch_embed.proj.weight",
+    "blocks.0.mlp.fc1.weight",
+    "aggregate.transformer_enc.layers.0.linear1.weight",
+)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None, list[str] | None]:

@@ -6,29 +6,38 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 from runtime.errors import StamError, require_extra, run_cli
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stam-export", description=__doc__)
-    parser.add_argument("--model", default=None, help="stam_8, stam_16, stam_32, stam_64 or stam_tiny "
-                        "(default: inferred from --checkpoint, else stam_16)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="stam_8, stam_16, stam_32, stam_64 or stam_tiny (default: inferred from --checkpoint, else stam_16)",
+    )
     parser.add_argument("--checkpoint", type=Path, help="official .pth ({'model': state_dict}) or a bare state dict")
     parser.add_argument("-o", "--output", type=Path, help="output .onnx (default: MODEL.onnx)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     parser.add_argument("--labels", help="label file, one per line (default: kinetics400 for 400 classes)")
     parser.add_argument("--num-classes", type=int, default=400, help="classes of a random-weight model")
-    parser.add_argument("--verify-shapes", default=None,
-                        help="BxT,BxT... checked against PyTorch (default: 1xT_trained and 2x(T_trained/2))")
+    parser.add_argument(
+        "--verify-shapes",
+        default=None,
+        help="BxT,BxT... checked against PyTorch (default: 1xT_trained and 2x(T_trained/2))",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity run")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights")
-    parser.add_argument("--split", action="store_true",
-                        help="write the per-frame encoder and the temporal head as NAME.frames.onnx and "
-                             "NAME.temporal.onnx (for long videos: python -m runtime.infer --timeline)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="write the per-frame encoder and the temporal head as NAME.frames.onnx and "
+        "NAME.temporal.onnx (for long videos: python -m runtime.infer --timeline)",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         written = " and ".join(map(str, parts))
         verify = partial(verify_split, model, *parts)
     else:
-        written = str(export_onnx(model, output, labels=labels, precision=args.precision,
-                                  random_weights=random_weights))
+        written = str(
+            export_onnx(model, output, labels=labels, precision=args.precision, random_weights=random_weights)
+        )
         verify = partial(verify_onnx, model, output)
     print(f"exported {model.config.name} ({args.precision}) to {written} in {time.perf_counter() - started:.1f} s")
     if args.no_verify:
@@ -89,8 +99,11 @@ def build_model(args: argparse.Namespace):
         model = create_model(name, num_classes=args.num_classes)
     except ValueError as error:
         raise StamError(str(error)) from None
-    print(f"WARNING: no --checkpoint given: exporting {name} with RANDOM weights (seed {args.seed}); "
-          "its predictions are meaningless", file=sys.stderr)
+    print(
+        f"WARNING: no --checkpoint given: exporting {name} with RANDOM weights (seed {args.seed}); "
+        "its predictions are meaningless",
+        file=sys.stderr,
+    )
     return model, None
 
 

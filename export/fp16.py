@@ -33,24 +33,79 @@ FP32, FP16 = TensorProto.FLOAT, TensorProto.FLOAT16
 _SUFFIX = {FP32: "fp32", FP16: "fp16"}
 FP16_MAX = float(np.finfo(np.float16).max)
 
-KEEP_FP32_OPS = frozenset({
-    "LayerNormalization", "GroupNormalization", "InstanceNormalization", "RMSNormalization",
-    "MeanVarianceNormalization", "BatchNormalization", "Softmax", "LogSoftmax",
-    "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum",
-    "ReduceLogSumExp", "ReduceProd", "ReduceMax", "ReduceMin", "Pow", "Sqrt", "CumSum", "Range",
-})
+KEEP_FP32_OPS = frozenset(
+    {
+        "LayerNormalization",
+        "GroupNormalization",
+        "InstanceNormalization",
+        "RMSNormalization",
+        "MeanVarianceNormalization",
+        "BatchNormalization",
+        "Softmax",
+        "LogSoftmax",
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceProd",
+        "ReduceMax",
+        "ReduceMin",
+        "Pow",
+        "Sqrt",
+        "CumSum",
+        "Range",
+    }
+)
 # Ops that carry their input's precision: fed only by fp32 results of kept ops, they stay fp32.
-FOLLOW_OPS = frozenset({
-    "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Reciprocal", "Reshape", "Transpose", "Squeeze",
-    "Unsqueeze", "Flatten", "Gather", "GatherElements", "GatherND", "Slice", "Concat", "Expand",
-    "Identity", "Clip", "Max", "Min", "Where", "Tile", "Split", "Floor", "Ceil", "Round", "Relu",
-})
+FOLLOW_OPS = frozenset(
+    {
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Neg",
+        "Abs",
+        "Reciprocal",
+        "Reshape",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+        "Flatten",
+        "Gather",
+        "GatherElements",
+        "GatherND",
+        "Slice",
+        "Concat",
+        "Expand",
+        "Identity",
+        "Clip",
+        "Max",
+        "Min",
+        "Where",
+        "Tile",
+        "Split",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Relu",
+    }
+)
 # (op, input position) that accept any element type: never cast.
 _ANY_TYPE_INPUTS = {("Shape", 0), ("Size", 0), ("Cast", 0), ("CastLike", 0)}
 # (op, input position) that ONNX requires to be float32 whatever the data type.
 _FP32_ONLY_INPUTS = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
-_DTYPE_ATTRIBUTES = {"Cast": "to", "EyeLike": "dtype", "RandomNormal": "dtype", "RandomUniform": "dtype",
-                     "RandomNormalLike": "dtype", "RandomUniformLike": "dtype", "Multinomial": "dtype"}
+_DTYPE_ATTRIBUTES = {
+    "Cast": "to",
+    "EyeLike": "dtype",
+    "RandomNormal": "dtype",
+    "RandomUniform": "dtype",
+    "RandomNormalLike": "dtype",
+    "RandomUniformLike": "dtype",
+    "Multinomial": "dtype",
+}
 
 
 def convert_to_fp16(model: onnx.ModelProto, keep_fp32_ops: frozenset[str] = KEEP_FP32_OPS) -> onnx.ModelProto:
@@ -97,7 +152,9 @@ class _GraphConverter:
     constants: dict[str, object] = field(default_factory=dict)  # name -> initializer or Constant node
     home: dict[str, int] = field(default_factory=dict)  # precision a non-constant float tensor is made in
     data: set[str] = field(default_factory=set)  # depends on input values or on weights (not shape math)
-    precision: dict[int, int] = field(default_factory=dict)  # node index -> FP32 / FP16 (protobuf wrappers have no stable id)
+    precision: dict[int, int] = field(
+        default_factory=dict
+    )  # node index -> FP32 / FP16 (protobuf wrappers have no stable id)
     casts: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def run(self) -> None:
@@ -126,8 +183,11 @@ class _GraphConverter:
                     self.data.add(node.output[0])
 
     def _float_inputs(self, node: onnx.NodeProto) -> list[tuple[int, str]]:
-        return [(i, name) for i, name in enumerate(node.input)
-                if name and self.types.get(name) == FP32 and (node.op_type, i) not in _ANY_TYPE_INPUTS]
+        return [
+            (i, name)
+            for i, name in enumerate(node.input)
+            if name and self.types.get(name) == FP32 and (node.op_type, i) not in _ANY_TYPE_INPUTS
+        ]
 
     def _decide(self, index: int, node: onnx.NodeProto) -> None:
         if node.op_type == "Constant":
@@ -157,8 +217,10 @@ class _GraphConverter:
     def _wanted(self, index: int, node: onnx.NodeProto) -> list[tuple[int, str, int]]:
         """(position, tensor, precision) of every float input the node reads."""
         precision = self.precision[index]
-        return [(i, name, FP32 if (node.op_type, i) in _FP32_ONLY_INPUTS else precision)
-                for i, name in self._float_inputs(node)]
+        return [
+            (i, name, FP32 if (node.op_type, i) in _FP32_ONLY_INPUTS else precision)
+            for i, name in self._float_inputs(node)
+        ]
 
     def _constant_demand(self) -> dict[str, set[int]]:
         demand: dict[str, set[int]] = {}
@@ -197,8 +259,11 @@ class _GraphConverter:
         key = (name, precision)
         if key not in self.casts:
             self.casts[key] = f"{name}__{_SUFFIX[precision]}"
-            nodes.append(helper.make_node("Cast", [name], [self.casts[key]], to=precision,
-                                          name=f"{name}__cast_{_SUFFIX[precision]}"))
+            nodes.append(
+                helper.make_node(
+                    "Cast", [name], [self.casts[key]], to=precision, name=f"{name}__cast_{_SUFFIX[precision]}"
+                )
+            )
         return self.casts[key]
 
     def _feed_subgraphs(self, node: onnx.NodeProto, nodes: list[onnx.NodeProto]) -> None:
@@ -241,8 +306,9 @@ class _GraphConverter:
             internal = f"{value.name}__fp16"
             self._rename_everywhere(value.name, internal, outputs_too=True)
             self.home[internal] = FP16
-            self.graph.node.append(helper.make_node("Cast", [internal], [value.name], to=FP32,
-                                                    name=f"{value.name}__cast_fp32"))
+            self.graph.node.append(
+                helper.make_node("Cast", [internal], [value.name], to=FP32, name=f"{value.name}__cast_fp32")
+            )
 
     def _rename_everywhere(self, old: str, new: str, outputs_too: bool = False) -> None:
         for node in self.graph.node:
@@ -287,8 +353,11 @@ def _half_tensor(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
     values = numpy_helper.to_array(tensor)
     clipped = int(np.count_nonzero(np.abs(values) > FP16_MAX))
     if clipped:
-        warnings.warn(f"fp16 conversion: {clipped} values of {tensor.name or name} exceed the fp16 range and are "
-                      f"clipped to +-{FP16_MAX:g}", stacklevel=3)
+        warnings.warn(
+            f"fp16 conversion: {clipped} values of {tensor.name or name} exceed the fp16 range and are "
+            f"clipped to +-{FP16_MAX:g}",
+            stacklevel=3,
+        )
     return numpy_helper.from_array(np.clip(values, -FP16_MAX, FP16_MAX).astype(np.float16), name)
 
 
@@ -305,8 +374,9 @@ def _to_fp16(source: object, name: str) -> None:
 def _fp16_copy(source: object, name: str) -> onnx.TensorProto | onnx.NodeProto:
     if isinstance(source, onnx.TensorProto):
         return _half_tensor(source, name)
-    return helper.make_node("Constant", [], [name], value=_half_tensor(_constant_tensor(source), ""),
-                            name=f"{name}__const")
+    return helper.make_node(
+        "Constant", [], [name], value=_half_tensor(_constant_tensor(source), ""), name=f"{name}__const"
+    )
 
 
 def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto:

@@ -46,8 +46,15 @@ VARIANTS: dict[str, StamConfig] = {
     **{f"stam_{t}": replace(_VIT_B16, name=f"stam_{t}", frames_trained=t) for t in (8, 16, 32, 64)},
     # Same structure, small widths: fast tests, and the shipped motion model.
     "stam_tiny": StamConfig(
-        name="stam_tiny", frames_trained=8, embed_dim=64, depth=2, num_heads=4, mlp_hidden=256,
-        temporal_depth=2, temporal_heads=8, temporal_ff=128,
+        name="stam_tiny",
+        frames_trained=8,
+        embed_dim=64,
+        depth=2,
+        num_heads=4,
+        mlp_hidden=256,
+        temporal_depth=2,
+        temporal_heads=8,
+        temporal_ff=128,
     ),
 }
 

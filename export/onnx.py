@@ -10,10 +10,10 @@ from __future__ import annotations
 import inspect
 import logging
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -54,8 +54,10 @@ def split_paths(path: str | Path) -> tuple[Path, Path]:
     """`NAME.onnx` -> (`NAME.frames.onnx`, `NAME.temporal.onnx`): the pair `--split -o NAME.onnx` writes."""
     path = Path(path)
     stem = path.name[: -len(path.suffix)] if path.suffix.lower() == ".onnx" else path.name
-    return (path.with_name(f"{stem}.{contract.PART_FRAMES}.onnx"),
-            path.with_name(f"{stem}.{contract.PART_TEMPORAL}.onnx"))
+    return (
+        path.with_name(f"{stem}.{contract.PART_FRAMES}.onnx"),
+        path.with_name(f"{stem}.{contract.PART_TEMPORAL}.onnx"),
+    )
 
 
 def export_split(
@@ -122,21 +124,32 @@ def trace_to_onnx(model: Stam, opset: int) -> onnx.ModelProto:
 def trace_frames_part(model: Stam, opset: int) -> onnx.ModelProto:
     """`frames` [N, 3, H, W] -> `embeddings` [N, D], N symbolic (traced at 3 so it is not specialised)."""
     example = torch.rand(3, contract.CHANNELS, model.config.image_size, model.config.image_size)
-    return _dynamo_export(FramesPart(model), example, contract.INPUT_NAME, contract.EMBEDDINGS_NAME,
-                          {0: contract.FRAMES_DIM}, opset)
+    return _dynamo_export(
+        FramesPart(model), example, contract.INPUT_NAME, contract.EMBEDDINGS_NAME, {0: contract.FRAMES_DIM}, opset
+    )
 
 
 def trace_temporal_part(model: Stam, opset: int) -> onnx.ModelProto:
     """`embeddings` [B, T, D] -> `logits` [B, C], B and T symbolic (position interpolation included)."""
     frames = _trace_frame_count(model.config.frames_trained)
     example = torch.rand(2, frames, model.config.embed_dim)
-    return _dynamo_export(TemporalPart(model), example, contract.EMBEDDINGS_NAME, contract.OUTPUT_NAME,
-                          {0: contract.BATCH_DIM, 1: contract.FRAMES_DIM}, opset)
+    return _dynamo_export(
+        TemporalPart(model),
+        example,
+        contract.EMBEDDINGS_NAME,
+        contract.OUTPUT_NAME,
+        {0: contract.BATCH_DIM, 1: contract.FRAMES_DIM},
+        opset,
+    )
 
 
 def _dynamo_export(
-    module: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-    dims: dict[int, str], opset: int,
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    input_name: str,
+    output_name: str,
+    dims: dict[int, str],
+    opset: int,
 ) -> onnx.ModelProto:
     """`torch.onnx.export(dynamo=True)` of a one-input module with the named dims symbolic."""
     shapes = {axis: torch.export.Dim(name, min=1, max=4096) for axis, name in dims.items()}
@@ -243,7 +256,9 @@ class ParityReport:
         ]
 
     def table(self) -> str:
-        lines = [f"{'batch':>5} {'frames':>6} {'max abs diff':>13} {'tolerance':>10} {'top-1 agree':>11} {'max |logit|':>11}"]
+        lines = [
+            f"{'batch':>5} {'frames':>6} {'max abs diff':>13} {'tolerance':>10} {'top-1 agree':>11} {'max |logit|':>11}"
+        ]
         lines += [
             f"{r.batch:>5} {r.frames:>6} {r.max_abs_diff:>13.3e} {r.tolerance:>10.3g} {r.top1_agreement:>10.0%} "
             f"{r.max_abs_logit:>11.3g}"

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 from export import trt_build
 from export.trt_profile import OnnxInfo, read_onnx_info, resolve_profile
@@ -57,9 +58,13 @@ class BuildOptions:
     tf32: bool = False
 
     def settings(self) -> trt_build.BuilderSettings:
-        return trt_build.BuilderSettings(workspace_gib=self.workspace_gib, opt_level=self.opt_level, tf32=self.tf32,
-                                         detailed_profiling=self.inspect,
-                                         compute_capabilities=tuple(self.compute_capabilities))
+        return trt_build.BuilderSettings(
+            workspace_gib=self.workspace_gib,
+            opt_level=self.opt_level,
+            tf32=self.tf32,
+            detailed_profiling=self.inspect,
+            compute_capabilities=tuple(self.compute_capabilities),
+        )
 
 
 @dataclass
@@ -91,8 +96,10 @@ def target_precision(info: OnnxInfo, requested: str | None) -> str:
         return own
     if requested == "fp16" and own == "fp32":
         return "fp16"
-    raise StamError(f"{info.path} is a {own} graph; --precision {requested} cannot be built from it "
-                    f"(export a {requested} ONNX with stam-export, or drop --precision)")
+    raise StamError(
+        f"{info.path} is a {own} graph; --precision {requested} cannot be built from it "
+        f"(export a {requested} ONNX with stam-export, or drop --precision)"
+    )
 
 
 def check_gpu_support(trt_version: tuple[int, int], capability: str) -> str | None:
@@ -103,14 +110,20 @@ def check_gpu_support(trt_version: tuple[int, int], capability: str) -> str | No
         return None  # unknown GPU: TensorRT itself will complain
     version = ".".join(map(str, trt_version))
     if (major, minor) < VOLTA_CLASS[0]:
-        raise StamError(f"compute capability {capability} (Pascal or older) is not supported by TensorRT 10 or 11, "
-                        "nor by any TensorRT this package builds with: use a Volta (7.0) or newer GPU")
+        raise StamError(
+            f"compute capability {capability} (Pascal or older) is not supported by TensorRT 10 or 11, "
+            "nor by any TensorRT this package builds with: use a Volta (7.0) or newer GPU"
+        )
     if (major, minor) in VOLTA_CLASS:
         if trt_version >= VOLTA_REMOVED:
-            raise StamError(f"TensorRT {version} does not support compute capability {capability} (Volta class: "
-                            "V100, Xavier; removed in TensorRT 10.5): pip install 'tensorrt>=10.0,<10.5'")
-        return (f"compute capability {capability} (Volta class) is deprecated in TensorRT {version} and removed "
-                "in 10.5; this engine cannot be rebuilt with newer TensorRT")
+            raise StamError(
+                f"TensorRT {version} does not support compute capability {capability} (Volta class: "
+                "V100, Xavier; removed in TensorRT 10.5): pip install 'tensorrt>=10.0,<10.5'"
+            )
+        return (
+            f"compute capability {capability} (Volta class) is deprecated in TensorRT {version} and removed "
+            "in 10.5; this engine cannot be rebuilt with newer TensorRT"
+        )
     return None
 
 
@@ -146,11 +159,26 @@ def prepare_onnx(info: OnnxInfo, precision: str, path: Path) -> Path:
     return path
 
 
-def make_sidecar(info: OnnxInfo, profile: Profile, precision: str, trt_version: str, gpu: tuple[str, str],
-                 build: dict[str, Any], target: str = "tensorrt") -> Sidecar:
+def make_sidecar(
+    info: OnnxInfo,
+    profile: Profile,
+    precision: str,
+    trt_version: str,
+    gpu: tuple[str, str],
+    build: dict[str, Any],
+    target: str = "tensorrt",
+) -> Sidecar:
     metadata = {**info.metadata, contract.META_PRECISION: precision}
-    return Sidecar(metadata=metadata, profile=profile, precision=precision, tensorrt_version=trt_version,
-                   gpu_name=gpu[0], compute_capability=gpu[1], build=build, target=target)
+    return Sidecar(
+        metadata=metadata,
+        profile=profile,
+        precision=precision,
+        tensorrt_version=trt_version,
+        gpu_name=gpu[0],
+        compute_capability=gpu[1],
+        build=build,
+        target=target,
+    )
 
 
 def write_plan(plan_path: Path, plan: bytes, sidecar: Sidecar) -> None:
@@ -181,8 +209,10 @@ def check_target_options(options: BuildOptions) -> None:
     if options.target not in TARGETS:
         raise StamError(f"unknown target {options.target!r} (known: {', '.join(TARGETS)})")
     if options.target == "rtx" and options.timing_cache is not None:
-        raise StamError("--timing-cache does nothing with TensorRT-RTX (its timing cache calls are no-ops since 1.2); "
-                        "kernels are compiled on the RTX GPU at first run and kept in NAME.plan.runtime_cache")
+        raise StamError(
+            "--timing-cache does nothing with TensorRT-RTX (its timing cache calls are no-ops since 1.2); "
+            "kernels are compiled on the RTX GPU at first run and kept in NAME.plan.runtime_cache"
+        )
     if options.target == "tensorrt" and options.compute_capabilities:
         raise StamError("--compute-capability needs --target rtx: TensorRT builds for the GPU it runs on")
 
@@ -211,12 +241,19 @@ def build_engine(onnx_path: str | Path, options: BuildOptions) -> BuildResult:
         started = time.perf_counter()
         plan, strongly_typed, layers = _run_builder(trt, source, profile, options)
         seconds = time.perf_counter() - started
-        build = {"library": trt.__name__, "opt_level": options.opt_level, "workspace_gib": options.workspace_gib,
-                 "build_seconds": round(seconds, 2), "onnx_path": str(info.path),
-                 "onnx_sha256": file_sha256(info.path), "built_onnx_path": str(source),
-                 "strongly_typed": strongly_typed, "tf32": options.tf32,
-                 "compute_capabilities": list(options.compute_capabilities),
-                 "timing_cache": str(options.timing_cache or "")}
+        build = {
+            "library": trt.__name__,
+            "opt_level": options.opt_level,
+            "workspace_gib": options.workspace_gib,
+            "build_seconds": round(seconds, 2),
+            "onnx_path": str(info.path),
+            "onnx_sha256": file_sha256(info.path),
+            "built_onnx_path": str(source),
+            "strongly_typed": strongly_typed,
+            "tf32": options.tf32,
+            "compute_capabilities": list(options.compute_capabilities),
+            "timing_cache": str(options.timing_cache or ""),
+        }
         sidecar = make_sidecar(info, profile, precision, trt.__version__, gpu, build, options.target)
         write_plan(plan_path, plan, sidecar)
     return BuildResult(plan_path, sidecar, source, seconds, layers)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from runtime import contract
 from runtime.backends.trt import library_logger, library_name, version_tuple
@@ -23,7 +24,6 @@ from runtime.contract import Profile
 from runtime.errors import ArtifactError, ShapeError, StamError
 
 GIB = 1 << 30
-
 
 
 @dataclass(frozen=True)
@@ -110,13 +110,15 @@ def add_profile(builder: Any, config: Any, profile: Profile, logger: Any) -> Any
     shapes = profile.shapes()
     optimization.set_shape(profile.input_name, shapes["min"], shapes["opt"], shapes["max"])
     if config.add_optimization_profile(optimization) < 0:
-        raise ShapeError(f"TensorRT refused the profile {profile.input_name} min {shapes['min']} opt {shapes['opt']} "
-                         f"max {shapes['max']}: {logger.reason()}")
+        raise ShapeError(
+            f"TensorRT refused the profile {profile.input_name} min {shapes['min']} opt {shapes['opt']} "
+            f"max {shapes['max']}: {logger.reason()}"
+        )
     return optimization
 
 
 def capability_names(trt: ModuleType) -> dict[str, Any]:
-    """"8.6" -> ComputeCapability.SM86 for each concrete target the library offers."""
+    """ "8.6" -> ComputeCapability.SM86 for each concrete target the library offers."""
     members = getattr(getattr(trt, "ComputeCapability", None), "__members__", {})
     return {f"{name[2:-1]}.{name[-1]}": value for name, value in members.items() if name.startswith("SM")}
 
@@ -130,8 +132,10 @@ def set_compute_capabilities(trt: ModuleType, config: Any, capabilities: Sequenc
         raise StamError(f"--compute-capability needs --target rtx: {library_name(trt)} builds for the GPU it runs on")
     unknown = [value for value in capabilities if value not in known]
     if unknown:
-        raise StamError(f"{library_name(trt)} {trt.__version__} cannot target compute capability {', '.join(unknown)} "
-                        f"(it offers {', '.join(known)})")
+        raise StamError(
+            f"{library_name(trt)} {trt.__version__} cannot target compute capability {', '.join(unknown)} "
+            f"(it offers {', '.join(known)})"
+        )
     config.num_compute_capabilities = len(capabilities)
     for index, value in enumerate(capabilities):
         if not config.set_compute_capability(known[value], index):
@@ -149,10 +153,14 @@ def load_timing_cache(config: Any, path: Path | None) -> None:
     data = path.read_bytes() if path.is_file() else b""
     if config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False):
         return
-    warnings.warn(f"{path}: timing cache rejected (made on another GPU or TensorRT version); "
-                  "building without it and saving a fresh one", RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"{path}: timing cache rejected (made on another GPU or TensorRT version); "
+        "building without it and saving a fresh one",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
-        raise StamError(f"TensorRT refused an empty timing cache; build without --timing-cache")
+        raise StamError("TensorRT refused an empty timing cache; build without --timing-cache")
 
 
 def save_timing_cache(config: Any, path: Path | None) -> None:
@@ -179,8 +187,9 @@ def engine_layers(trt: ModuleType, logger: Any, plan: bytes) -> list[dict[str, A
     """Layers of a plan via ICudaEngine.create_engine_inspector().get_engine_information(LayerInformationFormat.JSON)."""
     engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
     if engine is None:
-        raise StamError(f"cannot inspect the plan on this machine (--inspect deserializes it, which needs "
-                        f"a GPU): {logger.reason()}")
+        raise StamError(
+            f"cannot inspect the plan on this machine (--inspect deserializes it, which needs a GPU): {logger.reason()}"
+        )
     info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
     return layers_from_json(info)
 

@@ -8,8 +8,9 @@ for an fp32 plan built with `--tf32`, scaled by the largest |output| of ONNX Run
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,9 @@ def compare_with_polygraphy(plan_path: Path, onnx_path: Path, sidecar: Sidecar) 
         from polygraphy.backend.trt import EngineFromBytes, TrtRunner
         from polygraphy.comparator import Comparator, CompareFunc
     except ImportError:
-        raise MissingDependencyError("--compare needs Polygraphy: pip install -e '.[gpu]' (or pip install polygraphy)") from None
+        raise MissingDependencyError(
+            "--compare needs Polygraphy: pip install -e '.[gpu]' (or pip install polygraphy)"
+        ) from None
     reference = OnnxrtRunner(SessionFromOnnx(str(onnx_path)))
     runners = [TrtRunner(EngineFromBytes(plan_path.read_bytes())), reference]
     results = Comparator.run(runners, data_loader=compare_inputs(sidecar.profile))
@@ -55,5 +58,10 @@ def compare_with_polygraphy(plan_path: Path, onnx_path: Path, sidecar: Sidecar) 
 
 def _outputs_of(results: Any, runner_name: str) -> list[np.ndarray]:
     """Every output array of one runner in Polygraphy's RunResults ((name, [IterationResult]) pairs)."""
-    return [np.asarray(array) for name, iterations in results if name == runner_name
-            for iteration in iterations for array in iteration.values()]
+    return [
+        np.asarray(array)
+        for name, iterations in results
+        if name == runner_name
+        for iteration in iterations
+        for array in iteration.values()
+    ]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
@@ -69,10 +70,14 @@ class OperatorReport:
         for row in self.rows:
             verdict = "yes" if row.supported else "NO"
             note = f"  ({row.restriction})" if row.restriction and row.supported else ""
-            lines.append(f"{row.domain or 'ai.onnx':<10} {row.op_type:<24} {row.count:>5} {row.opset:>5}  {verdict}{note}")
+            lines.append(
+                f"{row.domain or 'ai.onnx':<10} {row.op_type:<24} {row.count:>5} {row.opset:>5}  {verdict}{note}"
+            )
         lines += [f"error: {text}" for text in self.errors] + [f"warning: {text}" for text in self.warnings]
-        lines.append(f"{'PASSED' if self.passed else 'FAILED'}: {len(self.rows)} op types, {len(self.errors)} "
-                     f"errors, {len(self.warnings)} warnings (matrix: {self.matrix_note()})")
+        lines.append(
+            f"{'PASSED' if self.passed else 'FAILED'}: {len(self.rows)} op types, {len(self.errors)} "
+            f"errors, {len(self.warnings)} warnings (matrix: {self.matrix_note()})"
+        )
         return "\n".join(lines)
 
 
@@ -96,7 +101,9 @@ def check_operators(model: onnx.ModelProto, trt_major: int = 10) -> OperatorRepo
         if not ok:
             report.errors.append(_unsupported_reason(domain, op_type, op_type in unsupported, trt_major))
         elif op_type in _FIRST_OPSET and opset < _FIRST_OPSET[op_type]:
-            report.errors.append(f"{op_type} is an ONNX opset {_FIRST_OPSET[op_type]} op but the model imports opset {opset}")
+            report.errors.append(
+                f"{op_type} is an ONNX opset {_FIRST_OPSET[op_type]} op but the model imports opset {opset}"
+            )
     for node in nodes:
         if node.domain in DEFAULT_DOMAINS and node.op_type in _NODE_CHECKS:
             _NODE_CHECKS[node.op_type](node, constants, report)
@@ -121,8 +128,9 @@ def _check_opset(report: OperatorReport, opsets: dict[str, int], major: dict[str
     if opset is None:
         report.errors.append("the model imports no default-domain (ai.onnx) opset")
     elif not major["opset_min"] <= opset <= major["opset_max"]:
-        report.errors.append(f"opset {opset} is outside TensorRT {report.trt_major}'s "
-                             f"{major['opset_min']}..{major['opset_max']}")
+        report.errors.append(
+            f"opset {opset} is outside TensorRT {report.trt_major}'s {major['opset_min']}..{major['opset_max']}"
+        )
     else:
         older = [v for v, top in major["opset_max_by_version"].items() if top < opset]
         if older:
@@ -163,8 +171,10 @@ def _check_resize(node: onnx.NodeProto, constants: set[str], report: OperatorRep
         report.errors.append(f"{_where(node)}: coordinate_transformation_mode {transform!r} is not supported")
     dynamic = [name for name in node.input[2:] if name and name not in constants]
     if dynamic:
-        report.warnings.append(f"{_where(node)}: dynamic Resize (scales/sizes {', '.join(dynamic)} computed at run "
-                               "time): axes must cover all dims in order; check the build")
+        report.warnings.append(
+            f"{_where(node)}: dynamic Resize (scales/sizes {', '.join(dynamic)} computed at run "
+            "time): axes must cover all dims in order; check the build"
+        )
 
 
 def _check_reduce(node: onnx.NodeProto, constants: set[str], report: OperatorReport) -> None:
@@ -175,8 +185,10 @@ def _check_reduce(node: onnx.NodeProto, constants: set[str], report: OperatorRep
 def _check_axes(node: onnx.NodeProto, constants: set[str], report: OperatorReport) -> None:
     position = 3 if node.op_type == "Slice" else 1
     if len(node.input) > position and node.input[position] and node.input[position] not in constants:
-        report.warnings.append(f"{_where(node)}: axes {node.input[position]} is computed; TensorRT needs it "
-                               "resolvable to a constant at build time")
+        report.warnings.append(
+            f"{_where(node)}: axes {node.input[position]} is computed; TensorRT needs it "
+            "resolvable to a constant at build time"
+        )
 
 
 def _check_layer_norm(node: onnx.NodeProto, constants: set[str], report: OperatorReport) -> None:
@@ -193,12 +205,22 @@ def _check_cast(node: onnx.NodeProto, constants: set[str], report: OperatorRepor
     target = _attribute(node, "to")
     if target == TensorProto.DOUBLE:
         report.warnings.append(f"{_where(node)}: cast to DOUBLE runs as FLOAT in TensorRT")
-    elif target not in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.INT32,
-                        TensorProto.INT64, TensorProto.UINT8, TensorProto.BOOL, TensorProto.INT8):
+    elif target not in (
+        TensorProto.FLOAT,
+        TensorProto.FLOAT16,
+        TensorProto.BFLOAT16,
+        TensorProto.INT32,
+        TensorProto.INT64,
+        TensorProto.UINT8,
+        TensorProto.BOOL,
+        TensorProto.INT8,
+    ):
         report.errors.append(f"{_where(node)}: cast to {TensorProto.DataType.Name(target)} is not a TensorRT type")
     elif target == TensorProto.BOOL:
-        report.warnings.append(f"{_where(node)}: cast to BOOL (supported, but bool tensors cannot be network "
-                               "outputs of arithmetic; check the build)")
+        report.warnings.append(
+            f"{_where(node)}: cast to BOOL (supported, but bool tensors cannot be network "
+            "outputs of arithmetic; check the build)"
+        )
 
 
 def _check_topk(node: onnx.NodeProto, constants: set[str], report: OperatorReport) -> None:
@@ -207,10 +229,29 @@ def _check_topk(node: onnx.NodeProto, constants: set[str], report: OperatorRepor
 
 
 _NODE_CHECKS: dict[str, Callable[[onnx.NodeProto, set[str], OperatorReport], None]] = {
-    "Resize": _check_resize, "LayerNormalization": _check_layer_norm, "Einsum": _check_einsum,
-    "Cast": _check_cast, "TopK": _check_topk, "Slice": _check_axes, "Squeeze": _check_axes, "Unsqueeze": _check_axes,
-    **{op: _check_reduce for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
-                                    "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare")},
+    "Resize": _check_resize,
+    "LayerNormalization": _check_layer_norm,
+    "Einsum": _check_einsum,
+    "Cast": _check_cast,
+    "TopK": _check_topk,
+    "Slice": _check_axes,
+    "Squeeze": _check_axes,
+    "Unsqueeze": _check_axes,
+    **{
+        op: _check_reduce
+        for op in (
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceMax",
+            "ReduceMean",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceSum",
+            "ReduceSumSquare",
+        )
+    },
 }
 
 

@@ -110,10 +110,12 @@ def resolve_profile(info: OnnxInfo, batch: DimRange | None, frames: DimRange | N
         defaults = Profile(batch=DEFAULT_BATCH, frames=DimRange(1, trained, 4 * trained))
     embed_dim = info.input_dims[-1] if info.part == contract.PART_TEMPORAL and info.input_dims else 0
     if not isinstance(embed_dim, int):
-        raise ArtifactError(f"{info.path}: the embedding size (last dim of {info.input_name!r}) must be fixed, "
-                            f"got {embed_dim!r}")
-    profile = Profile(batch=batch or defaults.batch, frames=frames or defaults.frames, part=info.part,
-                      embed_dim=embed_dim)
+        raise ArtifactError(
+            f"{info.path}: the embedding size (last dim of {info.input_name!r}) must be fixed, got {embed_dim!r}"
+        )
+    profile = Profile(
+        batch=batch or defaults.batch, frames=frames or defaults.frames, part=info.part, embed_dim=embed_dim
+    )
     validate_profile(info, profile)
     return profile
 
@@ -122,21 +124,26 @@ def validate_profile(info: OnnxInfo, profile: Profile) -> None:
     """min <= opt <= max, and inside what the ONNX input allows (fixed dims must be matched exactly)."""
     name = info.input_name
     if info.input_type != TensorProto.FLOAT:
-        raise ArtifactError(f"{info.path}: input {name!r} must be float32, "
-                            f"got {TensorProto.DataType.Name(info.input_type)}")
+        raise ArtifactError(
+            f"{info.path}: input {name!r} must be float32, got {TensorProto.DataType.Name(info.input_type)}"
+        )
     profile.batch.validate("batch")
     profile.frames.validate("frames")
     dynamic, fixed = profile.dims(), profile.fixed_dims()
     if len(info.input_dims) != len(dynamic) + len(fixed):
         layout = ", ".join([dim for dim, _ in dynamic] + [str(size) for size in fixed])
-        raise ArtifactError(f"{info.path}: input {name!r} has rank {len(info.input_dims)}, "
-                            f"expected {len(dynamic) + len(fixed)} ({layout})")
+        raise ArtifactError(
+            f"{info.path}: input {name!r} has rank {len(info.input_dims)}, "
+            f"expected {len(dynamic) + len(fixed)} ({layout})"
+        )
     for axis, (dim_name, allowed) in enumerate(dynamic):
         dim = info.input_dims[axis]
         if isinstance(dim, int) and not allowed.min == allowed.max == dim:
             option = "--batch/--frames" if dim_name == "images" else f"--{dim_name}"
-            raise ShapeError(f"{info.path}: the model's {dim_name} dimension is fixed at {dim}; "
-                             f"use {option} to match it (got {allowed})")
+            raise ShapeError(
+                f"{info.path}: the model's {dim_name} dimension is fixed at {dim}; "
+                f"use {option} to match it (got {allowed})"
+            )
     for axis, size in enumerate(fixed, start=len(dynamic)):
         dim = info.input_dims[axis]
         if isinstance(dim, int) and dim != size:

@@ -8,9 +8,9 @@ is not safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
-from typing import Callable
 
 import numpy as np
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from runtime.errors import ArtifactError, ShapeError
 
@@ -138,7 +139,7 @@ class DimRange:
     max: int
 
     @classmethod
-    def parse(cls, text: str, name: str) -> "DimRange":
+    def parse(cls, text: str, name: str) -> DimRange:
         """Parse `MIN:OPT:MAX` (or a single value N, meaning N:N:N) from the command line."""
         parts = text.split(":")
         if len(parts) == 1:
@@ -168,8 +169,9 @@ def describe_range(allowed: DimRange | None) -> str:
     return f"{allowed.min}..{allowed.max}" if allowed is not None else "1..unbounded"
 
 
-def check_range(name: str, value: int, allowed: DimRange | None, owner: str = "the model's range",
-                hint: str = "") -> None:
+def check_range(
+    name: str, value: int, allowed: DimRange | None, owner: str = "the model's range", hint: str = ""
+) -> None:
     """The one range check of every request (a model's batch/frames, an engine profile's dims):
     refuse a value below 1 or outside `allowed`, naming the dimension, the range and what to do."""
     if value >= 1 and (allowed is None or allowed.contains(value)):
@@ -237,33 +239,48 @@ class Profile:
         """Refuse an input of the wrong rank, fixed dims or dynamic dims, naming what is wrong."""
         dynamic = self.dims()
         expected = len(dynamic) + len(self.fixed_dims())
-        if len(shape) != expected or tuple(shape[len(dynamic):]) != self.fixed_dims():
+        if len(shape) != expected or tuple(shape[len(dynamic) :]) != self.fixed_dims():
             names = ", ".join([name for name, _ in dynamic] + [str(d) for d in self.fixed_dims()])
             raise ShapeError(f"{self.input_name} must have shape ({names}), got {tuple(shape)}")
         for (name, allowed), value in zip(dynamic, shape):
-            check_range(name, int(value), allowed, "the engine's profile",
-                        f"rebuild with stam-build --{name} MIN:OPT:MAX" if name != "images" else
-                        "rebuild with a larger stam-build --batch or --frames")
+            check_range(
+                name,
+                int(value),
+                allowed,
+                "the engine's profile",
+                f"rebuild with stam-build --{name} MIN:OPT:MAX"
+                if name != "images"
+                else "rebuild with a larger stam-build --batch or --frames",
+            )
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """min/opt/max input shapes, in the form the TensorRT profile API takes."""
-        return {key: tuple(getattr(allowed, key) for _, allowed in self.dims()) + self.fixed_dims()
-                for key in ("min", "opt", "max")}
+        return {
+            key: tuple(getattr(allowed, key) for _, allowed in self.dims()) + self.fixed_dims()
+            for key in ("min", "opt", "max")
+        }
 
     def max_rows(self) -> int:
         """The largest leading output dim: videos (whole, temporal) or images (frames part)."""
         return self.dims()[0][1].max
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"batch": list(asdict(self.batch).values()), "frames": list(asdict(self.frames).values())}
+        data: dict[str, Any] = {
+            "batch": list(asdict(self.batch).values()),
+            "frames": list(asdict(self.frames).values()),
+        }
         if self.part != PART_WHOLE:
             data.update(part=self.part, embed_dim=self.embed_dim)
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Profile":
-        return cls(batch=DimRange(*data["batch"]), frames=DimRange(*data["frames"]),
-                   part=data.get("part", PART_WHOLE), embed_dim=int(data.get("embed_dim", 0)))
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        return cls(
+            batch=DimRange(*data["batch"]),
+            frames=DimRange(*data["frames"]),
+            part=data.get("part", PART_WHOLE),
+            embed_dim=int(data.get("embed_dim", 0)),
+        )
 
 
 # `stam-build --target` -> the Python module of the TensorRT library that builds and runs its plans.
@@ -307,7 +324,7 @@ class Sidecar:
         return path
 
     @classmethod
-    def read(cls, plan_path: str | Path) -> "Sidecar":
+    def read(cls, plan_path: str | Path) -> Sidecar:
         """Read and validate the sidecar of a plan, with an error that says which file is wrong and what it lacks."""
         path = cls.path_for(plan_path)
         if not path.is_file():

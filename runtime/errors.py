@@ -3,8 +3,9 @@
 import importlib
 import sys
 import warnings
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -33,9 +34,18 @@ class MissingDependencyError(StamError):
 
 # The extra that brings each optional library (pyproject.toml's optional-dependencies).
 EXTRA_OF = {
-    "torch": "export", "onnxscript": "export", "matplotlib": "bench", "openvino": "openvino",
-    "ray": "ray", "pyarrow": "ray", "pytriton": "serve", "tritonclient": "serve", "tensorrt_rtx": "rtx",
-    "tensorrt": "gpu", "cuda": "gpu", "polygraphy": "gpu",
+    "torch": "export",
+    "onnxscript": "export",
+    "matplotlib": "bench",
+    "openvino": "openvino",
+    "ray": "ray",
+    "pyarrow": "ray",
+    "pytriton": "serve",
+    "tritonclient": "serve",
+    "tensorrt_rtx": "rtx",
+    "tensorrt": "gpu",
+    "cuda": "gpu",
+    "polygraphy": "gpu",
 }
 
 

@@ -11,10 +11,11 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator, Sequence
+
 from runtime import clips
 from runtime.backends import BACKENDS, open_model
 from runtime.backends.base import Model
@@ -68,27 +69,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=positive_int, default=5, help="predictions per video (default 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     parser.add_argument("--logits", action="store_true", help="with --json: include the raw logits")
-    parser.add_argument("--frames", type=positive_int,
-                        help="frames sampled per video (default: the model's trained T)")
+    parser.add_argument("--frames", type=positive_int, help="frames sampled per video (default: the model's trained T)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per inference (default 8)")
     parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
-    parser.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1),
-                        help="decode threads (default: min(4, CPUs))")
-    parser.add_argument("--decoders", type=positive_int,
-                        help="decoders seeking one long video side by side (default: the CPUs, at most 8, "
-                             "shared among the videos decoded at once)")
-    parser.add_argument("--providers", nargs="+", metavar="PROVIDER",
-                        help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="auto (default): a plan on TensorRT; an .onnx on OpenVINO when installed "
-                             "(ONNX Runtime for FP8 graphs, GPU providers or --providers), else ONNX Runtime")
-    parser.add_argument("--precision", choices=OPENVINO_PRECISIONS, default="fp32",
-                        help="float math precision (default fp32: the artifact's own); bf16 or auto (bf16 where "
-                             "the CPU has avx512_bf16/AMX) run on OpenVINO")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(4, os.cpu_count() or 1),
+        help="decode threads (default: min(4, CPUs))",
+    )
+    parser.add_argument(
+        "--decoders",
+        type=positive_int,
+        help="decoders seeking one long video side by side (default: the CPUs, at most 8, "
+        "shared among the videos decoded at once)",
+    )
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        metavar="PROVIDER",
+        help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto (default): a plan on TensorRT; an .onnx on OpenVINO when installed "
+        "(ONNX Runtime for FP8 graphs, GPU providers or --providers), else ONNX Runtime",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=OPENVINO_PRECISIONS,
+        default="fp32",
+        help="float math precision (default fp32: the artifact's own); bf16 or auto (bf16 where "
+        "the CPU has avx512_bf16/AMX) run on OpenVINO",
+    )
     timeline = parser.add_argument_group("timeline (long videos: a label per time window; README, Long videos)")
-    timeline.add_argument("--timeline", action="store_true",
-                          help="classify windows of --window frames every --stride frames, frames at --fps")
-    timeline.add_argument("--window", type=positive_int, help="frames per window, T (default: --frames, else trained T)")
+    timeline.add_argument(
+        "--timeline",
+        action="store_true",
+        help="classify windows of --window frames every --stride frames, frames at --fps",
+    )
+    timeline.add_argument(
+        "--window", type=positive_int, help="frames per window, T (default: --frames, else trained T)"
+    )
     timeline.add_argument("--stride", type=positive_int, help="frames between window starts, S (default T/4)")
     timeline.add_argument("--fps", type=positive_float, help="frames sampled per second, F (default T/10)")
     return parser
@@ -128,8 +152,11 @@ def check_frames(frames: int, frames_trained: int) -> None:
     """Warn when the frame count is far from what the model was trained on: accuracy is unmeasured there."""
     low, high = trained_frames_range(frames_trained)
     if not low <= frames <= high:
-        warnings.warn(f"--frames {frames} is far outside the model's trained {frames_trained} frames "
-                      f"(accuracy is measured within {low}..{high}); expect worse predictions", stacklevel=2)
+        warnings.warn(
+            f"--frames {frames} is far outside the model's trained {frames_trained} frames "
+            f"(accuracy is measured within {low}..{high}); expect worse predictions",
+            stacklevel=2,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,12 +168,13 @@ def run(args: argparse.Namespace) -> int:
         raise StamError("--window, --stride and --fps apply to --timeline only")
     if args.timeline:
         if args.backend == "openvino" or args.precision != "fp32":
-            raise StamError("--timeline runs its parts on ONNX Runtime or TensorRT: drop --backend openvino/--precision")
+            raise StamError(
+                "--timeline runs its parts on ONNX Runtime or TensorRT: drop --backend openvino/--precision"
+            )
         from runtime.timeline import run_cli as run_timeline
 
         return run_timeline(args, paths)
-    with open_model(args.artifact, backend=args.backend, precision=args.precision,
-                    providers=args.providers) as model:
+    with open_model(args.artifact, backend=args.backend, precision=args.precision, providers=args.providers) as model:
         frames = args.frames or model.frames_trained
         batch_size = effective_batch_size(args.batch_size, model)
         options = Options(frames, batch_size, args.topk, args.sampling, args.workers, args.decoders)

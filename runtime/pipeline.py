@@ -7,9 +7,10 @@ input order; a clip that fails to load is reported in its place and never stops 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Callable, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 

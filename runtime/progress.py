@@ -7,7 +7,7 @@ only when stderr is a terminal; short runs (a few items) get none at all.
 from __future__ import annotations
 
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 from tqdm import tqdm
 
@@ -20,5 +20,6 @@ def progress_bar(
     """A tqdm bar on stderr (wrapping `iterable` when given), shown only when `enabled`, stderr is a
     terminal, and there are enough items."""
     shown = enabled and sys.stderr.isatty() and (total is None or total >= MIN_ITEMS)
-    return tqdm(iterable, total=total, unit=unit, desc=desc, file=sys.stderr, leave=False, disable=not shown,
-                dynamic_ncols=True)
+    return tqdm(
+        iterable, total=total, unit=unit, desc=desc, file=sys.stderr, leave=False, disable=not shown, dynamic_ncols=True
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class VideoResult:
     notes: list[str] = field(default_factory=list)  # e.g. frames repeated in a short video
 
     @classmethod
-    def from_logits(cls, path: str, logits: np.ndarray, labels: Sequence[str], topk: int) -> "VideoResult":
+    def from_logits(cls, path: str, logits: np.ndarray, labels: Sequence[str], topk: int) -> VideoResult:
         probabilities = softmax(logits)
         order = np.argsort(-probabilities, kind="stable")[:topk]
         predictions = [Prediction(label_for(labels, int(i)), int(i), float(probabilities[i])) for i in order]

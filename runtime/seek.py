@@ -18,9 +18,9 @@ are therefore decoded from the start, by the caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Callable, Iterator
 
 import av
 import numpy as np

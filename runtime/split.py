@@ -9,9 +9,10 @@ is one small class per backend behind `open_part`: a graph with one named input 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -80,8 +81,10 @@ class TrtPart:
         sidecar = contract.Sidecar.read(path)
         profile = sidecar.profile
         if (profile.input_name, profile.output_name) != (input_name, output_name):
-            raise ArtifactError(f"{path}: expected a plan of input {input_name!r} and output {output_name!r}; "
-                                f"its sidecar says {profile.input_name!r} -> {profile.output_name!r}")
+            raise ArtifactError(
+                f"{path}: expected a plan of input {input_name!r} and output {output_name!r}; "
+                f"its sidecar says {profile.input_name!r} -> {profile.output_name!r}"
+            )
         self.path = str(path)
         self.metadata = dict(sidecar.metadata)
         self.ranges = tuple(allowed for _, allowed in profile.dims())
@@ -148,18 +151,20 @@ class WindowModel(contract.MetadataFacts, abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "WindowModel":
+    def __enter__(self) -> WindowModel:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
 
 
 def check_frames(frames: np.ndarray) -> None:
     if frames.dtype != np.float32 or frames.ndim != 4 or frames.shape[1:] != ITEM_SHAPE:
-        raise ShapeError(f"frames must be float32 (N, {', '.join(map(str, ITEM_SHAPE))}), "
-                         f"got {frames.dtype} {tuple(frames.shape)}")
+        raise ShapeError(
+            f"frames must be float32 (N, {', '.join(map(str, ITEM_SHAPE))}), got {frames.dtype} {tuple(frames.shape)}"
+        )
 
 
 class SplitPair(WindowModel):
@@ -202,13 +207,16 @@ def check_pair(frames: Part, temporal: Part) -> None:
         contract.check_metadata(part.metadata, part.path)
         found = part.metadata.get(contract.META_PART)
         if found != expected:
-            raise ArtifactError(f"{part.path}: expected the {expected} part of a split pair, found {found or 'a whole model'}")
+            raise ArtifactError(
+                f"{part.path}: expected the {expected} part of a split pair, found {found or 'a whole model'}"
+            )
     differing = [key for key in SHARED_METADATA if frames.metadata.get(key) != temporal.metadata.get(key)]
     if differing:
         raise ArtifactError(f"{frames.path} and {temporal.path} are not one pair (their {', '.join(differing)} differ)")
     if None not in (frames.width, temporal.width) and frames.width != temporal.width:
-        raise ArtifactError(f"{frames.path} and {temporal.path}: embedding widths differ "
-                            f"({frames.width} and {temporal.width})")
+        raise ArtifactError(
+            f"{frames.path} and {temporal.path}: embedding widths differ ({frames.width} and {temporal.width})"
+        )
 
 
 class WholeModelWindows(WindowModel):

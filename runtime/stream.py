@@ -9,8 +9,8 @@ garbage, so the timeline keeps what came before and says where it stopped (`note
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -86,8 +86,9 @@ class FrameStream:
                 image = _upright_rgb(shown) if image is None else image
                 yield TimedFrame(index, index / self.fps, image)
 
-    def _decoded(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
-                 ) -> Iterator[av.VideoFrame]:
+    def _decoded(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[av.VideoFrame]:
         """Frames in presentation order until the end or the first error (which becomes a note)."""
         self._decoded_count, self._shown_time = 0, 0.0
         packets = container.demux(stream)
@@ -99,7 +100,9 @@ class FrameStream:
                 return
             except av.error.FFmpegError as error:
                 last = f"after {self._shown_time:.2f} s" if self._decoded_count else "at the start"
-                self.notes.append(f"decoding failed {last} ({_reason(error)}): the timeline ends at the last good frame")
+                self.notes.append(
+                    f"decoding failed {last} ({_reason(error)}): the timeline ends at the last good frame"
+                )
                 return
             for frame in frames:
                 yield frame

@@ -13,8 +13,8 @@ import json
 import queue
 import sys
 import threading
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class TimelineOptions:
     topk: int = 5
 
     @classmethod
-    def resolve(cls, window: int, stride: int | None = None, fps: float | None = None, **rest) -> "TimelineOptions":
+    def resolve(cls, window: int, stride: int | None = None, fps: float | None = None, **rest) -> TimelineOptions:
         """Defaults: S = T/4 (at least 1), F = T/10 per second (the rate the model was evaluated at)."""
         return cls(window, stride or max(1, window // 4), fps or window / REFERENCE_SECONDS, **rest)
 
@@ -73,8 +73,14 @@ class WindowResult:
         return self.predictions[0]
 
     def to_json(self) -> str:
-        return json.dumps({"path": self.path, "start": round(self.start, 3), "end": round(self.end, 3),
-                           "topk": [vars(p) for p in self.predictions]})
+        return json.dumps(
+            {
+                "path": self.path,
+                "start": round(self.start, 3),
+                "end": round(self.end, 3),
+                "topk": [vars(p) for p in self.predictions],
+            }
+        )
 
     def row(self) -> str:
         labels = ", ".join(f"{p.label} ({p.probability:.3f})" for p in self.predictions)
@@ -130,8 +136,11 @@ def longest_runs(results: Sequence[WindowResult]) -> list[Run]:
 def render_runs(runs: Sequence[Run]) -> str:
     lines = ["longest run of each top-1 label:"]
     width = max(len(run.label) for run in runs)
-    lines += [f"  {run.label:<{width}}  {run.start:>9.2f} - {run.end:<9.2f} ({run.end - run.start:.2f} s, "
-              f"{run.windows} windows)" for run in runs]
+    lines += [
+        f"  {run.label:<{width}}  {run.start:>9.2f} - {run.end:<9.2f} ({run.end - run.start:.2f} s, "
+        f"{run.windows} windows)"
+        for run in runs
+    ]
     return "\n".join(lines)
 
 
@@ -175,8 +184,10 @@ class Timeline:
     def __iter__(self) -> Iterator[WindowResult]:
         options, ring = self.options, Ring(self.options.window)
         if options.stride > options.window:
-            self.notes.append(f"stride {options.stride} exceeds the window {options.window}: "
-                              f"{options.stride - options.window} samples between windows are skipped")
+            self.notes.append(
+                f"stride {options.stride} exceeds the window {options.window}: "
+                f"{options.stride - options.window} samples between windows are skipped"
+            )
         for indices, pixels in self._chunks():
             features = self.model.embed(pixels)
             self.stats.embedded += len(indices) if self.model.embeds_once else 0
@@ -200,8 +211,10 @@ class Timeline:
         tail after the last regular window (less than one stride) gets a window ending at the last sample."""
         window, samples = self.options.window, self.stats.samples
         if self._last_start is None:
-            self.notes.append(f"shorter than one window ({samples} of {window} samples at {self.options.fps:g} "
-                              f"per second): one window over the whole video, frames repeated to {window}")
+            self.notes.append(
+                f"shorter than one window ({samples} of {window} samples at {self.options.fps:g} "
+                f"per second): one window over the whole video, frames repeated to {window}"
+            )
             repeated = ring.last(samples)[[i * samples // window for i in range(window)]]
             yield from self._add(0, repeated, count=samples)
         elif self.options.stride <= window and self._last_start + window < samples:
@@ -216,7 +229,9 @@ class Timeline:
         for (start, count, _), row in zip(batch, logits):
             self.stats.windows += 1
             self.stats.used += self.options.window
-            yield WindowResult(self.path, *self.options.span(start, count), top_k(row, self.model.labels, self.options.topk))
+            yield WindowResult(
+                self.path, *self.options.span(start, count), top_k(row, self.model.labels, self.options.topk)
+            )
         if not self.model.embeds_once:
             self.stats.embedded += len(batch) * self.options.window  # the whole model re-embeds every frame
 
@@ -239,8 +254,7 @@ def top_k(logits: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]
     return [Prediction(label_for(labels, int(i)), int(i), float(probabilities[i])) for i in order]
 
 
-def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None
-                  ) -> Iterator[tuple[list[int], np.ndarray]]:
+def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None) -> Iterator[tuple[list[int], np.ndarray]]:
     """Chunks of `size` frames, preprocessed; a progress bar (stderr, terminals only) when `total` is set."""
     from tqdm import tqdm
 
@@ -323,8 +337,9 @@ def print_timeline(timeline: Timeline, as_json: bool) -> None:
         print(render_runs(runs))
 
 
-def run_timelines(model: WindowModel, paths: Sequence[str], options: TimelineOptions, as_json: bool,
-                  progress: bool = True) -> int:
+def run_timelines(
+    model: WindowModel, paths: Sequence[str], options: TimelineOptions, as_json: bool, progress: bool = True
+) -> int:
     """Each video's timeline in turn; a bad video is one error line and the others still run."""
     model.check_window(options.window)
     failed = 0

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -60,9 +60,7 @@ class StreamInfo:
 # --- sampling ------------------------------------------------------------------------------------
 
 
-def plan_sampling(
-    num_video_frames: int, num_frames: int, mode: str = "uniform", fps: float | None = None
-) -> Sampling:
+def plan_sampling(num_video_frames: int, num_frames: int, mode: str = "uniform", fps: float | None = None) -> Sampling:
     """The indices of `sample_indices`, plus a note when `reference` falls back to `uniform`."""
     if num_video_frames < 1 or num_frames < 1:
         raise ValueError(f"need at least one frame to sample from and to take, got {num_video_frames}, {num_frames}")
@@ -376,9 +374,7 @@ def _plan_after_short_decode(path: str, info: StreamInfo, decoded: int, num_fram
     return Sampling(sampling.indices, [note, *sampling.notes])
 
 
-def _decode(
-    path: str, indices: list[int], threads: str, last: int | None = None
-) -> tuple[dict[int, np.ndarray], int]:
+def _decode(path: str, indices: list[int], threads: str, last: int | None = None) -> tuple[dict[int, np.ndarray], int]:
     """Decode in presentation order up to index `last` (default: the last wanted one); RGB only for
     the wanted frames.
 

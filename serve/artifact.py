@@ -33,7 +33,9 @@ def describe(path: str | Path) -> ArtifactInfo:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in ONNX_SUFFIXES + PLAN_SUFFIXES:
-        raise ArtifactError(f"{path}: unknown artifact type {suffix or '(no suffix)'!r} (expected .onnx, .plan or .engine)")
+        raise ArtifactError(
+            f"{path}: unknown artifact type {suffix or '(no suffix)'!r} (expected .onnx, .plan or .engine)"
+        )
     if not path.is_file():
         raise ArtifactError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     return _describe_onnx(path) if suffix in ONNX_SUFFIXES else _describe_plan(path)
@@ -50,7 +52,9 @@ def _describe_onnx(path: Path) -> ArtifactInfo:
         raise ArtifactError(f"{path}: not a loadable ONNX model ({type(error).__name__})") from None
     metadata = read_metadata(proto)
     contract.check_metadata(metadata, str(path))
-    dims = {tensor.name: [d.dim_value or None for d in tensor.type.tensor_type.shape.dim] for tensor in proto.graph.output}
+    dims = {
+        tensor.name: [d.dim_value or None for d in tensor.type.tensor_type.shape.dim] for tensor in proto.graph.output
+    }
     logits = dims.get(contract.OUTPUT_NAME)
     if not logits or len(logits) != 2:
         raise ArtifactError(f"{path}: not a stam-deploy model (no output {contract.OUTPUT_NAME!r} [batch, classes])")

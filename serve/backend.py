@@ -124,8 +124,10 @@ class VideoModel(ServedArtifact):
         labels = np.array([[p.label.encode() for p in result.predictions]], dtype=np.object_)
         probabilities = np.array([[p.probability for p in result.predictions]], dtype=np.float32)
         notes = np.array([[note.encode() for note in decoded[1]]], dtype=np.object_).reshape(1, -1)
-        return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor("labels", labels),
-            pb_utils.Tensor("probabilities", probabilities),
-            pb_utils.Tensor("notes", notes),
-        ])
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("labels", labels),
+                pb_utils.Tensor("probabilities", probabilities),
+                pb_utils.Tensor("notes", notes),
+            ]
+        )

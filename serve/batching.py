@@ -8,7 +8,7 @@ functions know nothing about Triton, so the server's isolation rules are tested 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from runtime.backends.base import check_input
 from runtime.contract import DimRange, check_range
 from runtime.errors import StamError
 
-Outcome = Union[np.ndarray, Exception]
+Outcome = np.ndarray | Exception
 
 
 def check_frames(frames: np.ndarray, allowed: DimRange) -> np.ndarray:
@@ -66,7 +66,9 @@ def _chunks(indices: list[int], sizes: list[int], max_batch: int) -> list[list[i
     return chunks
 
 
-def _run_chunk(items: Sequence[Outcome], chunk: list[int], run: Callable[[np.ndarray], np.ndarray], outcomes: list[Outcome]) -> None:
+def _run_chunk(
+    items: Sequence[Outcome], chunk: list[int], run: Callable[[np.ndarray], np.ndarray], outcomes: list[Outcome]
+) -> None:
     arrays = [items[i] for i in chunk]
     try:
         logits = run(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])

@@ -6,9 +6,9 @@ import argparse
 import signal
 import socket
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
@@ -27,16 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics at /metrics (default 8002)")
-    parser.add_argument("--max-batch", type=int, default=8, help="largest batch Triton forms (default 8; a plan's profile bounds it)")
-    parser.add_argument("--max-queue-delay-us", type=int, default=2000,
-                        help="how long a request may wait for others to batch with (default 2000)")
+    parser.add_argument(
+        "--max-batch", type=int, default=8, help="largest batch Triton forms (default 8; a plan's profile bounds it)"
+    )
+    parser.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=2000,
+        help="how long a request may wait for others to batch with (default 2000)",
+    )
     parser.add_argument("--no-dynamic-batching", action="store_true", help="run every request as it comes")
     parser.add_argument("--instances", type=int, default=1, help="copies of the model (default 1)")
     parser.add_argument("--decode-workers", type=int, default=2, help="videos decoded at once (default 2)")
     parser.add_argument("--topk", type=int, default=5, help="default predictions per video (default 5)")
     parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
-    parser.add_argument("--max-frames", type=int, default=triton_config.DEFAULT_MAX_FRAMES,
-                        help="frames per video an ONNX model accepts (default 128; a plan's profile decides for plans)")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=triton_config.DEFAULT_MAX_FRAMES,
+        help="frames per video an ONNX model accepts (default 128; a plan's profile decides for plans)",
+    )
     parser.add_argument("--exit-timeout", type=int, default=30, help="seconds to finish in-flight requests on shutdown")
     parser.add_argument("--ready-timeout", type=float, default=180, help="seconds to wait for the models to load")
     parser.add_argument("--verbose", action="store_true", help="Triton's info-level log")
@@ -44,15 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> tuple[ServeOptions, Endpoints]:
-    batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, args.instances, not args.no_dynamic_batching)
+    batching = triton_config.Batching(
+        args.max_batch, args.max_queue_delay_us, args.instances, not args.no_dynamic_batching
+    )
     batching.validate()
     for flag, value in (("decode-workers", args.decode_workers), ("topk", args.topk), ("max-frames", args.max_frames)):
         if value < 1:
             raise StamError(f"--{flag} must be >= 1, got {value}")
     options = ServeOptions(
-        artifact=Path(args.model), name=args.name or triton_config.model_name(args.model), batching=batching,
-        decode_workers=args.decode_workers, topk=args.topk, sampling=args.sampling, max_frames=args.max_frames,
-        exit_timeout_s=args.exit_timeout, verbose=args.verbose,
+        artifact=Path(args.model),
+        name=args.name or triton_config.model_name(args.model),
+        batching=batching,
+        decode_workers=args.decode_workers,
+        topk=args.topk,
+        sampling=args.sampling,
+        max_frames=args.max_frames,
+        exit_timeout_s=args.exit_timeout,
+        verbose=args.verbose,
     )
     return options, Endpoints(args.host, args.http_port, args.grpc_port, args.metrics_port)
 
@@ -97,9 +115,12 @@ def serve(server: TritonServer, ready_timeout: float, received: list[int]) -> in
             return 0
         raise
     options, endpoints = server.options, server.endpoints
-    print(f"stam-serve: {options.name} and {options.name}{triton_config.VIDEO_SUFFIX} ready; "
-          f"HTTP {endpoints.url()}, gRPC {endpoints.local_host}:{endpoints.grpc_port}, "
-          f"metrics http://{endpoints.local_host}:{endpoints.metrics_port}/metrics", flush=True)
+    print(
+        f"stam-serve: {options.name} and {options.name}{triton_config.VIDEO_SUFFIX} ready; "
+        f"HTTP {endpoints.url()}, gRPC {endpoints.local_host}:{endpoints.grpc_port}, "
+        f"metrics http://{endpoints.local_host}:{endpoints.metrics_port}/metrics",
+        flush=True,
+    )
     code = server.process.wait()
     if received or code == 0:
         return 0

@@ -9,9 +9,9 @@ Triton can parse what we write.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from runtime import contract
 from runtime.contract import DimRange
@@ -37,8 +37,11 @@ class Batching:
     dynamic: bool = True
 
     def validate(self) -> None:
-        for name, value, low in (("max-batch", self.max_batch, 1), ("instances", self.instances, 1),
-                                 ("max-queue-delay-us", self.max_queue_delay_us, 0)):
+        for name, value, low in (
+            ("max-batch", self.max_batch, 1),
+            ("instances", self.instances, 1),
+            ("max-queue-delay-us", self.max_queue_delay_us, 0),
+        ):
             if value < low:
                 raise StamError(f"--{name} must be >= {low}, got {value}")
 
@@ -53,8 +56,10 @@ def max_batch_size(info: ArtifactInfo, requested: int) -> int:
     if info.batch_range is None:
         return requested
     if info.batch_range.min > 1:
-        raise StamError(f"{info.path}: the plan's profile starts at batch {info.batch_range.min}; "
-                        "Triton sends batches from 1 (rebuild with stam-build --batch 1:OPT:MAX)")
+        raise StamError(
+            f"{info.path}: the plan's profile starts at batch {info.batch_range.min}; "
+            "Triton sends batches from 1 (rebuild with stam-build --batch 1:OPT:MAX)"
+        )
     return min(requested, info.batch_range.max)
 
 
@@ -97,7 +102,9 @@ def tensor_model_config(
     else:
         config.backend = backend
     size = contract.INPUT_SIZE
-    config.input.add(name=contract.INPUT_NAME, data_type=model_config_pb2.TYPE_FP32, dims=[-1, contract.CHANNELS, size, size])
+    config.input.add(
+        name=contract.INPUT_NAME, data_type=model_config_pb2.TYPE_FP32, dims=[-1, contract.CHANNELS, size, size]
+    )
     output = config.output.add(name=contract.OUTPUT_NAME, data_type=model_config_pb2.TYPE_FP32, dims=[info.num_classes])
     if info.labels:
         output.label_filename = LABELS_FILE

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from runtime.errors import MissingDependencyError, StamError, run_cli
 from serve import config as triton_config
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="model.onnx, or model.plan with its .json sidecar")
     parser.add_argument("--out", required=True, help="repository root (created if missing)")
     parser.add_argument("--name", help="Triton model name (default: the file's stem)")
-    parser.add_argument("--max-batch", type=int, default=8, help="largest batch Triton forms (default 8; a plan's profile bounds it)")
+    parser.add_argument(
+        "--max-batch", type=int, default=8, help="largest batch Triton forms (default 8; a plan's profile bounds it)"
+    )
     parser.add_argument("--max-queue-delay-us", type=int, default=2000, help="dynamic batching delay (default 2000)")
     parser.add_argument("--no-dynamic-batching", action="store_true")
     parser.add_argument("--instances", type=int, default=1, help="model instances (default 1)")
@@ -66,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         import tritonclient.grpc  # noqa: F401  (Triton's config protobuf)
     except ImportError:
         raise MissingDependencyError(REPO_EXTRA) from None
-    batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, args.instances, not args.no_dynamic_batching)
+    batching = triton_config.Batching(
+        args.max_batch, args.max_queue_delay_us, args.instances, not args.no_dynamic_batching
+    )
     batching.validate()
     name = args.name or triton_config.model_name(args.model)
     model_file = write_model(Path(args.model), Path(args.out), name, batching, args.force)

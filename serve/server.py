@@ -37,8 +37,8 @@ BACKEND_SHIMS = {"tensors": "TensorModel", "video": "VideoModel"}
 def import_pytriton_distribution() -> ModuleType:
     """PyTriton's helpers that locate its bundled server; one line naming the extra when it is missing."""
     try:
-        from pytriton.utils import distribution
         import tritonclient.grpc  # noqa: F401  (the config writer needs its protobuf)
+        from pytriton.utils import distribution
     except ImportError:
         raise MissingDependencyError(SERVE_EXTRA) from None
     return distribution
@@ -77,13 +77,22 @@ def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> N
     """Two Python-backend models: NAME (the artifact) and NAME_video (decode, then its own copy of the artifact)."""
     frames = triton_config.frames_range(info, options.max_frames)
     tensors = triton_config.tensor_model_config(
-        options.name, info, options.batching, backend="python",
+        options.name,
+        info,
+        options.batching,
+        backend="python",
         parameters={"artifact": str(options.artifact.resolve()), "frames": f"{frames.min}:{frames.opt}:{frames.max}"},
     )
-    video_batching = triton_config.Batching(options.batching.max_batch, options.batching.max_queue_delay_us,
-                                            options.decode_workers, options.batching.dynamic)
+    video_batching = triton_config.Batching(
+        options.batching.max_batch,
+        options.batching.max_queue_delay_us,
+        options.decode_workers,
+        options.batching.dynamic,
+    )
     video = triton_config.video_model_config(
-        options.name + triton_config.VIDEO_SUFFIX, tensors.max_batch_size, video_batching,
+        options.name + triton_config.VIDEO_SUFFIX,
+        tensors.max_batch_size,
+        video_batching,
         parameters={
             "artifact": str(options.artifact.resolve()),
             "frames": f"{frames.min}:{frames.opt}:{frames.max}",
@@ -113,7 +122,9 @@ def prepare_backends(root: Path, distribution: ModuleType) -> tuple[Path, Path]:
             (python_backend / item.name).symlink_to(item)
     stub = Path(distribution.get_stub_path(f"{sys.version_info.major}.{sys.version_info.minor}"))
     if not stub.is_file():
-        raise MissingDependencyError(f"nvidia-pytriton ships no Python backend stub for Python {sys.version_info.major}.{sys.version_info.minor}")
+        raise MissingDependencyError(
+            f"nvidia-pytriton ships no Python backend stub for Python {sys.version_info.major}.{sys.version_info.minor}"
+        )
     (python_backend / "triton_python_backend_stub").symlink_to(stub)
     return root / "backends", dist / "bin" / "tritonserver"
 
@@ -129,16 +140,23 @@ def server_environment(distribution: ModuleType) -> dict[str, str]:
     return env
 
 
-def server_arguments(binary: Path, repository: Path, backends: Path, endpoints: Endpoints, options: ServeOptions) -> list[str]:
+def server_arguments(
+    binary: Path, repository: Path, backends: Path, endpoints: Endpoints, options: ServeOptions
+) -> list[str]:
     host = endpoints.host
     return [
         str(binary),
         f"--model-repository={repository}",
         f"--backend-directory={backends}",
-        f"--http-address={host}", f"--http-port={endpoints.http_port}",
-        f"--grpc-address={host}", f"--grpc-port={endpoints.grpc_port}",
-        "--allow-metrics=true", "--allow-gpu-metrics=false", "--allow-cpu-metrics=true",
-        f"--metrics-address={host}", f"--metrics-port={endpoints.metrics_port}",
+        f"--http-address={host}",
+        f"--http-port={endpoints.http_port}",
+        f"--grpc-address={host}",
+        f"--grpc-port={endpoints.grpc_port}",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=false",
+        "--allow-cpu-metrics=true",
+        f"--metrics-address={host}",
+        f"--metrics-port={endpoints.metrics_port}",
         # Shared-memory names are global: a per-process prefix lets several servers run on one host.
         f"--backend-config=python,shm-region-prefix-name=stam-serve-{os.getpid()}-",
         # Each stub starts with 4 MiB of /dev/shm (a container's default is 64 MiB) and grows in 16 MiB steps.
@@ -171,7 +189,7 @@ class TritonServer:
             self.signalled = True
             self.process.send_signal(sig)
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         distribution = import_pytriton_distribution()
         self.workspace = Path(tempfile.mkdtemp(prefix="stam-serve-"))
         repository = self.workspace / "models"
@@ -186,8 +204,10 @@ class TritonServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise StamError(f"tritonserver exited with code {self.process.returncode} before it was ready "
-                                "(its log above says why)")
+                raise StamError(
+                    f"tritonserver exited with code {self.process.returncode} before it was ready "
+                    "(its log above says why)"
+                )
             if is_ready(self.endpoints):
                 return
             time.sleep(0.2)
@@ -210,7 +230,7 @@ class TritonServer:
             self.workspace = None
         return code
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -76,8 +76,11 @@ def tiny_onnx(tiny_model, tiny_labels, tmp_path_factory):
     """Path of the fp32 ONNX export of `tiny_model`, labels included."""
     from export.onnx import export_onnx
 
-    folder = build_once(tmp_path_factory, "tiny_onnx",
-                        lambda folder: export_onnx(tiny_model, folder / "stam_tiny.onnx", labels=tiny_labels))
+    folder = build_once(
+        tmp_path_factory,
+        "tiny_onnx",
+        lambda folder: export_onnx(tiny_model, folder / "stam_tiny.onnx", labels=tiny_labels),
+    )
     return folder / "stam_tiny.onnx"
 
 
@@ -108,8 +111,11 @@ def tiny_split(tiny_model, tiny_labels, tmp_path_factory):
     """(frames part, temporal part) paths of the fp32 `stam-export --split` of `tiny_model`."""
     from export.onnx import export_split, split_paths
 
-    folder = build_once(tmp_path_factory, "tiny_split",
-                        lambda folder: export_split(tiny_model, folder / "stam_tiny.onnx", labels=tiny_labels))
+    folder = build_once(
+        tmp_path_factory,
+        "tiny_split",
+        lambda folder: export_split(tiny_model, folder / "stam_tiny.onnx", labels=tiny_labels),
+    )
     return split_paths(folder / "stam_tiny.onnx")
 
 
@@ -194,8 +200,11 @@ def to_float(clip: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="session")
 def motion_held_out_dir(tmp_path_factory) -> Path:
     """DIR/<class>/<id>.mp4: 25 short, small videos per motion class."""
-    return build_once(tmp_path_factory, "motion_held_out",
-                      lambda root: generate(root, HELD_OUT_PER_CLASS, HELD_OUT_SEED, max_side=200, max_seconds=2.5))
+    return build_once(
+        tmp_path_factory,
+        "motion_held_out",
+        lambda root: generate(root, HELD_OUT_PER_CLASS, HELD_OUT_SEED, max_side=200, max_seconds=2.5),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -229,8 +238,11 @@ def motion_onnx_fp32(motion_model, tmp_path_factory) -> Path:
     """A fresh fp32 ONNX export of the shipped checkpoint, labels included."""
     from export.onnx import export_onnx
 
-    folder = build_once(tmp_path_factory, "motion_onnx_fp32",
-                        lambda folder: export_onnx(motion_model, folder / "stam_motion.onnx", labels=list(CLASSES)))
+    folder = build_once(
+        tmp_path_factory,
+        "motion_onnx_fp32",
+        lambda folder: export_onnx(motion_model, folder / "stam_motion.onnx", labels=list(CLASSES)),
+    )
     return folder / "stam_motion.onnx"
 
 
@@ -238,8 +250,13 @@ def motion_onnx_fp32(motion_model, tmp_path_factory) -> Path:
 def motion_onnx_fp16(motion_model, tmp_path_factory) -> Path:
     from export.onnx import export_onnx
 
-    folder = build_once(tmp_path_factory, "motion_onnx_fp16", lambda folder: export_onnx(
-        motion_model, folder / "stam_motion.fp16.onnx", labels=list(CLASSES), precision="fp16"))
+    folder = build_once(
+        tmp_path_factory,
+        "motion_onnx_fp16",
+        lambda folder: export_onnx(
+            motion_model, folder / "stam_motion.fp16.onnx", labels=list(CLASSES), precision="fp16"
+        ),
+    )
     return folder / "stam_motion.fp16.onnx"
 
 
@@ -248,6 +265,9 @@ def motion_onnx_int8(motion_onnx_fp32, tmp_path_factory) -> Path:
     """The fp32 export calibrated to INT8 Q/DQ as `benchmarks.accuracy_table` does, on 2 videos per class of its seed."""
     from benchmarks.accuracy_table import calibrate_int8
 
-    folder = build_once(tmp_path_factory, "motion_onnx_int8",
-                        lambda folder: calibrate_int8(motion_onnx_fp32, folder, frames=8, per_class=2))
+    folder = build_once(
+        tmp_path_factory,
+        "motion_onnx_int8",
+        lambda folder: calibrate_int8(motion_onnx_fp32, folder, frames=8, per_class=2),
+    )
     return folder / "motion.int8.onnx"

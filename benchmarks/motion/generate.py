@@ -18,11 +18,11 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -32,16 +32,34 @@ from runtime.errors import StamError, run_cli
 
 # Sorted, so that sorted folder order (the fallback label order) is the label order.
 CLASSES = (
-    "grow", "move_down", "move_left", "move_right", "move_up", "rotate_ccw", "rotate_cw", "shrink", "still",
+    "grow",
+    "move_down",
+    "move_left",
+    "move_right",
+    "move_up",
+    "rotate_ccw",
+    "rotate_cw",
+    "shrink",
+    "still",
 )
 _PAIRS = (("move_left", "move_right"), ("move_up", "move_down"), ("rotate_cw", "rotate_ccw"), ("grow", "shrink"))
 REVERSED = {**{a: b for a, b in _PAIRS}, **{b: a for a, b in _PAIRS}, "still": "still"}
 """The class a clip becomes when its frames play in reverse order."""
-MIRRORED_X = {**{c: c for c in CLASSES}, "move_left": "move_right", "move_right": "move_left",
-              "rotate_cw": "rotate_ccw", "rotate_ccw": "rotate_cw"}
+MIRRORED_X = {
+    **{c: c for c in CLASSES},
+    "move_left": "move_right",
+    "move_right": "move_left",
+    "rotate_cw": "rotate_ccw",
+    "rotate_ccw": "rotate_cw",
+}
 """The class a clip becomes when flipped left to right."""
-MIRRORED_Y = {**MIRRORED_X, "move_left": "move_left", "move_right": "move_right",
-              "move_up": "move_down", "move_down": "move_up"}
+MIRRORED_Y = {
+    **MIRRORED_X,
+    "move_left": "move_left",
+    "move_right": "move_right",
+    "move_up": "move_down",
+    "move_down": "move_up",
+}
 """The class a clip becomes when flipped top to bottom."""
 
 _X264_OPTIONS = {"preset": "veryfast", "crf": "23", "threads": "1", "x264-params": "rc-lookahead=0"}
@@ -259,7 +277,12 @@ LONG_SEED_OFFSET = 7919  # long videos draw their shots away from the per-class 
 
 
 def plan_long_video(
-    segments: int, seed: int, *, width: int = 320, height: int = 240, fps: int = 15,
+    segments: int,
+    seed: int,
+    *,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 15,
     seconds: tuple[float, float] = (2.8, 3.6),
 ) -> list[VideoSpec]:
     """The shots of one long video, a pure function of the arguments.
@@ -289,7 +312,9 @@ def segments_of(specs: Sequence[VideoSpec]) -> list[Segment]:
     """Where each shot lies in the concatenated video."""
     result, first = [], 0
     for spec in specs:
-        result.append(Segment(spec.label, first / spec.fps, (first + spec.num_frames) / spec.fps, first, spec.num_frames))
+        result.append(
+            Segment(spec.label, first / spec.fps, (first + spec.num_frames) / spec.fps, first, spec.num_frames)
+        )
         first += spec.num_frames
     return result
 
@@ -339,10 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="encoding threads (default 2)")
     long = parser.add_argument_group("long video (one file of shots of different classes)")
     long.add_argument("--long", type=int, metavar="SEGMENTS", help="write OUT/long_s<seed>.mp4 of SEGMENTS shots")
-    long.add_argument("--segment-seconds", type=float, nargs=2, default=(2.8, 3.6), metavar=("LOW", "HIGH"),
-                      help="length range of a shot (default 2.8 3.6: one motion per shot, as long as the training clips)")
-    long.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"),
-                      help="frame size of the long video (default 320 240)")
+    long.add_argument(
+        "--segment-seconds",
+        type=float,
+        nargs=2,
+        default=(2.8, 3.6),
+        metavar=("LOW", "HIGH"),
+        help="length range of a shot (default 2.8 3.6: one motion per shot, as long as the training clips)",
+    )
+    long.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=(320, 240),
+        metavar=("WIDTH", "HEIGHT"),
+        help="frame size of the long video (default 320 240)",
+    )
     long.add_argument("--fps", type=int, default=15, help="frame rate of the long video (default 15)")
     return parser
 
@@ -355,8 +392,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.long is not None:
         return run_long(args, start)
-    paths = generate(args.out, args.per_class, args.seed, max_side=args.max_side,
-                     max_seconds=args.max_seconds, workers=args.workers)
+    paths = generate(
+        args.out, args.per_class, args.seed, max_side=args.max_side, max_seconds=args.max_seconds, workers=args.workers
+    )
     print(f"wrote {len(paths)} videos ({len(CLASSES)} classes) to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -368,12 +406,15 @@ def run_long(args: argparse.Namespace, start: float) -> int:
     out = Path(args.out)
     if not out.is_dir():
         raise StamError(f"{out}: no such directory")
-    specs = plan_long_video(args.long, args.seed, width=width, height=height, fps=args.fps,
-                            seconds=tuple(args.segment_seconds))
+    specs = plan_long_video(
+        args.long, args.seed, width=width, height=height, fps=args.fps, seconds=tuple(args.segment_seconds)
+    )
     path = out / f"long_s{args.seed}.mp4"
     segments = write_long_video(specs, path)
-    print(f"wrote {path} ({len(segments)} segments, {segments[-1].end:.1f} s) and {segments_path(path).name} "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {path} ({len(segments)} segments, {segments[-1].end:.1f} s) and {segments_path(path).name} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 

@@ -20,10 +20,10 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,8 +75,15 @@ def frame_states(spec: VideoSpec, indices: Sequence[int]) -> list[list[float]]:
     states = []
     for index in indices:
         x, y, radius, angle = motion.at(index / (spec.num_frames - 1))
-        states.append([(x * scale_x - left) / 112 - 1, (y * scale_y - top) / 112 - 1,
-                       math.log(radius * scale_y / 224) + 1.5, math.cos(angle), math.sin(angle)])
+        states.append(
+            [
+                (x * scale_x - left) / 112 - 1,
+                (y * scale_y - top) / 112 - 1,
+                math.log(radius * scale_y / 224) + 1.5,
+                math.cos(angle),
+                math.sin(angle),
+            ]
+        )
     return states
 
 
@@ -163,7 +170,10 @@ def train(data: MotionData, config: TrainConfig, log: Callable[[str], None] = pr
         embeddings[reverse], labels[reverse] = embeddings[reverse].flip(1), _label_map(REVERSED)[labels[reverse]]
         logits = model.forward_head(embeddings)
         accuracy = (logits.argmax(1) == labels).float().mean().item()
-        return _update(F.cross_entropy(logits, labels), temporal_params, optimizers["temporal"]) + f" batch acc {accuracy:.2f}"
+        return (
+            _update(F.cross_entropy(logits, labels), temporal_params, optimizers["temporal"])
+            + f" batch acc {accuracy:.2f}"
+        )
 
     temporal_params = [*model.aggregate.parameters(), *model.head.parameters()]
     optimizers = {
@@ -172,9 +182,11 @@ def train(data: MotionData, config: TrainConfig, log: Callable[[str], None] = pr
         "clip": _optimizer(params, config.clip_lr, config.clip_steps),
     }
     cached = cached_labels = None
-    for stage, steps, step_fn in (("spatial", config.spatial_steps, spatial_step),
-                                  ("temporal", config.temporal_steps, temporal_step),
-                                  ("clips", config.clip_steps, clip_step)):
+    for stage, steps, step_fn in (
+        ("spatial", config.spatial_steps, spatial_step),
+        ("temporal", config.temporal_steps, temporal_step),
+        ("clips", config.clip_steps, clip_step),
+    ):
         if stage == "temporal":
             cached, cached_labels = embed_clips(model, data)
         started = time.perf_counter()
@@ -189,11 +201,17 @@ def embed_clips(model: Stam, data: MotionData, chunk: int = 16) -> tuple[torch.T
     """Per-frame embeddings (2, N, T, D) of every clip as is and flipped left-right, and their labels."""
     model.eval()
     with torch.no_grad():
-        embeddings = torch.stack([
-            torch.cat([model.forward_features(transform(data.clips[i : i + chunk]).float() / 255)
-                       for i in range(0, len(data.labels), chunk)])
-            for transform in (lambda clips: clips, lambda clips: clips.flip(-1))
-        ])
+        embeddings = torch.stack(
+            [
+                torch.cat(
+                    [
+                        model.forward_features(transform(data.clips[i : i + chunk]).float() / 255)
+                        for i in range(0, len(data.labels), chunk)
+                    ]
+                )
+                for transform in (lambda clips: clips, lambda clips: clips.flip(-1))
+            ]
+        )
     model.train()
     return embeddings, torch.stack([data.labels, _label_map(MIRRORED_X)[data.labels]])
 
@@ -214,10 +232,17 @@ def _update(loss: torch.Tensor, params, optimizer_and_schedule) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.motion.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("artifacts/motion_train"),
-                        help="where the training videos are generated (reused when present)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.motion.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("artifacts/motion_train"),
+        help="where the training videos are generated (reused when present)",
+    )
     parser.add_argument("--per-class", type=int, default=120, help="training videos per class (default 120)")
     parser.add_argument("--out", type=Path, default=SHIPPED_CHECKPOINT, help="checkpoint to write")
     parser.add_argument("--spatial-steps", type=int, default=TrainConfig.spatial_steps)
@@ -234,8 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = plan_dataset(args.per_class, TRAIN_SEED)
     if not all((args.data / spec.label / spec.name).is_file() for spec in specs):
         generate(args.data, args.per_class, TRAIN_SEED)
-    config = TrainConfig(spatial_steps=args.spatial_steps, temporal_steps=args.temporal_steps,
-                         clip_steps=args.clip_steps, seed=args.seed)
+    config = TrainConfig(
+        spatial_steps=args.spatial_steps, temporal_steps=args.temporal_steps, clip_steps=args.clip_steps, seed=args.seed
+    )
     data = load_data(args.data, specs, config.frames)
     print(f"{len(specs)} training videos decoded in {time.perf_counter() - started:.0f} s", flush=True)
     model = train(data, config, log=lambda line: print(line, flush=True))

@@ -12,8 +12,9 @@ idle AVX2 Zen 3, 1.47x on AVX-512 in issue 15); else ONNX Runtime. A plan always
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from runtime import contract, cpu
 from runtime.backends.base import Model
@@ -35,7 +36,7 @@ def open_model(
     backend: str = "auto",
     precision: str = "fp32",
     providers: Sequence[str] | None = None,
-    openvino: "OpenVinoSettings | None" = None,
+    openvino: OpenVinoSettings | None = None,
 ) -> Model:
     """Open an artifact on `backend` ("auto", "onnxruntime", "openvino" or "tensorrt").
 
@@ -52,8 +53,10 @@ def open_model(
     if openvino is not None and chosen != "openvino":
         raise StamError(f"{path}: OpenVINO settings given, but the model runs on {chosen}")
     if precision != "fp32" and chosen != "openvino":
-        raise StamError(f"precision {precision!r} runs on OpenVINO only ({chosen} runs the artifact's own "
-                        f"precision; use --backend openvino or --precision fp32)")
+        raise StamError(
+            f"precision {precision!r} runs on OpenVINO only ({chosen} runs the artifact's own "
+            f"precision; use --backend openvino or --precision fp32)"
+        )
     if chosen == "onnxruntime":
         from runtime.backends.ort import OrtModel
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import abc
 import warnings
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Mapping
 
 import numpy as np
 
@@ -25,8 +25,11 @@ def warn_if_random(metadata: Mapping[str, str], path: str) -> None:
     """Once per artifact and process: a demo export must not pass for a trained model."""
     if metadata.get(contract.META_RANDOM_WEIGHTS) == "1" and path not in _WARNED_RANDOM:
         _WARNED_RANDOM.add(path)
-        warnings.warn(f"{path} was exported with random weights (no checkpoint): its labels are meaningless",
-                      RandomWeightsWarning, stacklevel=3)
+        warnings.warn(
+            f"{path} was exported with random weights (no checkpoint): its labels are meaningless",
+            RandomWeightsWarning,
+            stacklevel=3,
+        )
 
 
 def check_input(frames: np.ndarray) -> tuple[int, int]:
@@ -94,7 +97,7 @@ class Model(abc.ABC):
     def close(self) -> None:
         """Release the session or engine and every buffer it holds; safe to call twice."""
 
-    def __enter__(self) -> "Model":
+    def __enter__(self) -> Model:
         return self
 
     def __exit__(

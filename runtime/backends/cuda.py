@@ -16,7 +16,9 @@ import numpy as np
 
 from runtime.errors import MissingDependencyError, StamError
 
-GPU_EXTRA_HINT = "pip install -e '.[gpu]' (CUDA 13 driver) or '.[gpu-cu12]' (CUDA 12 driver) on a machine with an NVIDIA GPU"
+GPU_EXTRA_HINT = (
+    "pip install -e '.[gpu]' (CUDA 13 driver) or '.[gpu-cu12]' (CUDA 12 driver) on a machine with an NVIDIA GPU"
+)
 DRIVER_LIBRARY = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
 
 
@@ -65,8 +67,9 @@ def import_cudart() -> ModuleType:
         try:
             from cuda import cudart
         except ImportError:
-            raise MissingDependencyError(f"cuda-python is not installed: {GPU_EXTRA_HINT}; "
-                                         "with the rtx extra: pip install cuda-python") from None
+            raise MissingDependencyError(
+                f"cuda-python is not installed: {GPU_EXTRA_HINT}; with the rtx extra: pip install cuda-python"
+            ) from None
     return cudart
 
 

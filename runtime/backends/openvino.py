@@ -15,11 +15,12 @@ compilation. `openvino` is imported on first use only: the runtime works without
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -86,8 +87,10 @@ def resolve_precision(requested: str, capabilities: Sequence[str]) -> str:
     if requested == "auto":
         return "bf16" if has_bf16 else "fp32"
     if requested == "bf16" and not has_bf16:
-        raise StamError(f"bf16 needs a CPU with avx512_bf16 or AMX; OpenVINO's CPU plugin offers only "
-                        f"{', '.join(capabilities)} here (use --precision fp32)")
+        raise StamError(
+            f"bf16 needs a CPU with avx512_bf16 or AMX; OpenVINO's CPU plugin offers only "
+            f"{', '.join(capabilities)} here (use --precision fp32)"
+        )
     return requested
 
 
@@ -195,7 +198,7 @@ class OpenVinoModel(Model):
 
         self._queue.set_callback(keep)
         for index in range(len(frames)):
-            self._queue.start_async({0: frames[index:index + 1]}, userdata=index, share_inputs=True)
+            self._queue.start_async({0: frames[index : index + 1]}, userdata=index, share_inputs=True)
         self._queue.wait_all()
         return np.concatenate(rows)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -67,8 +67,11 @@ def must_simulate_int8(path: Path, chosen: Sequence[str]) -> bool:
         return False  # not readable: ONNX Runtime will say why
     if metadata.get(contract.META_PRECISION) != "int8":
         return False
-    warnings.warn(f"{path}: this CPU has no VNNI, where ONNX Runtime's INT8 kernels saturate; running the "
-                  "Q/DQ graph as simulated quantization (exact, fp32 speed)", stacklevel=4)
+    warnings.warn(
+        f"{path}: this CPU has no VNNI, where ONNX Runtime's INT8 kernels saturate; running the "
+        "Q/DQ graph as simulated quantization (exact, fp32 speed)",
+        stacklevel=4,
+    )
     return True
 
 

@@ -7,8 +7,8 @@ when it does not hold live here, so that `--backend` never changes what is refus
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import onnx
 

@@ -59,11 +59,13 @@ def import_tensorrt(library: str = "tensorrt") -> ModuleType:
     try:
         return importlib.import_module(module_name)
     except ImportError:
-        raise MissingDependencyError(f"{title} ({module_name}) is not installed: this needs the {extra} extra: "
-                                     f"pip install -e '.[{extra}]'{EXTRA_NOTES.get(extra, '')}") from None
+        raise MissingDependencyError(
+            f"{title} ({module_name}) is not installed: this needs the {extra} extra: "
+            f"pip install -e '.[{extra}]'{EXTRA_NOTES.get(extra, '')}"
+        ) from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def library_logger(trt: ModuleType) -> Any:
     """The process's one `trt.ILogger` for this library: it keeps errors for the failing step's message
     and sends warnings to logging. One per library because TensorRT keeps the first logger a process
@@ -74,7 +76,7 @@ def library_logger(trt: ModuleType) -> Any:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
 
-        def start(self) -> "BuildLog":
+        def start(self) -> BuildLog:
             self.errors.clear()
             return self
 
@@ -119,24 +121,29 @@ def check_library_version(trt: ModuleType) -> tuple[int, int]:
     title, extra, oldest = LIBRARIES.get(library_name(trt), ("TensorRT", "gpu", (10, 0)))
     version = version_tuple(trt.__version__)
     if version < oldest:
-        raise MissingDependencyError(f"{title} {trt.__version__} is too old (needs >= {'.'.join(map(str, oldest))}): "
-                                     f"pip install -e '.[{extra}]'")
+        raise MissingDependencyError(
+            f"{title} {trt.__version__} is too old (needs >= {'.'.join(map(str, oldest))}): pip install -e '.[{extra}]'"
+        )
     return version
 
 
 def check_plan_library(trt: ModuleType, sidecar: Sidecar, path: str) -> None:
     """A plan opens only with the library that built it (plans of TensorRT and TensorRT-RTX are not interchangeable)."""
     if library_name(trt) != sidecar.library:
-        raise ArtifactError(f"{path}: the plan was built for target {sidecar.target} ({sidecar.library} "
-                            f"{sidecar.tensorrt_version}) and cannot be opened with {library_name(trt)}")
+        raise ArtifactError(
+            f"{path}: the plan was built for target {sidecar.target} ({sidecar.library} "
+            f"{sidecar.tensorrt_version}) and cannot be opened with {library_name(trt)}"
+        )
 
 
 def require_gpu(path: str, problem: str | None = None) -> None:
     """One line, before anything is loaded, when this machine cannot run any plan."""
     problem = problem if problem is not None else driver_problem()
     if problem:
-        raise GpuUnavailableError(f"{path}: a TensorRT plan needs an NVIDIA GPU and driver to run, and this machine "
-                                  f"has {problem}; run the .onnx artifact with ONNX Runtime instead")
+        raise GpuUnavailableError(
+            f"{path}: a TensorRT plan needs an NVIDIA GPU and driver to run, and this machine "
+            f"has {problem}; run the .onnx artifact with ONNX Runtime instead"
+        )
 
 
 def tensor_nbytes(shape: tuple[int, ...], dtype: np.dtype = IO_DTYPE) -> int:
@@ -210,8 +217,12 @@ class RuntimeCache:
         self.config = engine.create_runtime_config()
         self.cache = self.config.create_runtime_cache()
         if path.is_file() and not self.cache.deserialize(path.read_bytes()):
-            warnings.warn(f"{path}: runtime cache rejected (another GPU, driver or TensorRT-RTX version); "
-                          "kernels are compiled again", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{path}: runtime cache rejected (another GPU, driver or TensorRT-RTX version); "
+                "kernels are compiled again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if self.config.set_runtime_cache(self.cache) is False:
             warnings.warn(f"{path}: TensorRT-RTX refused the runtime cache", RuntimeWarning, stacklevel=2)
 
@@ -247,7 +258,7 @@ class TrtRunner:
     def is_active(self) -> bool:
         return self.context is not None
 
-    def activate(self) -> "TrtRunner":
+    def activate(self) -> TrtRunner:
         if self.is_active:
             return self
         require_gpu(self.path)
@@ -317,7 +328,7 @@ class TrtRunner:
             self.runtime_cache.save()
         self.context = self.runtime_cache = self.engine = self.runtime = self.cuda = None
 
-    def __enter__(self) -> "TrtRunner":
+    def __enter__(self) -> TrtRunner:
         return self.activate()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -364,8 +375,10 @@ class TrtModel(Model):
     def __init__(self, path: str | Path, library: ModuleType | None = None):
         sidecar = Sidecar.read(path)
         if sidecar.profile.part != contract.PART_WHOLE:
-            raise ArtifactError(f"{path}: the {sidecar.profile.part} part of a split pair takes "
-                                f"{sidecar.profile.input_name}, not videos; run it with TrtRunner or the timeline")
+            raise ArtifactError(
+                f"{path}: the {sidecar.profile.part} part of a split pair takes "
+                f"{sidecar.profile.input_name}, not videos; run it with TrtRunner or the timeline"
+            )
         super().__init__(str(path), sidecar.metadata, sidecar.profile.batch, sidecar.profile.frames)
         self.sidecar = sidecar
         self._runner = TrtRunner(path, sidecar, library).activate()

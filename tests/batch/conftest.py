@@ -52,8 +52,7 @@ def local_ray():
     """A real local Ray (2 CPUs, no dashboard), shut down when the module's tests are done."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, object_store_memory=RAY_OBJECT_STORE,
-             log_to_driver=False)
+    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, object_store_memory=RAY_OBJECT_STORE, log_to_driver=False)
     try:
         yield ray
     finally:

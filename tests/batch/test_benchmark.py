@@ -4,17 +4,42 @@ from __future__ import annotations
 
 from benchmarks.batch import render
 
-MACHINE = {"cpu": "AMD EPYC", "cpu_cores": 2, "cpu_cores_usable": 2, "torch_threads": 2, "os": "Linux",
-           "python": "3.11", "libraries": {"onnxruntime": "1.32.0"}, "gpu": None}
+MACHINE = {
+    "cpu": "AMD EPYC",
+    "cpu_cores": 2,
+    "cpu_cores_usable": 2,
+    "torch_threads": 2,
+    "os": "Linux",
+    "python": "3.11",
+    "libraries": {"onnxruntime": "1.32.0"},
+    "gpu": None,
+}
 
 
 def test_table_rates_come_from_the_recorded_times():
     document = {
-        "machine": MACHINE, "load_before": [0.1, 0.2, 0.3], "ray_startup_s": 5.0, "versions": {"ray": "2.60.0"},
+        "machine": MACHINE,
+        "load_before": [0.1, 0.2, 0.3],
+        "ray_startup_s": 5.0,
+        "versions": {"ray": "2.60.0"},
         "results": [
-            {"command": "python -m runtime.infer", "actors": None, "videos": 200, "wall_s": 40.0, "ray_startup_s": None},
-            {"command": "stam-batch", "actors": 2, "videos": 200, "wall_s": 50.0, "ray_startup_s": 10.0,
-             "rerun_s": 2.5, "decode_ms_mean": 70.2, "infer_ms_mean": 28.0},
+            {
+                "command": "python -m runtime.infer",
+                "actors": None,
+                "videos": 200,
+                "wall_s": 40.0,
+                "ray_startup_s": None,
+            },
+            {
+                "command": "stam-batch",
+                "actors": 2,
+                "videos": 200,
+                "wall_s": 50.0,
+                "ray_startup_s": 10.0,
+                "rerun_s": 2.5,
+                "decode_ms_mean": 70.2,
+                "infer_ms_mean": 28.0,
+            },
         ],
     }
     lines = render(document).splitlines()

@@ -10,8 +10,8 @@ import pytest
 
 from batch.cli import main
 from batch.extra import RAY_EXTRA_HINT
-from tests.runtime.conftest import build_mean_rgb
 from tests.blocking import import_blocking
+from tests.runtime.conftest import build_mean_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,15 +60,22 @@ def test_a_folder_of_another_job_is_refused(no_ray_start, capsys, corpus, mean_r
 
 
 def test_without_the_ray_extra_one_line_names_it():
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'ray': raise ImportError(name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from batch.cli import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
-    result = subprocess.run([sys.executable, "-c", code, "m.onnx", "videos/", "--out", "o"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ray': raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from batch.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "m.onnx", "videos/", "--out", "o"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (result.returncode, result.stderr) == (2, f"error: {RAY_EXTRA_HINT}\n")
 
 

@@ -16,8 +16,10 @@ JOB = {"model": MODEL.as_dict(), "frames": 8, "sampling": "uniform", "topk": 5, 
 
 
 def error_rows(*paths: str):
-    rows = [result_row(Decoded(p, 8, "uniform", [], 1.0, error=f"{p}: no such file"), None, MODEL, None, False)
-            for p in paths]
+    rows = [
+        result_row(Decoded(p, 8, "uniform", [], 1.0, error=f"{p}: no such file"), None, MODEL, None, False)
+        for p in paths
+    ]
     return rows_to_table(rows, with_logits=False)
 
 

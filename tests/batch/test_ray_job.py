@@ -61,8 +61,13 @@ def kill_session(session: int, timeout: float = 30.0) -> None:
 
 def start_cli(*args: str, log: Path) -> subprocess.Popen:
     with open(log, "wb") as sink:
-        return subprocess.Popen([sys.executable, "-m", "batch.cli", *args], cwd=ROOT, stdout=sink,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "batch.cli", *args],
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_for_first_part(out: Path, process: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -85,8 +90,18 @@ def many_videos(corpus, tmp_path_factory) -> Path:
 
 def test_killed_with_sigkill_and_rerun_every_input_is_there_exactly_once(request, tiny_onnx, many_videos, tmp_path):
     out = tmp_path / "results"
-    args = [str(tiny_onnx), str(many_videos), "--out", str(out), "--batch-size", "1", "--rows-per-file", "1",
-            "--num-cpus", "2"]
+    args = [
+        str(tiny_onnx),
+        str(many_videos),
+        "--out",
+        str(out),
+        "--batch-size",
+        "1",
+        "--rows-per-file",
+        "1",
+        "--num-cpus",
+        "2",
+    ]
     process = start_cli(*args, log=tmp_path / "killed.log")
     try:
         wait_for_first_part(out, process)
@@ -112,8 +127,19 @@ def test_killed_with_sigkill_and_rerun_every_input_is_there_exactly_once(request
 
 def infer_json(model: Path, videos: list[Path]) -> dict[str, dict]:
     """`python -m runtime.infer --json --logits`, by path: the single-process reference."""
-    command = [sys.executable, "-m", "runtime.infer", str(model), *map(str, videos), "--json", "--logits",
-               "--topk", "3", "--batch-size", "3"]
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.infer",
+        str(model),
+        *map(str, videos),
+        "--json",
+        "--logits",
+        "--topk",
+        "3",
+        "--batch-size",
+        "3",
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr  # 1: some videos failed, as they must
     return {row["path"]: row for row in map(json.loads, result.stdout.splitlines())}
@@ -125,8 +151,18 @@ def test_results_equal_runtime_infer_and_bad_files_are_error_rows(local_ray, tin
     manifest.write_text(f"{corpus['a']}\ngone.mp4\n")
     inputs = [corpus["videos"].as_uri(), str(corpus["broken"]), str(manifest)]
     out = tmp_path / "results"
-    summary = run_job(JobConfig(model=str(tiny_onnx), inputs=inputs, out=str(out), topk=3, with_logits=True,
-                                batch_size=2, actors=2, rows_per_file=3))
+    summary = run_job(
+        JobConfig(
+            model=str(tiny_onnx),
+            inputs=inputs,
+            out=str(out),
+            topk=3,
+            with_logits=True,
+            batch_size=2,
+            actors=2,
+            rows_per_file=3,
+        )
+    )
     rows = {row["path"]: row for row in read_results(out)}
     local = {path: Path(path.removeprefix("file://")) for path in rows}
     expected = infer_json(tiny_onnx, sorted(local.values()))

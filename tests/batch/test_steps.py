@@ -36,8 +36,9 @@ def test_decode_keeps_the_runtimes_sampling_notes(corpus):
     assert row["error"] == "" and row["notes"]  # a 6-frame video is shorter than the reference's 10 s
 
 
-@pytest.mark.parametrize("name, reason", [("random", "not a readable video"), ("empty", "not a readable video"),
-                                          ("truncated", "")])
+@pytest.mark.parametrize(
+    "name, reason", [("random", "not a readable video"), ("empty", "not a readable video"), ("truncated", "")]
+)
 def test_a_bad_video_becomes_an_error_row_with_zero_pixels(corpus, name, reason):
     path = str(corpus["broken"] / f"{name}.mp4")
     row = decode_video({"path": path}, num_frames=4, sampling="uniform")
@@ -76,14 +77,19 @@ def test_classify_equals_the_runtime_and_passes_errors_through(corpus, tmp_path,
             continue
         expected = expected_result(mean_rgb_model, video)  # one video at a time, dynamic batch
         assert row["error"] is None and row["topk"] == [vars(p) for p in expected.predictions]
-        assert (row["label"], row["probability"]) == (expected.predictions[0].label, expected.predictions[0].probability)
+        assert (row["label"], row["probability"]) == (
+            expected.predictions[0].label,
+            expected.predictions[0].probability,
+        )
         np.testing.assert_allclose(row["logits"], expected.logits, rtol=0, atol=1e-6)
         assert row["model"] == MODEL_ID.as_dict() and row["infer_ms"] > 0
 
 
 def test_write_part_reports_what_it_wrote(corpus, tmp_path, mean_rgb_model):
-    rows = [decode_video({"path": str(v)}, num_frames=4, sampling="uniform")
-            for v in (corpus["a"], corpus["broken"] / "random.mp4")]
+    rows = [
+        decode_video({"path": str(v)}, num_frames=4, sampling="uniform")
+        for v in (corpus["a"], corpus["broken"] / "random.mp4")
+    ]
     table = Classify(str(mean_rgb_model), MODEL_ID, ClassifyOptions(topk=2, with_logits=False))(as_batch(rows))
     summary = write_part(table, str(tmp_path)).to_pylist()
     assert summary == [{"part": summary[0]["part"], "videos": 2, "failures": 1}]

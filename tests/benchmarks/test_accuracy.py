@@ -26,7 +26,9 @@ def small_val_dir(tmp_path_factory):
 
 
 def test_names_match_across_download_conventions():
-    assert normalize_name("passing_American_football_(in_game)") == normalize_name("passing American football (in game)")
+    assert normalize_name("passing_American_football_(in_game)") == normalize_name(
+        "passing American football (in game)"
+    )
     assert normalize_name('"Abseiling"') == "abseiling"
 
 

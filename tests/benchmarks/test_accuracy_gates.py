@@ -24,8 +24,9 @@ TRAINED_FRAMES = 8
 MIN_HELD_OUT_TOP1 = 0.95
 FP16_MAX_DROP = 0.005  # the fp16 bound, which bf16 is held to
 INT8_MAX_DROP = 0.01
-needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
-                                    reason="openvino is not installed (the [openvino] extra)")
+needs_openvino = pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="openvino is not installed (the [openvino] extra)"
+)
 
 
 class TorchRunner:
@@ -61,8 +62,10 @@ def fp32_logits(onnx_fp32, motion_clips) -> np.ndarray:
 def test_fp32_onnx_agrees_with_pytorch(motion_model, motion_clips, fp32_logits):
     torch_logits = predict_clips(TorchRunner(motion_model), motion_clips.frames(TRAINED_FRAMES), batch_size=16)
     agreement = float(np.mean(torch_logits.argmax(1) == fp32_logits.argmax(1)))
-    print(f"fp32 ONNX vs PyTorch: top-1 agreement {agreement:.2%}, "
-          f"max |logit diff| {np.abs(torch_logits - fp32_logits).max():.2e}")
+    print(
+        f"fp32 ONNX vs PyTorch: top-1 agreement {agreement:.2%}, "
+        f"max |logit diff| {np.abs(torch_logits - fp32_logits).max():.2e}"
+    )
     assert agreement >= 0.995
     assert top1(fp32_logits, motion_clips.targets) >= MIN_HELD_OUT_TOP1
 
@@ -100,7 +103,9 @@ def test_shipped_model_reaches_95_percent_through_runtime_infer(motion_held_out_
     videos = [str(path) for label in CLASSES for path in sorted((motion_held_out_dir / label).glob("*.mp4"))[:6]]
     completed = subprocess.run(
         [sys.executable, "-m", "runtime.infer", str(motion_onnx_fp32), *videos, "--json", "--topk", "1"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr
     results = [json.loads(line) for line in completed.stdout.splitlines()]
@@ -125,8 +130,10 @@ def test_openvino_fp32_agrees_with_pytorch_and_onnx_runtime(motion_model, motion
     logits = openvino_logits(motion_onnx_fp32, motion_clips)
     torch_logits = predict_clips(TorchRunner(motion_model), motion_clips.frames(TRAINED_FRAMES), batch_size=16)
     agreement = float(np.mean(torch_logits.argmax(1) == logits.argmax(1)))
-    print(f"OpenVINO fp32: agreement with PyTorch {agreement:.2%}, max |logit diff| vs ONNX Runtime "
-          f"{np.abs(logits - fp32_logits).max():.2e}")
+    print(
+        f"OpenVINO fp32: agreement with PyTorch {agreement:.2%}, max |logit diff| vs ONNX Runtime "
+        f"{np.abs(logits - fp32_logits).max():.2e}"
+    )
     assert agreement >= 0.995
     np.testing.assert_allclose(logits, fp32_logits, atol=contract.FP32_MAX_ABS_DIFF, rtol=0)
 
@@ -155,8 +162,10 @@ def test_openvino_int8_within_the_int8_bound(motion_onnx_int8, motion_clips, fp3
         ort_logits = predict_clips(model, motion_clips.frames(TRAINED_FRAMES), batch_size=16)
     fp32, ov, ort = (top1(x, motion_clips.targets) for x in (fp32_logits, ov_logits, ort_logits))
     scale = float(np.abs(fp32_logits).max())
-    print(f"top-1 fp32 {fp32:.2%}, INT8 OpenVINO {ov:.2%}, INT8 ONNX Runtime {ort:.2%}; max |logit diff| vs fp32: "
-          f"OpenVINO {np.abs(ov_logits - fp32_logits).max():.3g}, ONNX Runtime {np.abs(ort_logits - fp32_logits).max():.3g} "
-          f"(largest fp32 logit {scale:.3g})")
+    print(
+        f"top-1 fp32 {fp32:.2%}, INT8 OpenVINO {ov:.2%}, INT8 ONNX Runtime {ort:.2%}; max |logit diff| vs fp32: "
+        f"OpenVINO {np.abs(ov_logits - fp32_logits).max():.3g}, ONNX Runtime {np.abs(ort_logits - fp32_logits).max():.3g} "
+        f"(largest fp32 logit {scale:.3g})"
+    )
     assert ov >= fp32 - INT8_MAX_DROP
     assert float(np.mean(ov_logits.argmax(1) == ort_logits.argmax(1))) >= 0.95

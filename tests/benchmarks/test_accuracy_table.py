@@ -11,8 +11,14 @@ from benchmarks.accuracy_table import DEFAULT_OUT, default_rows, main, parse_arg
 def test_table_rows_cover_backends_precisions_frames_and_order():
     rows = default_rows(8)
     assert {(r.backend, r.precision) for r in rows} == {
-        ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"),
-        ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")}
+        ("torch", "fp32"),
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "fp16"),
+        ("onnxruntime", "int8"),
+        ("openvino", "fp32"),
+        ("openvino", "bf16"),
+        ("openvino", "int8"),
+    }
     bf16 = next(r for r in rows if r.precision == "bf16")
     assert bf16.artifact == "fp32" and bf16.open_options() == {"backend": "openvino", "precision": "bf16"}
     assert {r.frames for r in rows} == {4, 8, 16}
@@ -34,8 +40,18 @@ def first_per_class(root: Path, count: int, into: Path) -> Path:
 def test_one_command_writes_markdown_and_json(motion_held_out_dir, tmp_path):
     markdown, results = tmp_path / "accuracy.md", tmp_path / "accuracy.json"
     val_dir = first_per_class(motion_held_out_dir, SMOKE_PER_CLASS, tmp_path / "val")
-    argv = ["--val-dir", str(val_dir), "--calibration-per-class", "1", "--workdir", str(tmp_path / "w"),
-            "--markdown", str(markdown), "--json", str(results)]
+    argv = [
+        "--val-dir",
+        str(val_dir),
+        "--calibration-per-class",
+        "1",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--markdown",
+        str(markdown),
+        "--json",
+        str(results),
+    ]
     assert main(argv) == 0
     rows = json.loads(results.read_text())
     assert len(rows) == len(default_rows(8))
@@ -53,7 +69,10 @@ def test_one_command_writes_markdown_and_json(motion_held_out_dir, tmp_path):
 
 def test_outputs_default_to_artifacts_and_publishing_is_explicit():
     default = parse_args([])
-    assert (default.markdown, default.json) == (DEFAULT_OUT / "accuracy_motion.md", DEFAULT_OUT / "accuracy_motion.json")
+    assert (default.markdown, default.json) == (
+        DEFAULT_OUT / "accuracy_motion.md",
+        DEFAULT_OUT / "accuracy_motion.json",
+    )
     assert DEFAULT_OUT.parts[0] == "artifacts"
     published = parse_args(["--out", "benchmarks/results"])
     assert published.json == Path("benchmarks/results/accuracy_motion.json")

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from benchmarks.motion.generate import (
-    CLASSES, MIRRORED_X, MIRRORED_Y, REVERSED, draw_motion, main, plan_dataset, render, write_video,
+    CLASSES,
+    MIRRORED_X,
+    MIRRORED_Y,
+    REVERSED,
+    draw_motion,
+    main,
+    plan_dataset,
+    render,
+    write_video,
 )
 
 
@@ -58,8 +66,9 @@ def test_rendering_and_encoding_are_deterministic(tmp_path):
     frames = render(spec)
     assert frames.shape == (12, spec.height, spec.width, 3) and frames.dtype == np.uint8
     np.testing.assert_array_equal(render(spec), frames)
-    digests = {hashlib.sha256(write_video(frames, tmp_path / f"{i}.mp4", spec.fps).read_bytes()).hexdigest()
-               for i in range(3)}
+    digests = {
+        hashlib.sha256(write_video(frames, tmp_path / f"{i}.mp4", spec.fps).read_bytes()).hexdigest() for i in range(3)
+    }
     assert len(digests) == 1
 
 
@@ -75,8 +84,10 @@ def test_written_video_reads_back_through_the_runtime(tmp_path):
 
 
 def test_command_line_writes_the_kinetics_layout(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--per-class", "1", "--seed", "5", "--max-side", "160",
-                 "--max-seconds", "1.5"]) == 0
+    assert (
+        main(["--out", str(tmp_path), "--per-class", "1", "--seed", "5", "--max-side", "160", "--max-seconds", "1.5"])
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(CLASSES)
     assert all(len(list((tmp_path / name).glob("*.mp4"))) == 1 for name in CLASSES)
     assert "wrote 9 videos" in capsys.readouterr().out
@@ -103,5 +114,6 @@ def test_augment_maps_labels_and_states_with_the_transform():
     assert [CLASSES[i] for i in out_labels.tolist()] == expected  # each swaps left and right
     assert torch.equal(out_states[reversed_, 0, 1], torch.full((int(reversed_.sum()),), float(frames)))
     assert (out_states[flipped, :, 0] < 0).all() and (out_states[~flipped, :, 0] > 0).all()  # x mirrors
-    assert torch.equal(clips, torch.arange(frames * width, dtype=torch.uint8).reshape(1, frames, 1, 1, width)
-                       .repeat(64, 1, 3, 2, 1))  # inputs untouched
+    assert torch.equal(
+        clips, torch.arange(frames * width, dtype=torch.uint8).reshape(1, frames, 1, 1, width).repeat(64, 1, 3, 2, 1)
+    )  # inputs untouched

@@ -9,16 +9,43 @@ import pytest
 
 from benchmarks.pipeline import main
 
-BACKENDS = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(
-    importlib.util.find_spec("openvino") is None, reason="openvino is not installed"))]
+BACKENDS = [
+    "onnxruntime",
+    pytest.param(
+        "openvino",
+        marks=pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed"),
+    ),
+]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_decode_and_end_to_end_sections(tiny_onnx, tmp_path, capsys, backend):
     out = tmp_path / "pipeline.json"
-    argv = ["--clips", "340p", "--methods", "ours", "reference", "--repeats", "1", "--warmup", "0",
-            "--frames", "8", "--model", str(tiny_onnx), "--workers", "1,2", "--videos", "2",
-            "--clip-dir", str(tmp_path / "clips"), "--json", str(out), "--backend", backend]
+    argv = [
+        "--clips",
+        "340p",
+        "--methods",
+        "ours",
+        "reference",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--frames",
+        "8",
+        "--model",
+        str(tiny_onnx),
+        "--workers",
+        "1,2",
+        "--videos",
+        "2",
+        "--clip-dir",
+        str(tmp_path / "clips"),
+        "--json",
+        str(out),
+        "--backend",
+        backend,
+    ]
     assert main(argv) == 0
     document = json.loads(out.read_text())
     assert document["end_to_end"]["backend"] == backend
@@ -35,7 +62,19 @@ def test_decode_and_end_to_end_sections(tiny_onnx, tmp_path, capsys, backend):
 
 
 def test_missing_model_is_a_one_line_error(tmp_path, capsys):
-    argv = ["--clips", "340p", "--methods", "ours", "--repeats", "1", "--warmup", "0",
-            "--model", str(tmp_path / "missing.onnx"), "--clip-dir", str(tmp_path / "clips")]
+    argv = [
+        "--clips",
+        "340p",
+        "--methods",
+        "ours",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--model",
+        str(tmp_path / "missing.onnx"),
+        "--clip-dir",
+        str(tmp_path / "clips"),
+    ]
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")

@@ -85,9 +85,30 @@ def onnx_dir(tmp_path_factory, tiny_onnx):
 
 def _run_cli(out_dir, onnx_dir, backends: str, precisions: str) -> tuple[int, dict, str, bytes]:
     out = out_dir / "out.json"
-    status = main(["--models", "stam_tiny", "--backends", backends, "--precision", precisions, "--batch", "1,2",
-                   "--device", "cpu", "--iters", "2", "--warmup", "1", "--json", str(out),
-                   "--onnx-dir", str(onnx_dir), "--peak-size", "256"])
+    status = main(
+        [
+            "--models",
+            "stam_tiny",
+            "--backends",
+            backends,
+            "--precision",
+            precisions,
+            "--batch",
+            "1,2",
+            "--device",
+            "cpu",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+            "--onnx-dir",
+            str(onnx_dir),
+            "--peak-size",
+            "256",
+        ]
+    )
     return status, json.loads(out.read_text()), out.with_suffix(".md").read_text(), out.with_suffix(".png").read_bytes()
 
 
@@ -143,13 +164,16 @@ def test_cli_smoke_torch_compile(tmp_path, onnx_dir):
         (["--iters", "0"], "--iters must be >= 1"),
         (["--pairs", "torch"], "--pairs must be a comma list of BACKEND:PRECISION"),
         (["--pairs", "torch:fp64"], "--pairs precision: unknown fp64"),
-        (["--json", "/nonexistent/dir/out.json", "--device", "cpu"], "output directory /nonexistent/dir does not exist"),
+        (
+            ["--json", "/nonexistent/dir/out.json", "--device", "cpu"],
+            "output directory /nonexistent/dir does not exist",
+        ),
     ],
 )
 def test_bad_arguments_give_one_line_error(argv, message, capsys):
     assert main(argv) == 2
     error = capsys.readouterr().err
-    assert error.startswith(f"error: ") and message in error and error.count("\n") == 1
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(capsys):
@@ -168,15 +192,22 @@ def test_paper_columns_sit_beside_ours(smoke_run):
         entry["model"] = "stam_16"
     document["work"][0]["paper_gmacs"] = 270.0
     ours = next(r for r in document["results"] if r["batch"] == 1 and r["backend"] == "torch")["videos_per_s"]
-    row = next(line for line in report.render_markdown(document).splitlines() if line.startswith("| stam_16 | 8 | 270 | 20.0 |"))
+    row = next(
+        line
+        for line in report.render_markdown(document).splitlines()
+        if line.startswith("| stam_16 | 8 | 270 | 20.0 |")
+    )
     assert f"| {ours:.3g} |" in row
 
 
 def test_pairs_replace_the_cross_product():
-    cross = build_options(parse_args(["--backends", "torch,onnxruntime", "--precision", "fp32,int8", "--device", "cpu"]))
+    cross = build_options(
+        parse_args(["--backends", "torch,onnxruntime", "--precision", "fp32,int8", "--device", "cpu"])
+    )
     assert cross.pairs == (("torch", "fp32"), ("torch", "int8"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
-    chosen = build_options(parse_args(["--pairs", "torch:fp32,torch-compile:fp16", "--backends", "tensorrt",
-                                       "--device", "cpu"]))
+    chosen = build_options(
+        parse_args(["--pairs", "torch:fp32,torch-compile:fp16", "--backends", "tensorrt", "--device", "cpu"])
+    )
     assert chosen.pairs == (("torch", "fp32"), ("torch-compile", "fp16"))
 
 
@@ -186,9 +217,17 @@ def test_compile_mode_defaults_per_device_and_is_recorded():
     assert chosen.compile_mode == "reduce-overhead"
     assert "mode max-autotune (Triton matmul autotuning + CUDA graphs)" in describe_backends("cuda")["torch-compile"]
     assert "mode reduce-overhead" in describe_backends("cpu", "reduce-overhead")["torch-compile"]
-    assert [uses_cuda_graphs(mode, device) for mode, device in [("max-autotune", "cuda"), ("reduce-overhead", "cuda"),
-            ("max-autotune-no-cudagraphs", "cuda"), ("default", "cuda"), ("max-autotune", "cpu"), (None, "cuda")]] == [
-        True, True, False, False, False, False]
+    assert [
+        uses_cuda_graphs(mode, device)
+        for mode, device in [
+            ("max-autotune", "cuda"),
+            ("reduce-overhead", "cuda"),
+            ("max-autotune-no-cudagraphs", "cuda"),
+            ("default", "cuda"),
+            ("max-autotune", "cpu"),
+            (None, "cuda"),
+        ]
+    ] == [True, True, False, False, False, False]
 
 
 def test_runs_merge_into_one_report(smoke_run, tmp_path):
@@ -276,9 +315,27 @@ def test_outputs_default_to_artifacts_and_publishing_is_explicit(tmp_path, monke
 
 def test_interleaved_run_times_every_pair_in_turns(tmp_path, onnx_dir):
     out = tmp_path / "turns.json"
-    argv = ["--models", "stam_tiny", "--pairs", "torch:fp32,onnxruntime:fp32,onnxruntime:fp16", "--batch", "1",
-            "--device", "cpu", "--iters", "3", "--warmup", "1", "--json", str(out), "--onnx-dir", str(onnx_dir),
-            "--peak-size", "128", "--interleave"]
+    argv = [
+        "--models",
+        "stam_tiny",
+        "--pairs",
+        "torch:fp32,onnxruntime:fp32,onnxruntime:fp16",
+        "--batch",
+        "1",
+        "--device",
+        "cpu",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+        "--onnx-dir",
+        str(onnx_dir),
+        "--peak-size",
+        "128",
+        "--interleave",
+    ]
     assert main(argv) == 0
     document = json.loads(out.read_text())
     assert document["settings"]["interleaved"] is True

@@ -43,15 +43,35 @@ def long_video(tmp_path_factory):
 def motion_split(motion_model, tmp_path_factory):
     from export.onnx import export_split
 
-    return export_split(motion_model, tmp_path_factory.mktemp("motion_split") / "stam_motion.onnx", labels=list(CLASSES))
+    return export_split(
+        motion_model, tmp_path_factory.mktemp("motion_split") / "stam_motion.onnx", labels=list(CLASSES)
+    )
 
 
 def test_windows_inside_one_shot_get_its_class(motion_split, long_video):
     segments = read_segments(long_video)
     done = subprocess.run(
-        [sys.executable, "-m", "runtime.infer", str(motion_split[0]), str(long_video), "--timeline",
-         "--window", "8", "--fps", "3", "--stride", "1", "--topk", "1", "--json"],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "runtime.infer",
+            str(motion_split[0]),
+            str(long_video),
+            "--timeline",
+            "--window",
+            "8",
+            "--fps",
+            "3",
+            "--stride",
+            "1",
+            "--topk",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     windows = [json.loads(line) for line in done.stdout.splitlines()][:-1]
     inside = []
@@ -68,9 +88,30 @@ def test_windows_inside_one_shot_get_its_class(motion_split, long_video):
 
 
 def test_long_mode_command_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "benchmarks.motion.generate", "--out", str(tmp_path), "--long", "2",
-                           "--segment-seconds", "1", "1", "--size", "64", "48", "--fps", "10", "--seed", "5"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.motion.generate",
+            "--out",
+            str(tmp_path),
+            "--long",
+            "2",
+            "--segment-seconds",
+            "1",
+            "1",
+            "--size",
+            "64",
+            "48",
+            "--fps",
+            "10",
+            "--seed",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     segments = read_segments(tmp_path / "long_s5.mp4")
     assert [(s.first_frame, s.num_frames) for s in segments] == [(0, 10), (10, 10)]
@@ -81,6 +122,10 @@ def test_long_mode_command_line(tmp_path):
 
 
 def test_long_mode_bad_input_is_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "benchmarks.motion.generate", "--out", str(tmp_path), "--long", "0"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.motion.generate", "--out", str(tmp_path), "--long", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.strip() == "error: --long must be at least 1 segment, got 0"

@@ -49,6 +49,8 @@ def test_selftest_refuses_in_one_line_before_any_export(monkeypatch, capsys):
     assert capsys.readouterr().err.startswith("error: TensorRT (tensorrt) is not installed: this needs the gpu extra")
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
     assert trt_selftest.main(["--models", "stam_tiny"]) == 2
-    assert capsys.readouterr().err == ("error: the self-test: a TensorRT plan needs an NVIDIA GPU and driver to run, "
-                                       "and this machine has no NVIDIA driver: libcuda.so.1 cannot be loaded; run the "
-                                       ".onnx artifact with ONNX Runtime instead\n")
+    assert capsys.readouterr().err == (
+        "error: the self-test: a TensorRT plan needs an NVIDIA GPU and driver to run, "
+        "and this machine has no NVIDIA driver: libcuda.so.1 cannot be loaded; run the "
+        ".onnx artifact with ONNX Runtime instead\n"
+    )

@@ -38,8 +38,9 @@ def test_int8_top1_within_one_point_of_fp32(motion_onnx_fp32, motion_clips, cali
     with open_model(motion_onnx_fp32) as model:
         frames, labels = model.frames_trained, folder_labels(held_out, model.labels)
     assert labels is not None, "held-out videos must sit in folders named after the model's labels"
-    int8 = calibrate(motion_onnx_fp32, iter_clips(calibration_videos, frames), tmp_path / "motion.int8.onnx",
-                     method="entropy").path
+    int8 = calibrate(
+        motion_onnx_fp32, iter_clips(calibration_videos, frames), tmp_path / "motion.int8.onnx", method="entropy"
+    ).path
     report = compare_models(motion_onnx_fp32, int8, motion_clips.frames(frames), labels)
     print(f"\n{report.table('int8')}")
     assert report.fp32_top1 >= 0.9, "the shipped motion model should solve its own task"

@@ -70,7 +70,9 @@ def test_symmetric_per_tensor_activations_per_channel_weights(quantized, tiny_am
         data, scale, zero = node.input
         assert stored[zero] == dtype and not np.any(values[zero].astype(np.float32))
         if node.op_type == "QuantizeLinear":  # activations: one scale, amax / largest value
-            assert values[scale].shape == () and values[scale] == pytest.approx(tiny_amax[data] / fmt.max_value, rel=1e-6)
+            assert values[scale].shape == () and values[scale] == pytest.approx(
+                tiny_amax[data] / fmt.max_value, rel=1e-6
+            )
         elif data in values:  # weights: stored quantized, one scale per output channel
             axis = next(a.i for a in node.attribute if a.name == "axis")
             assert stored[data] == dtype and values[scale].shape == (values[data].shape[axis],)
@@ -112,8 +114,11 @@ def _linear_graph() -> onnx.ModelProto:
     bias = numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "b")
     nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])]
     graph = helper.make_graph(
-        nodes, "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])], initializer=[weight, bias],
+        nodes,
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+        initializer=[weight, bias],
     )
     # opset 19: the reference evaluator implements DequantizeLinear from 19 on
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])

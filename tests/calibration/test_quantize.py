@@ -9,9 +9,9 @@ from onnx import TensorProto, helper
 
 from calibration.quantize import META_CALIBRATION, calibrate
 from calibration.report import compare_models
-from runtime.onnx_io import read_metadata
 from runtime import contract, open_model
 from runtime.errors import ArtifactError, StamError
+from runtime.onnx_io import read_metadata
 from tests.calibration.conftest import random_clips
 
 
@@ -58,7 +58,8 @@ def test_histogram_methods(tiny_onnx, tmp_path, method):
 
 def _write_plain_onnx(path):
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["frames"], ["logits"])], "plain",
+        [helper.make_node("Identity", ["frames"], ["logits"])],
+        "plain",
         [helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])],
     )
@@ -109,7 +110,6 @@ def test_refuses_unknown_precision_and_method(tiny_onnx, tmp_path):
         calibrate(tiny_onnx, [], tmp_path / "out.onnx", precision="int4")
     with pytest.raises(StamError, match="--method"):
         calibrate(tiny_onnx, [], tmp_path / "out.onnx", method="mse")
-
 
 
 def test_int8_on_a_cpu_without_vnni_runs_simulated_and_says_so(tiny_onnx, tiny_int8, monkeypatch):

@@ -17,8 +17,22 @@ def test_frames_part_is_quantized_and_runs_with_its_fp32_partner(tiny_split, tmp
     frames_path, temporal_path = tiny_split
     videos = make_video_tree(tmp_path / "videos", {"class 0": 2, "class 1": 2})
     output = frames_path.with_name("stam_tiny.frames.int8.onnx")  # beside the temporal part
-    code = main([str(frames_path), "--videos", str(videos), "--clips", "4", "--method", "minmax", "--no-cache",
-                 "--eval", str(videos), "-o", str(output)])
+    code = main(
+        [
+            str(frames_path),
+            "--videos",
+            str(videos),
+            "--clips",
+            "4",
+            "--method",
+            "minmax",
+            "--no-cache",
+            "--eval",
+            str(videos),
+            "-o",
+            str(output),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "4 clips of 8 frames" in captured.out and "top-1 agreement" in captured.out
@@ -27,7 +41,8 @@ def test_frames_part_is_quantized_and_runs_with_its_fp32_partner(tiny_split, tmp
     assert metadata[contract.META_PRECISION] == "int8" and metadata[contract.META_PART] == contract.PART_FRAMES
     assert metadata[contract.META_PARTNER] == temporal_path.name
     assert sum(node.op_type == "QuantizeLinear" for node in quantized.graph.node) == len(
-        [t for t in find_targets(onnx.load(str(frames_path)).graph) if t.axis is None])
+        [t for t in find_targets(onnx.load(str(frames_path)).graph) if t.axis is None]
+    )
     clip = random_clips(1, seed=5)[0]
     with open_window_model(frames_path) as fp32, open_window_model(output) as int8:
         reference, candidate = fp32.embed(clip), int8.embed(clip)

@@ -29,9 +29,26 @@ def test_build_from_the_command_line(trt_library, tiny_onnx, tmp_path):
 
     plan = tmp_path / "tiny.plan"
     target = target_of(trt_library)
-    run = subprocess.run([sys.executable, "-m", "export.build_cli", "--target", target, str(tiny_onnx), "-o", str(plan),
-                          "--batch", "1:2:4", "--frames", "2:8:16", "--inspect"], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export.build_cli",
+            "--target",
+            target,
+            str(tiny_onnx),
+            "-o",
+            str(plan),
+            "--batch",
+            "1:2:4",
+            "--frames",
+            "2:8:16",
+            "--inspect",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"built {plan} (fp32, {trt_library.__name__} {trt_library.__version__}, ")
     assert run.stdout.splitlines()[0].endswith("profile batch 1:2:4, frames 2:8:16")
@@ -48,7 +65,7 @@ def test_bad_inputs_are_one_line_exit_2_and_leave_nothing(trt_library, tiny_onnx
     work = tmp_path / "work"
     work.mkdir()
     truncated = work / "truncated.onnx"
-    truncated.write_bytes(Path(tiny_onnx).read_bytes()[: 50_000])
+    truncated.write_bytes(Path(tiny_onnx).read_bytes()[:50_000])
     not_frames = build_mean_rgb(work / "video_input.onnx", input_name="video")
     unsupported = custom_op_graph(work / "custom.onnx")
     good = build_mean_rgb(work / "m.onnx")
@@ -65,10 +82,12 @@ def test_bad_inputs_are_one_line_exit_2_and_leave_nothing(trt_library, tiny_onnx
         ((good, "--workspace", "0"), "--workspace must be a positive"),
     ]
     if target[1] == "rtx":
-        cases += [((good, "--timing-cache", work / "t.cache"), "--timing-cache does nothing with TensorRT-RTX"),
-                  ((good, "--compute-capability", "9.0"), "cannot target compute capability 9.0 (it offers 7.5,"),
-                  ((good, "--compute-capability", "eight"), "--compute-capability takes MAJOR.MINOR values"),
-                  ((good, "--compare"), "--compare runs the plan through Polygraphy")]
+        cases += [
+            ((good, "--timing-cache", work / "t.cache"), "--timing-cache does nothing with TensorRT-RTX"),
+            ((good, "--compute-capability", "9.0"), "cannot target compute capability 9.0 (it offers 7.5,"),
+            ((good, "--compute-capability", "eight"), "--compute-capability takes MAJOR.MINOR values"),
+            ((good, "--compare"), "--compare runs the plan through Polygraphy"),
+        ]
     before = sorted(work.iterdir())
     for argv, message in cases:
         code, _, err = _cli(capsys, *target, *argv)
@@ -86,22 +105,33 @@ def test_a_missing_library_names_its_extra(library, extra, monkeypatch, tmp_path
     monkeypatch.setitem(sys.modules, library, None)  # `import library` now raises ImportError
     target = "rtx" if library == "tensorrt_rtx" else "tensorrt"
     code, _, err = _cli(capsys, build_mean_rgb(tmp_path / "m.onnx"), "--target", target, "-o", tmp_path / "m.plan")
-    assert code == 2 and f"({library}) is not installed: this needs the {extra} extra: pip install -e '.[{extra}]'" in err
+    assert (
+        code == 2 and f"({library}) is not installed: this needs the {extra} extra: pip install -e '.[{extra}]'" in err
+    )
     assert "\n" not in err and not (tmp_path / "m.plan").exists()
 
 
 @pytest.mark.trt_builder
 def test_check_asks_the_real_parser(trt_library, tmp_path, capsys):
     code, out, _ = _cli(capsys, "--check", build_mean_rgb(tmp_path / "m.onnx"), "--target", target_of(trt_library))
-    assert code == 0 and out == f"PASSED: checked with the {trt_library.__name__} {trt_library.__version__} ONNX parser (2 nodes, 0 errors)"
+    assert (
+        code == 0
+        and out
+        == f"PASSED: checked with the {trt_library.__name__} {trt_library.__version__} ONNX parser (2 nodes, 0 errors)"
+    )
     code, out, _ = _cli(capsys, "--check", custom_op_graph(tmp_path / "bad.onnx"))
     lines = out.splitlines()
-    assert code == 1 and lines[0].startswith("error: node frobnicate_logits (Frobnicate): ") and lines[-1].startswith("FAILED")
+    assert (
+        code == 1
+        and lines[0].startswith("error: node frobnicate_logits (Frobnicate): ")
+        and lines[-1].startswith("FAILED")
+    )
 
 
 def test_check_without_a_library_uses_the_table_and_says_so(monkeypatch, tmp_path, capsys):
     for library in ("tensorrt", "tensorrt_rtx"):
         monkeypatch.setitem(sys.modules, library, None)
     code, out, _ = _cli(capsys, "--check", build_mean_rgb(tmp_path / "m.onnx"))
-    assert code == 0 and out.splitlines()[-1] == ("checked with the shipped operator table (TensorRT 10); "
-                                                  "install the rtx extra to ask the real ONNX parser")
+    assert code == 0 and out.splitlines()[-1] == (
+        "checked with the shipped operator table (TensorRT 10); install the rtx extra to ask the real ONNX parser"
+    )

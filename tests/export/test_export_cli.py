@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 import torch
 
 from export.checkpoint import load_checkpoint
@@ -68,7 +67,9 @@ def test_output_path_that_is_a_directory(tmp_path, capsys):
 def test_console_script_prints_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "export.cli", "--checkpoint", str(tmp_path / "missing.pth")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

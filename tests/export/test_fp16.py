@@ -124,8 +124,11 @@ def test_decomposed_layernorm_keeps_its_statistics_in_float32():
     by_output = _producers(converted)
     for name in ("var_eps", "std", "var", "squared"):
         node = by_output[name]
-        assert all(_is_fp32_source(converted, i) or by_output.get(i, node).op_type in KEEP_FP32_OPS | {"Add"}
-                   for i in node.input if i != "axes"), name
+        assert all(
+            _is_fp32_source(converted, i) or by_output.get(i, node).op_type in KEEP_FP32_OPS | {"Add"}
+            for i in node.input
+            if i != "axes"
+        ), name
     assert by_output["normed"].op_type == "Div"
     x = np.random.default_rng(0).normal(0, 300, (2, 8)).astype(np.float32)  # squares overflow fp16
     expected = _run(model, {"x": x})[0]
@@ -141,8 +144,7 @@ def test_constants_attributes_and_shared_initializers():
         helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.full((8,), 2.0, np.float32))),
         helper.make_node("MatMul", ["x", "w"], ["mm"]),
         helper.make_node("Shape", ["x"], ["shape"]),
-        helper.make_node("ConstantOfShape", ["shape"], ["ones"],
-                         value=numpy_helper.from_array(np.ones(1, np.float32))),
+        helper.make_node("ConstantOfShape", ["shape"], ["ones"], value=numpy_helper.from_array(np.ones(1, np.float32))),
         helper.make_node("Mul", ["mm", "ones"], ["scaled"]),
         helper.make_node("Add", ["scaled", "c"], ["shifted"]),
         helper.make_node("Cast", ["shifted"], ["as_float"], to=FP32),
@@ -163,27 +165,42 @@ def test_constants_attributes_and_shared_initializers():
 
 
 def test_subgraph_reads_outer_fp16_tensor_through_a_cast():
-    then_graph = helper.make_graph([helper.make_node("Relu", ["mm"], ["out_then"])], "then", [],
-                                   [helper.make_tensor_value_info("out_then", FP32, None)])
-    else_graph = helper.make_graph([helper.make_node("Neg", ["mm"], ["out_else"])], "else", [],
-                                   [helper.make_tensor_value_info("out_else", FP32, None)])
+    then_graph = helper.make_graph(
+        [helper.make_node("Relu", ["mm"], ["out_then"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("out_then", FP32, None)],
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Neg", ["mm"], ["out_else"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("out_else", FP32, None)],
+    )
     w = numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]),
-             helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["mm"]),
+        helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph),
+    ]
     cond = helper.make_tensor_value_info("cond", TensorProto.BOOL, [])
     model = _model(nodes, [_input(), cond], [helper.make_tensor_value_info("y", FP32, [2, 8])], [w])
     converted = convert_to_fp16(model)
     x = np.random.default_rng(2).random((2, 8), np.float32)
     for flag in (True, False):
         feeds = {"x": x, "cond": np.array(flag)}
-        np.testing.assert_allclose(_session(converted).run(None, feeds)[0], _session(model).run(None, feeds)[0],
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            _session(converted).run(None, feeds)[0], _session(model).run(None, feeds)[0], atol=1e-3
+        )
 
 
 def test_values_beyond_fp16_range_are_clipped_with_a_warning():
     w = numpy_helper.from_array(np.array([[1e6, -1e6], [1.0, 2.0]], np.float32), "w")
-    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_input(shape=(1, 2))],
-                   [helper.make_tensor_value_info("y", FP32, [1, 2])], [w])
+    model = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [_input(shape=(1, 2))],
+        [helper.make_tensor_value_info("y", FP32, [1, 2])],
+        [w],
+    )
     with pytest.warns(UserWarning, match="clipped"):
         converted = convert_to_fp16(model)
     values = numpy_helper.to_array(converted.graph.initializer[0])

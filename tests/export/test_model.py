@@ -11,18 +11,46 @@ from export.model import VARIANTS, create_model, resample_positions
 
 # Keys of one official ViT block / temporal layer; the rest of the layout is checked by counts.
 OFFICIAL_BLOCK_KEYS = {
-    "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
-    "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+    "norm1.weight",
+    "norm1.bias",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+    "norm2.weight",
+    "norm2.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
 }
 OFFICIAL_TEMPORAL_KEYS = {
-    "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias",
-    "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
-    "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
+    "self_attn.in_proj_weight",
+    "self_attn.in_proj_bias",
+    "self_attn.out_proj.weight",
+    "self_attn.out_proj.bias",
+    "linear1.weight",
+    "linear1.bias",
+    "linear2.weight",
+    "linear2.bias",
+    "norm1.weight",
+    "norm1.bias",
+    "norm2.weight",
+    "norm2.bias",
 }
 OFFICIAL_TOP_KEYS = {
-    "cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias",
-    "aggregate.cls_token", "aggregate.pos_embed", "aggregate.transformer_enc.norm.weight",
-    "aggregate.transformer_enc.norm.bias", "head.weight", "head.bias",
+    "cls_token",
+    "pos_embed",
+    "patch_embed.proj.weight",
+    "patch_embed.proj.bias",
+    "norm.weight",
+    "norm.bias",
+    "aggregate.cls_token",
+    "aggregate.pos_embed",
+    "aggregate.transformer_enc.norm.weight",
+    "aggregate.transformer_enc.norm.bias",
+    "head.weight",
+    "head.bias",
 }
 
 
@@ -48,11 +76,12 @@ def test_variants_differ_only_in_trained_frames(name, frames):
 def test_temporal_encoder_equals_torch_transformer_encoder(tiny_model):
     config = tiny_model.config
     layer = nn.TransformerEncoderLayer(config.embed_dim, config.temporal_heads, config.temporal_ff)
-    reference = nn.TransformerEncoder(layer, config.temporal_depth, norm=nn.LayerNorm(config.embed_dim),
-                                      enable_nested_tensor=False).eval()
+    reference = nn.TransformerEncoder(
+        layer, config.temporal_depth, norm=nn.LayerNorm(config.embed_dim), enable_nested_tensor=False
+    ).eval()
     prefix = "aggregate.transformer_enc."
     reference.load_state_dict(
-        {k[len(prefix):]: v for k, v in tiny_model.state_dict().items() if k.startswith(prefix)}, strict=True
+        {k[len(prefix) :]: v for k, v in tiny_model.state_dict().items() if k.startswith(prefix)}, strict=True
     )
     tokens = torch.randn(3, 9, config.embed_dim)
     with torch.no_grad():

@@ -6,8 +6,8 @@ import onnx
 import pytest
 
 from export.onnx import export_onnx, verify_onnx
-from runtime.onnx_io import read_metadata
 from runtime import contract
+from runtime.onnx_io import read_metadata
 
 PARITY_SHAPES = [(1, 1), (2, 8), (3, 5), (1, 13), (2, 32)]  # stam_tiny is trained at T=8
 

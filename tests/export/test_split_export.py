@@ -15,7 +15,10 @@ from runtime import contract
 
 def io_dims(path) -> dict[str, list]:
     graph = onnx.load(str(path), load_external_data=False).graph
-    return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.input, *graph.output)}
+    return {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in (*graph.input, *graph.output)
+    }
 
 
 def metadata(path) -> dict[str, str]:
@@ -29,10 +32,14 @@ def test_split_paths_name_both_parts(tmp_path):
 
 def test_parts_have_the_contract_io_with_dynamic_dims(tiny_split):
     frames_path, temporal_path = tiny_split
-    assert io_dims(frames_path) == {contract.INPUT_NAME: [contract.FRAMES_DIM, 3, 224, 224],
-                                    contract.EMBEDDINGS_NAME: [contract.FRAMES_DIM, 64]}
-    assert io_dims(temporal_path) == {contract.EMBEDDINGS_NAME: [contract.BATCH_DIM, contract.FRAMES_DIM, 64],
-                                      contract.OUTPUT_NAME: [contract.BATCH_DIM, 10]}
+    assert io_dims(frames_path) == {
+        contract.INPUT_NAME: [contract.FRAMES_DIM, 3, 224, 224],
+        contract.EMBEDDINGS_NAME: [contract.FRAMES_DIM, 64],
+    }
+    assert io_dims(temporal_path) == {
+        contract.EMBEDDINGS_NAME: [contract.BATCH_DIM, contract.FRAMES_DIM, 64],
+        contract.OUTPUT_NAME: [contract.BATCH_DIM, 10],
+    }
 
 
 def test_parts_carry_the_metadata_and_name_each_other(tiny_split, tiny_labels):
@@ -67,8 +74,17 @@ def test_fp32_pair_matches_the_whole_model(tiny_model, tiny_split, shapes):
 def test_cli_split_at_fp16_writes_and_verifies_both_parts(tiny_checkpoint, tmp_path, capsys):
     """Exit 0 means every row met contract.tolerance("fp16", scale) with the same top-1."""
     output = tmp_path / "cli.onnx"
-    argv = ["--checkpoint", str(tiny_checkpoint), "--split", "--precision", "fp16", "-o", str(output),
-            "--verify-shapes", "1x8,2x5"]
+    argv = [
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--split",
+        "--precision",
+        "fp16",
+        "-o",
+        str(output),
+        "--verify-shapes",
+        "1x8,2x5",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "cli.frames.onnx and " in out and "parity of temporal(frames(x)) against PyTorch" in out

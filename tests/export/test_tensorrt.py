@@ -11,8 +11,17 @@ import pytest
 
 from benchmarks.motion.generate import CLASSES
 from export import tensorrt as tensorrt_module
-from export.tensorrt import (BuildOptions, build_engine, check_gpu_support, default_plan_path, gpu_description,
-                             make_sidecar, plan_inputs, prepare_onnx, target_precision)
+from export.tensorrt import (
+    BuildOptions,
+    build_engine,
+    check_gpu_support,
+    default_plan_path,
+    gpu_description,
+    make_sidecar,
+    plan_inputs,
+    prepare_onnx,
+    target_precision,
+)
 from export.trt_profile import default_profile, read_onnx_info
 from runtime import contract
 from runtime.backends.cuda import CudaError
@@ -50,9 +59,12 @@ def test_gpu_description_never_stops_a_build(monkeypatch):
     monkeypatch.setattr(tensorrt_module, "driver_problem", lambda: "no NVIDIA driver: libcuda.so.1 cannot be loaded")
     assert gpu_description() == ("unknown GPU (no NVIDIA driver: libcuda.so.1 cannot be loaded)", "unknown")
     monkeypatch.setattr(tensorrt_module, "driver_problem", lambda: None)
-    for error in (OSError("libcudart.so.13: cannot open shared object file"),
-                  CudaError("CUDA call cudaGetDeviceProperties failed: invalid device ordinal")):
-        def failing():
+    for error in (
+        OSError("libcudart.so.13: cannot open shared object file"),
+        CudaError("CUDA call cudaGetDeviceProperties failed: invalid device ordinal"),
+    ):
+
+        def failing(error: Exception = error) -> None:
             raise error
 
         monkeypatch.setattr(tensorrt_module, "import_cudart", failing)
@@ -61,10 +73,12 @@ def test_gpu_description_never_stops_a_build(monkeypatch):
 
 
 def test_sidecar_round_trip(tiny_onnx, tmp_path):
-    info, profile, precision, plan_path = plan_inputs(tiny_onnx, BuildOptions(plan_path=tmp_path / "m.plan",
-                                                                              precision="fp16"))
-    sidecar = make_sidecar(info, profile, precision, "1.7.1", ("NVIDIA GeForce RTX 4090", "8.9"),
-                           {"build_seconds": 1.5}, target="rtx")
+    info, profile, precision, plan_path = plan_inputs(
+        tiny_onnx, BuildOptions(plan_path=tmp_path / "m.plan", precision="fp16")
+    )
+    sidecar = make_sidecar(
+        info, profile, precision, "1.7.1", ("NVIDIA GeForce RTX 4090", "8.9"), {"build_seconds": 1.5}, target="rtx"
+    )
     plan_path.write_bytes(b"plan")
     sidecar.write(plan_path)
     back = Sidecar.read(plan_path)
@@ -94,16 +108,23 @@ def motion_qdq(motion_onnx_fp32, motion_model, tmp_path_factory):
 
     clips = random_clips(2, seed=3, frames=motion_model.config.frames_trained)
     folder = tmp_path_factory.mktemp("motion_qdq")
-    return {precision: calibrate(motion_onnx_fp32, clips, folder / f"stam_motion.{precision}.onnx",
-                                 precision=precision, method="minmax").path for precision in ("int8", "fp8")}
+    return {
+        precision: calibrate(
+            motion_onnx_fp32, clips, folder / f"stam_motion.{precision}.onnx", precision=precision, method="minmax"
+        ).path
+        for precision in ("int8", "fp8")
+    }
 
 
 @pytest.mark.trt_builder
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8", "fp8"])
 def test_motion_model_builds_at_every_precision(precision, trt_library, motion_onnx_fp32, motion_qdq, tmp_path):
     source = motion_qdq.get(precision, motion_onnx_fp32)
-    options = BuildOptions(plan_path=tmp_path / f"motion.{precision}.plan", target=target_of(trt_library),
-                           precision="fp16" if precision == "fp16" else None)
+    options = BuildOptions(
+        plan_path=tmp_path / f"motion.{precision}.plan",
+        target=target_of(trt_library),
+        precision="fp16" if precision == "fp16" else None,
+    )
     result = build_engine(source, options)
     sidecar = Sidecar.read(result.plan_path)
     assert result.plan_path.stat().st_size > 100_000  # the weights are in the plan
@@ -119,11 +140,19 @@ def test_motion_model_builds_at_every_precision(precision, trt_library, motion_o
 @pytest.mark.parametrize("part", [contract.PART_FRAMES, contract.PART_TEMPORAL])
 def test_each_part_of_a_split_pair_builds(part, trt_library, tmp_path):
     source = part_graph(tmp_path / f"m.{part}.onnx", part)
-    result = build_engine(source, BuildOptions(plan_path=tmp_path / f"m.{part}.plan", target=target_of(trt_library),
-                                               batch=DimRange(1, 2, 4), frames=DimRange(2, 4, 8)))
+    result = build_engine(
+        source,
+        BuildOptions(
+            plan_path=tmp_path / f"m.{part}.plan",
+            target=target_of(trt_library),
+            batch=DimRange(1, 2, 4),
+            frames=DimRange(2, 4, 8),
+        ),
+    )
     profile = Sidecar.read(result.plan_path).profile
-    assert profile == Profile(DimRange(1, 2, 4), DimRange(2, 4, 8), part=part,
-                              embed_dim=EMBED_DIM if part == contract.PART_TEMPORAL else 0)
+    assert profile == Profile(
+        DimRange(1, 2, 4), DimRange(2, 4, 8), part=part, embed_dim=EMBED_DIM if part == contract.PART_TEMPORAL else 0
+    )
     assert profile.shapes()["max"] == ((32, 3, 224, 224) if part == contract.PART_FRAMES else (4, 8, EMBED_DIM))
 
 
@@ -131,8 +160,9 @@ def test_each_part_of_a_split_pair_builds(part, trt_library, tmp_path):
 def test_a_failed_build_leaves_nothing_on_disk(trt_library, tmp_path):
     source = build_mean_rgb(tmp_path / "m.onnx")
     before = sorted(tmp_path.iterdir())
-    options = BuildOptions(plan_path=tmp_path / "m.fp16.plan", precision="fp16", workspace_gib=1e-9,
-                           target=target_of(trt_library))
+    options = BuildOptions(
+        plan_path=tmp_path / "m.fp16.plan", precision="fp16", workspace_gib=1e-9, target=target_of(trt_library)
+    )
     with pytest.raises(StamError, match=r"could not build the engine with --workspace 1e-09 GiB: .*workspace"):
         build_engine(source, options)
     assert sorted(tmp_path.iterdir()) == before  # no plan, sidecar, converted graph or temporary file

@@ -63,8 +63,9 @@ def test_config_sets_profile_limits_and_turns_tf32_off(builder):
     assert config.builder_optimization_level == 2
     assert not config.get_flag(trt.BuilderFlag.TF32)  # the library's default is on
     assert config.profiling_verbosity != trt.ProfilingVerbosity.DETAILED  # DETAILED adds enqueue latency
-    detailed = trt_build.create_config(trt, trt_builder, PROFILE, BuilderSettings(tf32=True, detailed_profiling=True),
-                                       logger)
+    detailed = trt_build.create_config(
+        trt, trt_builder, PROFILE, BuilderSettings(tf32=True, detailed_profiling=True), logger
+    )
     assert detailed.get_flag(trt.BuilderFlag.TF32) and detailed.profiling_verbosity == trt.ProfilingVerbosity.DETAILED
 
 
@@ -93,7 +94,9 @@ def test_compute_capabilities(builder):
     config = trt_builder.create_builder_config()
     trt_build.set_compute_capabilities(trt, config, ["8.6", "12.0"])
     assert [config.get_compute_capability(i) for i in range(config.num_compute_capabilities)] == [
-        trt.ComputeCapability.SM86, trt.ComputeCapability.SM120]
+        trt.ComputeCapability.SM86,
+        trt.ComputeCapability.SM120,
+    ]
     with pytest.raises(StamError, match=r"cannot target compute capability 9\.0, 6\.1 \(it offers 7\.5, "):
         trt_build.set_compute_capabilities(trt, config, ["9.0", "6.1"])
 
@@ -137,7 +140,9 @@ def test_timing_cache_round_trip_and_rejection(tmp_path):
 
 def test_inspector_json_of_both_majors():
     ten = {"Layers": [{"Name": "gemm", "LayerType": "Gemm", "Outputs": [{"Format/Datatype": "Half"}]}]}
-    eleven = {"Layers": [{"Name": "attn", "LayerType": "Myelin", "Outputs": [{"Format": "Row major", "DataType": "FP16"}]}]}
+    eleven = {
+        "Layers": [{"Name": "attn", "LayerType": "Myelin", "Outputs": [{"Format": "Row major", "DataType": "FP16"}]}]
+    }
     rows = trt_build.layers_from_json(json.dumps(ten)) + trt_build.layers_from_json(json.dumps(eleven))
     assert [row["outputs"] for row in rows] == [["Half"], ["FP16"]]
     assert "Myelin" in trt_build.layers_table(rows)

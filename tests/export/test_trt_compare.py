@@ -12,9 +12,15 @@ from tests.runtime.conftest import contract_metadata
 
 
 def _sidecar(precision: str, tf32: bool, profile: Profile | None = None) -> Sidecar:
-    return Sidecar(metadata=contract_metadata(), profile=profile or Profile(DimRange(1, 2, 3), DimRange(2, 4, 8)),
-                   precision=precision, tensorrt_version="10.13.0", gpu_name="GPU", compute_capability="8.9",
-                   build={"tf32": tf32})
+    return Sidecar(
+        metadata=contract_metadata(),
+        profile=profile or Profile(DimRange(1, 2, 3), DimRange(2, 4, 8)),
+        precision=precision,
+        tensorrt_version="10.13.0",
+        gpu_name="GPU",
+        compute_capability="8.9",
+        build={"tf32": tf32},
+    )
 
 
 def test_tolerance_comes_from_the_contract_table():

@@ -16,8 +16,13 @@ FP32 = TensorProto.FLOAT
 
 
 def _model(nodes, initializers=(), opset=18, domain_opsets=()) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", FP32, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", FP32, None)], list(initializers))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", FP32, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", FP32, None)],
+        list(initializers),
+    )
     opsets = [helper.make_opsetid("", opset), *(helper.make_opsetid(d, v) for d, v in domain_opsets)]
     return helper.make_model(graph, opset_imports=opsets)
 
@@ -105,4 +110,7 @@ def test_cli_check_exit_codes(tiny_onnx, tmp_path, capsys):
     assert main(["--check", str(bad), "--trt-major", "11"]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "operators.md of TensorRT 10.15, which TensorRT 11 keeps" in out
-    assert out.splitlines()[-1] == "checked with the shipped operator table (TensorRT 11); install the rtx extra to ask the real ONNX parser"
+    assert (
+        out.splitlines()[-1]
+        == "checked with the shipped operator table (TensorRT 11); install the rtx extra to ask the real ONNX parser"
+    )

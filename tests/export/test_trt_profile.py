@@ -15,18 +15,32 @@ from runtime.errors import ArtifactError, ShapeError
 from tests.export.trt_graphs import part_graph
 
 
-@pytest.mark.parametrize("trained, frames, batch", [
-    (16, (8, 16, 64), (1, 8, 32)), (8, (4, 8, 32), (1, 8, 32)), (32, (16, 32, 128), (1, 8, 16)),
-    (64, (32, 64, 128), (1, 8, 16)), (1, (1, 1, 4), (1, 8, 32)),
-])
+@pytest.mark.parametrize(
+    "trained, frames, batch",
+    [
+        (16, (8, 16, 64), (1, 8, 32)),
+        (8, (4, 8, 32), (1, 8, 32)),
+        (32, (16, 32, 128), (1, 8, 16)),
+        (64, (32, 64, 128), (1, 8, 16)),
+        (1, (1, 1, 4), (1, 8, 32)),
+    ],
+)
 def test_default_profile(trained, frames, batch):
     profile = default_profile(trained)
     assert profile == Profile(batch=DimRange(*batch), frames=DimRange(*frames))
 
 
 def _info(dims=("batch", "frames", 3, 224, 224), elem=onnx.TensorProto.FLOAT):
-    return SimpleNamespace(path=Path("m.onnx"), input_dims=dims, input_type=elem, frames_trained=16,
-                           precision="fp32", metadata={}, part="", input_name="frames")
+    return SimpleNamespace(
+        path=Path("m.onnx"),
+        input_dims=dims,
+        input_type=elem,
+        frames_trained=16,
+        precision="fp32",
+        metadata={},
+        part="",
+        input_name="frames",
+    )
 
 
 def test_validate_profile_against_the_onnx_input():
@@ -77,5 +91,7 @@ def test_temporal_part_defaults_to_1_to_4_times_the_trained_frames(tmp_path):
 
 def test_onnx_whose_input_is_not_the_parts_is_refused(tmp_path):
     temporal_named_frames = part_graph(tmp_path / "m.onnx", contract.PART_TEMPORAL, input_name="frames")
-    with pytest.raises(ArtifactError, match="not the temporal part of a STAM model .* must be 'embeddings'; found 'frames'"):
+    with pytest.raises(
+        ArtifactError, match="not the temporal part of a STAM model .* must be 'embeddings'; found 'frames'"
+    ):
         read_onnx_info(temporal_named_frames)

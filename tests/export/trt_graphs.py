@@ -28,19 +28,33 @@ def part_graph(path: Path, part: str, frames_trained: int = 4, input_name: str |
     else:
         dims, axes, width, out = ["batch", "frames", EMBED_DIM], [1], EMBED_DIM, NUM_CLASSES
     weights = np.linspace(-1, 1, width * out, dtype=np.float32).reshape(width, out)
-    nodes = [helper.make_node("ReduceMean", [input_name, "axes"], ["mean"], keepdims=0),
-             helper.make_node("MatMul", ["mean", "weights"], [output_name])]
+    nodes = [
+        helper.make_node("ReduceMean", [input_name, "axes"], ["mean"], keepdims=0),
+        helper.make_node("MatMul", ["mean", "weights"], [output_name]),
+    ]
     graph = helper.make_graph(
-        nodes, f"stam_{part}", [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, dims)],
+        nodes,
+        f"stam_{part}",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [dims[0], out])],
-        initializer=[numpy_helper.from_array(np.array(axes, np.int64), "axes"),
-                     numpy_helper.from_array(weights, "weights")])
+        initializer=[
+            numpy_helper.from_array(np.array(axes, np.int64), "axes"),
+            numpy_helper.from_array(weights, "weights"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", contract.OPSET)])
     model.ir_version = 9
     partner = contract.PART_TEMPORAL if part == contract.PART_FRAMES else contract.PART_FRAMES
-    helper.set_model_props(model, contract_metadata(**{
-        contract.META_FRAMES_TRAINED: str(frames_trained), contract.META_PART: part,
-        contract.META_PARTNER: f"m.{partner}.onnx"}))
+    helper.set_model_props(
+        model,
+        contract_metadata(
+            **{
+                contract.META_FRAMES_TRAINED: str(frames_trained),
+                contract.META_PART: part,
+                contract.META_PARTNER: f"m.{partner}.onnx",
+            }
+        ),
+    )
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -51,8 +65,11 @@ def custom_op_graph(path: Path) -> Path:
     build_mean_rgb(path)
     model = onnx.load(str(path))
     model.graph.node[-1].output[0] = "scores"
-    model.graph.node.append(helper.make_node("Frobnicate", ["scores"], [contract.OUTPUT_NAME], name="frobnicate_logits",
-                                             domain="com.example"))
+    model.graph.node.append(
+        helper.make_node(
+            "Frobnicate", ["scores"], [contract.OUTPUT_NAME], name="frobnicate_logits", domain="com.example"
+        )
+    )
     model.opset_import.append(helper.make_opsetid("com.example", 1))
     onnx.save(model, str(path))
     return path

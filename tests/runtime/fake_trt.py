@@ -33,7 +33,9 @@ def make_sidecar(profile: Profile = PROFILE, target: str = "tensorrt") -> Sideca
     )
 
 
-def write_plan(tmp_path: Path, data: bytes = GOOD_PLAN, sidecar: Sidecar | None = None, name: str = "model.plan") -> Path:
+def write_plan(
+    tmp_path: Path, data: bytes = GOOD_PLAN, sidecar: Sidecar | None = None, name: str = "model.plan"
+) -> Path:
     plan = tmp_path / name
     plan.write_bytes(data)
     (sidecar or make_sidecar()).write(plan)

@@ -18,9 +18,15 @@ from runtime.contract import DimRange
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError, StamError
 from tests.runtime.conftest import LABELS, contract_metadata, mean_rgb_logits
 
-
-ONNX_BACKENDS = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(
-    importlib.util.find_spec("openvino") is None, reason="openvino is not installed (the [openvino] extra)"))]
+ONNX_BACKENDS = [
+    "onnxruntime",
+    pytest.param(
+        "openvino",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("openvino") is None, reason="openvino is not installed (the [openvino] extra)"
+        ),
+    ),
+]
 
 
 def random_frames(batch: int, frames: int, seed: int = 0) -> np.ndarray:

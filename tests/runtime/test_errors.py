@@ -21,13 +21,22 @@ def test_user_errors_are_one_line(capsys):
     assert capsys.readouterr().err == "error: frames=9 is outside 1..8\n"
 
 
-@pytest.mark.parametrize("module, extra", [("torch", "export"), ("ray.data", "ray"), ("openvino", "openvino"),
-                                           ("pytriton", "serve"), ("tensorrt_rtx", "rtx")])
+@pytest.mark.parametrize(
+    "module, extra",
+    [
+        ("torch", "export"),
+        ("ray.data", "ray"),
+        ("openvino", "openvino"),
+        ("pytriton", "serve"),
+        ("tensorrt_rtx", "rtx"),
+    ],
+)
 def test_a_missing_optional_library_names_its_extra(module, extra, capsys):
     assert run_cli(fails_with(ModuleNotFoundError(f"No module named {module!r}", name=module)), None) == 2
     root = module.split(".")[0]
-    assert capsys.readouterr().err == (f"error: this needs the {extra} extra ({root} is not installed): "
-                                       f"pip install -e '.[{extra}]'\n")
+    assert capsys.readouterr().err == (
+        f"error: this needs the {extra} extra ({root} is not installed): pip install -e '.[{extra}]'\n"
+    )
 
 
 def test_a_missing_module_of_our_own_is_a_bug_and_propagates():

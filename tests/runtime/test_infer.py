@@ -38,6 +38,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     (bad / "truncated.mp4").write_bytes(data[: len(data) // 3])
     return {**good, **{p.stem: p for p in bad.iterdir()}, "root": root, "missing": bad / "missing.mp4"}
 
+
 OPENVINO = importlib.util.find_spec("openvino") is not None  # what `--backend auto` runs an .onnx on
 
 
@@ -151,8 +152,11 @@ def test_directories_are_searched_recursively(mean_rgb_onnx, clips, capsys, tmp_
     assert code == 1
     assert sorted(line["path"] for line in lines[:-1]) == sorted(str(clips[k]) for k in "abc")
     empty = tmp_path / "empty_dir"
-    assert lines[-1] == {"path": str(empty), "backend": "openvino" if OPENVINO else "onnxruntime",
-                         "error": f"{empty}: no video files in this directory"}
+    assert lines[-1] == {
+        "path": str(empty),
+        "backend": "openvino" if OPENVINO else "onnxruntime",
+        "error": f"{empty}: no video files in this directory",
+    }
 
 
 # --- artifact and usage errors: one line, exit 2 ---------------------------------------------

@@ -69,7 +69,8 @@ def test_runtime_imports_and_auto_runs_without_openvino(mean_rgb_onnx):
 
 
 def test_cli_backend_openvino_without_openvino_names_the_extra(mean_rgb_onnx, tmp_path):
-    result = run_module_blocking(("openvino",), "runtime.infer", str(mean_rgb_onnx), str(tmp_path / "v.mp4"),
-                                 "--backend", "openvino")
+    result = run_module_blocking(
+        ("openvino",), "runtime.infer", str(mean_rgb_onnx), str(tmp_path / "v.mp4"), "--backend", "openvino"
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "error: the OpenVINO backend needs the openvino extra: pip install -e '.[openvino]'\n"

@@ -88,8 +88,12 @@ def test_fp32_is_requested_explicitly_whatever_the_cpu():
     config = compile_config("fp32", OpenVinoSettings(cache_dir=None))
     assert config["INFERENCE_PRECISION_HINT"] == "f32" and config["PERFORMANCE_HINT"] == "LATENCY"
     assert compile_config("bf16", OpenVinoSettings(hint="throughput", threads=2, streams=3, cache_dir=None)) == {
-        "INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "THROUGHPUT", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
-        "INFERENCE_NUM_THREADS": "2", "NUM_STREAMS": "3"}
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
+        "INFERENCE_NUM_THREADS": "2",
+        "NUM_STREAMS": "3",
+    }
 
 
 def test_bf16_is_refused_without_bf16_hardware_and_auto_falls_back_to_fp32():
@@ -110,8 +114,10 @@ def test_bf16_on_this_cpu_runs_within_its_tolerance_or_is_refused(tiny_onnx):
         with pytest.raises(StamError, match="bf16 needs a CPU with avx512_bf16 or AMX"):
             open_model(tiny_onnx, backend="openvino", precision="bf16")
         return
-    with open_model(tiny_onnx, backend="onnxruntime") as ort_model, \
-            open_model(tiny_onnx, backend="openvino", precision="bf16") as ov:
+    with (
+        open_model(tiny_onnx, backend="onnxruntime") as ort_model,
+        open_model(tiny_onnx, backend="openvino", precision="bf16") as ov,
+    ):
         assert ov.inference_precision == "bf16"
         reference, logits = ort_model.run(inputs), ov.run(inputs)
     bound = contract.tolerance("bf16", float(np.abs(reference).max()))
@@ -184,8 +190,10 @@ def video(tmp_path_factory) -> Path:
 
 def infer(*args: str, prefix: str = "") -> subprocess.CompletedProcess:
     """`python -m runtime.infer ARGS`, after `prefix` (code run first in the same interpreter)."""
-    code = f"{prefix}\nimport runpy, sys\nsys.argv = ['runtime.infer', *{list(map(str, args))!r}]\n" \
-           "runpy.run_module('runtime.infer', run_name='__main__')"
+    code = (
+        f"{prefix}\nimport runpy, sys\nsys.argv = ['runtime.infer', *{list(map(str, args))!r}]\n"
+        "runpy.run_module('runtime.infer', run_name='__main__')"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
 
@@ -196,8 +204,9 @@ def test_cli_json_says_which_backend_ran_and_backends_agree(tiny_onnx, video):
         assert result.returncode == 0, result.stderr
         (lines[backend],) = [json.loads(line) for line in result.stdout.splitlines()]
     assert [lines[b]["backend"] for b in ("openvino", "onnxruntime", "auto")] == ["openvino", "onnxruntime", "openvino"]
-    np.testing.assert_allclose(lines["openvino"]["logits"], lines["onnxruntime"]["logits"],
-                               atol=contract.FP32_MAX_ABS_DIFF, rtol=0)
+    np.testing.assert_allclose(
+        lines["openvino"]["logits"], lines["onnxruntime"]["logits"], atol=contract.FP32_MAX_ABS_DIFF, rtol=0
+    )
 
 
 def test_cli_bf16_without_bf16_hardware_is_one_line(tiny_onnx, video):
@@ -205,4 +214,6 @@ def test_cli_bf16_without_bf16_hardware_is_one_line(tiny_onnx, video):
         pytest.skip("this CPU has bf16: the refusal cannot happen here (bf16 parity is tested above)")
     result = infer(tiny_onnx, video, "--backend", "openvino", "--precision", "bf16")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith("error: bf16 needs a CPU with avx512_bf16 or AMX") and result.stderr.count("\n") == 1
+    assert (
+        result.stderr.startswith("error: bf16 needs a CPU with avx512_bf16 or AMX") and result.stderr.count("\n") == 1
+    )

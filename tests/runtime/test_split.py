@@ -77,5 +77,8 @@ def test_a_temporal_range_that_cannot_hold_the_window_is_refused(tiny_split, tmp
 
 
 def test_wrong_frame_shapes_are_refused(tiny_split):
-    with open_window_model(tiny_split[0]) as pair, pytest.raises(ShapeError, match=r"frames must be float32 \(N, 3, 224, 224\)"):
+    with (
+        open_window_model(tiny_split[0]) as pair,
+        pytest.raises(ShapeError, match=r"frames must be float32 \(N, 3, 224, 224\)"),
+    ):
         pair.embed(np.zeros((2, 3, 112, 112), dtype=np.float32))

@@ -79,7 +79,9 @@ def test_split_pair_and_whole_model_give_the_same_timeline(pair, tiny_onnx, vide
     assert [(r.start, r.end) for r in split_results] == [(r.start, r.end) for r in whole_results]
     for a, b in zip(split_results, whole_results):
         assert [p.index for p in a.predictions] == [p.index for p in b.predictions]
-        np.testing.assert_allclose([p.probability for p in a.predictions], [p.probability for p in b.predictions], atol=1e-5)
+        np.testing.assert_allclose(
+            [p.probability for p in a.predictions], [p.probability for p in b.predictions], atol=1e-5
+        )
 
 
 def test_a_tail_shorter_than_a_stride_gets_a_window_ending_at_the_last_sample(pair, video):
@@ -112,13 +114,16 @@ def test_corrupt_middle_keeps_the_windows_before_it(pair, tmp_path):
     results, runner = timeline(pair, path, stride=2)
     assert 3 <= len(results) < len(intact) and results[-1].end < 20
     # the regular windows before the damage are those of the intact file; the last one ends at the last good frame
-    assert [(r.start, r.top1.index) for r in results[:-1]] == [(r.start, r.top1.index) for r in intact[: len(results) - 1]]
+    assert [(r.start, r.top1.index) for r in results[:-1]] == [
+        (r.start, r.top1.index) for r in intact[: len(results) - 1]
+    ]
     assert any("the timeline ends at the last good frame" in note for note in runner.notes)
 
 
 def infer(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.infer", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.infer", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_json_lines_then_runs(tiny_split, tiny_labels, video):
@@ -138,8 +143,10 @@ def test_cli_table_and_a_bad_video_alone(tiny_split, video, tmp_path):
     done = infer(tiny_split[1], video, noise, "--timeline", "--fps", "2")
     assert done.returncode == 1
     assert "start s" in done.stdout and "longest run of each top-1 label:" in done.stdout
-    assert done.stderr.strip().splitlines()[-2:] == [f"error: {noise}: not a readable video (Invalid data found "
-                                                    "when processing input)", "1 of 2 videos failed"]
+    assert done.stderr.strip().splitlines()[-2:] == [
+        f"error: {noise}: not a readable video (Invalid data found when processing input)",
+        "1 of 2 videos failed",
+    ]
 
 
 def test_cli_refuses_a_window_the_temporal_part_cannot_hold(tiny_split, video, tmp_path):
@@ -150,12 +157,15 @@ def test_cli_refuses_a_window_the_temporal_part_cannot_hold(tiny_split, video, t
     done = infer(frames_path, video, "--timeline", "--window", "16")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        f"error: {frames_path}: --window 16 does not fit: frames=16 is outside the model's range 8..8"]
+        f"error: {frames_path}: --window 16 does not fit: frames=16 is outside the model's range 8..8"
+    ]
 
 
 def test_cli_timeline_options_need_timeline(tiny_onnx, video):
     done = infer(tiny_onnx, video, "--stride", "3")
-    assert done.returncode == 2 and done.stderr.strip() == "error: --window, --stride and --fps apply to --timeline only"
+    assert (
+        done.returncode == 2 and done.stderr.strip() == "error: --window, --stride and --fps apply to --timeline only"
+    )
 
 
 # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child would report pytest's own peak.
@@ -171,9 +181,11 @@ print(int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text(
 def test_memory_does_not_grow_with_the_video(tiny_split, tmp_path):
     """Peak RSS over 5 minutes equals that over 30 s: nothing per frame is kept (600 samples, 360 MB
     of preprocessed frames if they were)."""
+
     def peak_mib(path) -> int:
-        done = subprocess.run([sys.executable, "-c", MAX_RSS, str(tiny_split[0]), str(path)],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-c", MAX_RSS, str(tiny_split[0]), str(path)], capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr
         return int(done.stderr.strip().splitlines()[-1])
 

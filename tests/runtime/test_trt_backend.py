@@ -34,8 +34,18 @@ from runtime.contract import DimRange, Profile, Sidecar
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError
 from tests.runtime.conftest import LABELS, mean_rgb_logits
 from tests.runtime.fake_cuda import FakeCudart
-from tests.runtime.fake_trt import (GOOD_PLAN, PROFILE, TEMPORAL_IO, WHOLE_IO, FakeEngine, fake_tensorrt,
-                                    first_values, frames_of, make_sidecar, write_plan)
+from tests.runtime.fake_trt import (
+    GOOD_PLAN,
+    PROFILE,
+    TEMPORAL_IO,
+    WHOLE_IO,
+    FakeEngine,
+    fake_tensorrt,
+    first_values,
+    frames_of,
+    make_sidecar,
+    write_plan,
+)
 
 
 @pytest.fixture
@@ -113,11 +123,16 @@ def test_no_gpu_is_one_line_from_runtime_infer_before_loading_anything(tmp_path)
         pytest.skip("this machine has an NVIDIA driver and GPU")
     plan = write_plan(tmp_path, data=b"not even a plan", sidecar=make_sidecar(target="rtx"))
     video = write_video(tmp_path / "v.mp4", 8, 64, 48)
-    run = subprocess.run([sys.executable, "-m", "runtime.infer", str(plan), str(video)], capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "runtime.infer", str(plan), str(video)], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.startswith(f"error: {plan}: a TensorRT plan needs an NVIDIA GPU and driver to run, and this "
-                                 "machine has no NVIDIA") and run.stderr.count("\n") == 1
+    assert (
+        run.stderr.startswith(
+            f"error: {plan}: a TensorRT plan needs an NVIDIA GPU and driver to run, and this machine has no NVIDIA"
+        )
+        and run.stderr.count("\n") == 1
+    )
 
 
 def test_plan_without_sidecar_is_refused_before_tensorrt(tmp_path):
@@ -133,8 +148,11 @@ def test_malformed_sidecar_is_refused(tmp_path):
     with pytest.raises(ArtifactError, match="malformed sidecar \\(not JSON"):
         open_model(plan)
     Sidecar.path_for(plan).write_text("{}")
-    with pytest.raises(ArtifactError, match=r"sidecar lacks metadata, profile, precision, tensorrt_version, gpu_name, "
-                                            r"compute_capability \(rebuild the plan with stam-build\)$"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"sidecar lacks metadata, profile, precision, tensorrt_version, gpu_name, "
+        r"compute_capability \(rebuild the plan with stam-build\)$",
+    ):
         open_model(plan)
 
 
@@ -147,8 +165,11 @@ def test_the_sidecars_target_picks_the_library(tmp_path, fake_gpu):
 def test_a_plan_refuses_the_other_library(tmp_path, fake_gpu):
     plan = write_plan(tmp_path, sidecar=make_sidecar(target="rtx"))
     runner = TrtRunner(plan, make_sidecar(target="rtx"), library=fake_tensorrt("tensorrt"))
-    with pytest.raises(ArtifactError, match=r"built for target rtx \(tensorrt_rtx 10\.9\.0\) and cannot be opened "
-                                            r"with tensorrt$"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"built for target rtx \(tensorrt_rtx 10\.9\.0\) and cannot be opened "
+        r"with tensorrt$",
+    ):
         runner.activate()
     assert fake_gpu.memory == {} and fake_gpu.calls == []
 

@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from runtime.errors import VideoError
 from runtime import seek, video
+from runtime.errors import VideoError
 from runtime.seek import SampleIndex, SeekUnreliable, decode_ranks, non_reference_test, plan_stretches
 from runtime.video import (
     SamplingWarning,
@@ -89,14 +89,155 @@ REFERENCE = [
     (300, 16, 30.0, [0, 18, 37, 56, 75, 93, 112, 131, 150, 168, 187, 206, 225, 243, 262, 281]),
     (250, 16, 25.0, [0, 15, 31, 46, 62, 78, 93, 109, 125, 140, 156, 171, 187, 203, 218, 234]),
     (300, 16, NTSC, [0, 18, 37, 56, 74, 93, 112, 131, 149, 168, 187, 206, 224, 243, 262, 280]),
-    (300, 32, 30.0, [0, 9, 18, 28, 37, 46, 56, 65, 75, 84, 93, 103, 112, 121, 131, 140,
-                     150, 159, 168, 178, 187, 196, 206, 215, 225, 234, 243, 253, 262, 271, 281, 290]),
-    (300, 32, NTSC, [0, 9, 18, 28, 37, 46, 56, 65, 74, 84, 93, 103, 112, 121, 131, 140,
-                     149, 159, 168, 177, 187, 196, 206, 215, 224, 234, 243, 252, 262, 271, 280, 290]),
-    (250, 64, 25.0, [0, 3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 42, 46, 50, 54, 58, 62, 66, 70, 74, 78, 82,
-                     85, 89, 93, 97, 101, 105, 109, 113, 117, 121, 125, 128, 132, 136, 140, 144, 148, 152,
-                     156, 160, 164, 167, 171, 175, 179, 183, 187, 191, 195, 199, 203, 207, 210, 214, 218,
-                     222, 226, 230, 234, 238, 242, 246]),
+    (
+        300,
+        32,
+        30.0,
+        [
+            0,
+            9,
+            18,
+            28,
+            37,
+            46,
+            56,
+            65,
+            75,
+            84,
+            93,
+            103,
+            112,
+            121,
+            131,
+            140,
+            150,
+            159,
+            168,
+            178,
+            187,
+            196,
+            206,
+            215,
+            225,
+            234,
+            243,
+            253,
+            262,
+            271,
+            281,
+            290,
+        ],
+    ),
+    (
+        300,
+        32,
+        NTSC,
+        [
+            0,
+            9,
+            18,
+            28,
+            37,
+            46,
+            56,
+            65,
+            74,
+            84,
+            93,
+            103,
+            112,
+            121,
+            131,
+            140,
+            149,
+            159,
+            168,
+            177,
+            187,
+            196,
+            206,
+            215,
+            224,
+            234,
+            243,
+            252,
+            262,
+            271,
+            280,
+            290,
+        ],
+    ),
+    (
+        250,
+        64,
+        25.0,
+        [
+            0,
+            3,
+            7,
+            11,
+            15,
+            19,
+            23,
+            27,
+            31,
+            35,
+            39,
+            42,
+            46,
+            50,
+            54,
+            58,
+            62,
+            66,
+            70,
+            74,
+            78,
+            82,
+            85,
+            89,
+            93,
+            97,
+            101,
+            105,
+            109,
+            113,
+            117,
+            121,
+            125,
+            128,
+            132,
+            136,
+            140,
+            144,
+            148,
+            152,
+            156,
+            160,
+            164,
+            167,
+            171,
+            175,
+            179,
+            183,
+            187,
+            191,
+            195,
+            199,
+            203,
+            207,
+            210,
+            214,
+            218,
+            222,
+            226,
+            230,
+            234,
+            238,
+            242,
+            246,
+        ],
+    ),
     (1000, 64, 30.0, [int(np.floor(i * 4.6875)) for i in range(64)]),  # 4.6875 is exact in float32
     # float32 matters: in float64, 9 * 6.666... floors to 59 and 15 * 6.666... to 99
     (107, 16, 32 / 3, [0, 6, 13, 20, 26, 33, 40, 46, 53, 60, 66, 73, 80, 86, 93, 100]),
@@ -346,8 +487,9 @@ def _seek_videos(root: Path) -> dict[str, Path]:
         "rotated": write_video(root / "rotated.mp4", 60, 64, 48, rotate=90, codec_options=x264_gop(10)),
         "mkv": write_video(root / "gop.mkv", 60, 64, 48, codec_options=x264_gop(10)),
         "mpegts": write_remuxed(root / "no_index.ts", short_gop),  # no index: seeks search timestamps
-        "fragmented_mp4": write_remuxed(root / "fragmented.mp4", short_gop,
-                                        options={"movflags": "frag_keyframe+empty_moov"}),
+        "fragmented_mp4": write_remuxed(
+            root / "fragmented.mp4", short_gop, options={"movflags": "frag_keyframe+empty_moov"}
+        ),
     }
 
 
@@ -356,8 +498,18 @@ def seek_videos(tmp_path_factory) -> dict[str, Path]:
     return _seek_videos(tmp_path_factory.mktemp("seek"))
 
 
-SEEK_VIDEOS = ["h264_short_gop", "h264_long_gop", "h264_open_gop", "vp9", "mjpeg", "vfr", "rotated", "mkv",
-               "mpegts", "fragmented_mp4"]
+SEEK_VIDEOS = [
+    "h264_short_gop",
+    "h264_long_gop",
+    "h264_open_gop",
+    "vp9",
+    "mjpeg",
+    "vfr",
+    "rotated",
+    "mkv",
+    "mpegts",
+    "fragmented_mp4",
+]
 
 
 @pytest.mark.parametrize("name", SEEK_VIDEOS)
@@ -377,8 +529,12 @@ def many_gops(tmp_path_factory) -> dict[str, Path]:
     """Twenty GOPs: 4 targets are far enough apart to make separate index windows, 16 one window."""
     root = tmp_path_factory.mktemp("many_gops")
     mp4 = write_video(root / "many.mp4", 600, 64, 48, codec_options=x264_gop(30))
-    return {"mp4": mp4, "mkv": write_remuxed(root / "many.mkv", mp4), "mpegts": write_remuxed(root / "many.ts", mp4),
-            "vp9": write_video(root / "many.webm", 600, 64, 48, codec="vp9", codec_options={"g": "30"})}
+    return {
+        "mp4": mp4,
+        "mkv": write_remuxed(root / "many.mkv", mp4),
+        "mpegts": write_remuxed(root / "many.ts", mp4),
+        "vp9": write_video(root / "many.webm", 600, 64, 48, codec="vp9", codec_options={"g": "30"}),
+    }
 
 
 @pytest.mark.parametrize("name", ["mp4", "mkv", "mpegts", "vp9"])
@@ -510,8 +666,10 @@ OTHER_CODECS = {
 @pytest.fixture(scope="module")
 def other_codecs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("codecs")
-    return {name: write_video(root / file, 60, 64, 48, codec=codec, codec_options=options)
-            for name, (file, codec, options) in OTHER_CODECS.items()}
+    return {
+        name: write_video(root / file, 60, 64, 48, codec=codec, codec_options=options)
+        for name, (file, codec, options) in OTHER_CODECS.items()
+    }
 
 
 @pytest.mark.parametrize("name", list(OTHER_CODECS))
@@ -521,7 +679,9 @@ def test_other_codecs_seek_to_the_pixels_of_decoding_everything(other_codecs, na
     for num_frames in (4, 16):
         seek = read_clip(path, num_frames)
         assert seek.indices == sample_indices(60, num_frames) and np.array_equal(seek.frames, full[seek.indices])
-        expected = ["cannot seek (decoding timestamps out of order): decoded from the start"] if name == "mpeg2_ps" else []
+        expected = (
+            ["cannot seek (decoding timestamps out of order): decoded from the start"] if name == "mpeg2_ps" else []
+        )
         assert seek.notes == expected
     table = _scan(str(path)).table
     if table is None:

@@ -16,12 +16,15 @@ def test_missing_extra_names_it(monkeypatch, capsys, tiny_onnx):
     assert capsys.readouterr().err == "error: stam-serve needs the serve extra: pip install -e '.[serve]'\n"
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["missing.onnx"], "missing.onnx: no such file"),
-    (["{model}", "--max-batch", "0"], "--max-batch must be >= 1, got 0"),
-    (["{model}", "--decode-workers", "0"], "--decode-workers must be >= 1, got 0"),
-    (["{model}", "--http-port", "9000", "--grpc-port", "9000"], "the HTTP, gRPC and metrics ports must differ"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["missing.onnx"], "missing.onnx: no such file"),
+        (["{model}", "--max-batch", "0"], "--max-batch must be >= 1, got 0"),
+        (["{model}", "--decode-workers", "0"], "--decode-workers must be >= 1, got 0"),
+        (["{model}", "--http-port", "9000", "--grpc-port", "9000"], "the HTTP, gRPC and metrics ports must differ"),
+    ],
+)
 def test_bad_requests_are_one_line(arguments, message, capsys, tiny_onnx):
     pytest.importorskip("pytriton", reason="the [serve] extra is not installed")
     assert cli.main([a.format(model=tiny_onnx) for a in arguments]) == 2

@@ -34,8 +34,9 @@ def write_plan(tmp_path: Path, onnx_path: Path, batch: DimRange, frames: DimRang
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "serve.repository", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "serve.repository", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
 def check_tensor_io(config: pb.ModelConfig, num_classes: int) -> None:
@@ -47,7 +48,9 @@ def check_tensor_io(config: pb.ModelConfig, num_classes: int) -> None:
 
 
 def test_onnx_repository_matches_the_model(tiny_onnx, tiny_labels, tmp_path):
-    result = run_cli(tiny_onnx, "--out", tmp_path, "--max-batch", "16", "--max-queue-delay-us", "500", "--instances", "2")
+    result = run_cli(
+        tiny_onnx, "--out", tmp_path, "--max-batch", "16", "--max-queue-delay-us", "500", "--instances", "2"
+    )
     assert result.returncode == 0, result.stderr
     model_dir = tmp_path / "stam_tiny"
     config = parse_config(model_dir)
@@ -98,12 +101,15 @@ def test_existing_model_needs_force(tiny_onnx, tmp_path):
     assert parse_config(tmp_path / "stam_tiny").max_batch_size == 4
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: tmp / "missing.onnx", "no such file"),
-    (lambda tmp: (tmp / "model.txt").write_text("x") and tmp / "model.txt", "unknown artifact type"),
-    (lambda tmp: (tmp / "junk.onnx").write_bytes(b"\x00junk") and tmp / "junk.onnx", "not a loadable ONNX model"),
-    (lambda tmp: (tmp / "bare.plan").write_bytes(b"x") and tmp / "bare.plan", "no sidecar"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "missing.onnx", "no such file"),
+        (lambda tmp: (tmp / "model.txt").write_text("x") and tmp / "model.txt", "unknown artifact type"),
+        (lambda tmp: (tmp / "junk.onnx").write_bytes(b"\x00junk") and tmp / "junk.onnx", "not a loadable ONNX model"),
+        (lambda tmp: (tmp / "bare.plan").write_bytes(b"x") and tmp / "bare.plan", "no sidecar"),
+    ],
+)
 def test_bad_artifacts_get_one_line(make, message, tmp_path):
     result = run_cli(make(tmp_path), "--out", tmp_path / "repo")
     assert result.returncode == 2

@@ -120,10 +120,29 @@ def started(motion_onnx_fp32, tmp_path_factory) -> Server:
     """stam-serve launched (not yet ready): the model loads while `expected` runs."""
     http_port, grpc_port, metrics_port = free_ports(3)
     log = tmp_path_factory.mktemp("serve") / "stam-serve.log"
-    command = [sys.executable, "-m", "serve.cli", str(motion_onnx_fp32), "--name", NAME,
-               "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
-               "--max-batch", "8", "--max-queue-delay-us", str(QUEUE_DELAY_US), "--decode-workers", "2",
-               "--max-frames", str(MAX_FRAMES), "--verbose"]
+    command = [
+        sys.executable,
+        "-m",
+        "serve.cli",
+        str(motion_onnx_fp32),
+        "--name",
+        NAME,
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--metrics-port",
+        str(metrics_port),
+        "--max-batch",
+        "8",
+        "--max-queue-delay-us",
+        str(QUEUE_DELAY_US),
+        "--decode-workers",
+        "2",
+        "--max-frames",
+        str(MAX_FRAMES),
+        "--verbose",
+    ]
     with open(log, "w") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     running = Server(process, http_port, grpc_port, metrics_port, log, [])
@@ -147,8 +166,22 @@ def server(started, expected) -> Server:
 @pytest.fixture(scope="module")
 def expected(motion_onnx_fp32, serve_videos) -> dict[str, dict[str, float]]:
     """`runtime.infer --json`: every class's probability per video."""
-    result = subprocess.run([sys.executable, "-m", "runtime.infer", str(motion_onnx_fp32), *map(str, serve_videos),
-                             "--json", "--topk", "9"], capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.infer",
+            str(motion_onnx_fp32),
+            *map(str, serve_videos),
+            "--json",
+            "--topk",
+            "9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     return {row["path"]: {p["label"]: p["probability"] for p in row["topk"]} for row in rows}
 
@@ -216,8 +249,16 @@ BAD_VIDEOS = {
 }
 BAD_TENSORS = {
     "zero frames": (np.zeros((1, 0, 3, 224, 224), np.float32), "FP32", "frames=0 is outside the model's range 1..16"),
-    "too many frames": (np.zeros((1, 17, 3, 224, 224), np.float32), "FP32", "frames=17 is outside the model's range 1..16"),
-    "wrong dtype": (np.zeros((1, 8, 3, 224, 224), np.int32), "INT32", "data-type is 'INT32', but model 'motion' expects 'FP32'"),
+    "too many frames": (
+        np.zeros((1, 17, 3, 224, 224), np.float32),
+        "FP32",
+        "frames=17 is outside the model's range 1..16",
+    ),
+    "wrong dtype": (
+        np.zeros((1, 8, 3, 224, 224), np.int32),
+        "INT32",
+        "data-type is 'INT32', but model 'motion' expects 'FP32'",
+    ),
     "wrong shape": (np.zeros((1, 8, 3, 224, 225), np.float32), "FP32", "unexpected shape for input 'frames'"),
 }
 
@@ -272,14 +313,30 @@ def test_health_metrics_and_batching(server, serve_videos):
 
 
 def test_busy_port_is_refused_in_one_line(server, motion_onnx_fp32):
-    result = subprocess.run([sys.executable, "-m", "serve.cli", str(motion_onnx_fp32), "--http-port", str(server.http_port),
-                             "--grpc-port", "1", "--metrics-port", "2"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serve.cli",
+            str(motion_onnx_fp32),
+            "--http-port",
+            str(server.http_port),
+            "--grpc-port",
+            "1",
+            "--metrics-port",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr == f"error: cannot listen on 127.0.0.1:{server.http_port} (Address already in use)\n"
 
 
 def test_sigterm_finishes_in_flight_requests_and_leaves_nothing(server, serve_videos, expected):
     """Last in this module: it stops the shared server."""
+
     def one(path: Path) -> tuple[float, dict[str, float]]:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
         try:
