@@ -15,6 +15,7 @@ from time import perf_counter
 import numpy as np
 
 from runtime.errors import VideoError
+from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
 from runtime.video import read_clip
 
@@ -27,16 +28,18 @@ def load_clip(
     threads: str = "AUTO",
     decoders: int | None = None,
     on_stage: Callable[[str, float], None] | None = None,
+    limits: Limits = CLI_LIMITS,
 ) -> tuple[np.ndarray, list[str]]:
     """(T, 3, 224, 224) float32 pixels, and why the frames differ from `mode` (e.g. a short video).
 
     `decoders` is how many decoders seek a long video side by side (runtime.video.read_clip).
+    `limits` bounds what one video may cost (runtime.limits): the server and batch jobs pass stricter ones.
     `on_stage` receives the seconds spent decoding and preprocessing (the pipeline benchmark's hook).
     """
     if Path(path).is_dir():
         raise VideoError(f"{path}: no video files in this directory")
     started = perf_counter()
-    clip = read_clip(path, num_frames, mode=mode, threads=threads, decoders=decoders)
+    clip = read_clip(path, num_frames, mode=mode, threads=threads, decoders=decoders, limits=limits)
     decoded = perf_counter()
     pixels = preprocess(clip.frames)
     if on_stage is not None:

@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from runtime.errors import VideoError
+from runtime.limits import CLI_LIMITS, Limits
 from runtime.video import _open, _reason, _upright_rgb, _video_stream
 
 # A frame whose timestamp is within this of a target time is on screen at it (timestamps are rounded
@@ -45,6 +46,7 @@ class FrameStream:
     fps: float
     wanted: Callable[[int], bool] = lambda index: True
     threads: str = "AUTO"
+    limits: Limits = CLI_LIMITS
     count: int = 0
     notes: list[str] = field(default_factory=list)
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from runtime.batching import pad_batch
 from runtime.errors import VideoError
+from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
 from runtime.results import Prediction, label_for, softmax
 from runtime.split import WindowModel
@@ -172,12 +173,19 @@ class Ring:
 class Timeline:
     """Windows of one video, produced as the video streams; `notes` and `stats` fill in as it goes."""
 
-    def __init__(self, model: WindowModel, path: str, options: TimelineOptions, progress: bool = False):
+    def __init__(
+        self,
+        model: WindowModel,
+        path: str,
+        options: TimelineOptions,
+        progress: bool = False,
+        limits: Limits = CLI_LIMITS,
+    ):
         self.model, self.path, self.options = model, path, options
         self.progress = progress
         self.notes: list[str] = []
         self.stats = TimelineStats()
-        self._stream = FrameStream(path, options.fps, wanted=options.wanted)
+        self._stream = FrameStream(path, options.fps, wanted=options.wanted, limits=limits)
         self._pending: list[tuple[int, int, np.ndarray]] = []  # (first sample, samples, features (T, ...))
         self._last_start: int | None = None
 

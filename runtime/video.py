@@ -25,6 +25,7 @@ import av
 import numpy as np
 
 from runtime.errors import VideoError
+from runtime.limits import CLI_LIMITS, Limits
 from runtime.seek import FrameTable, SampleIndex, SeekUnreliable, decode_ranks
 from runtime.side_by_side import Decoder, decoders_per_video
 
@@ -246,7 +247,13 @@ def read_frames(path: str | Path, num_frames: int, mode: str = "uniform", *, thr
 
 
 def read_clip(
-    path: str | Path, num_frames: int, mode: str = "uniform", *, threads: str = "AUTO", decoders: int | None = None
+    path: str | Path,
+    num_frames: int,
+    mode: str = "uniform",
+    *,
+    threads: str = "AUTO",
+    decoders: int | None = None,
+    limits: Limits = CLI_LIMITS,
 ) -> Clip:
     """`read_frames` with its notes returned instead of warned: for callers on worker threads, where
     `warnings.catch_warnings` is not safe, and for reports that keep them per video.
@@ -255,11 +262,12 @@ def read_clip(
     cores; SLICE costs less CPU in total when several videos are decoded side by side on few cores.
     `decoders` is how many containers decode a long video's separate stretches side by side (default:
     the CPUs, at most 8; runtime.side_by_side); 1 decodes them one after the other.
+    `limits` bounds what the video may cost (runtime.limits); a video over them raises LimitExceeded.
     """
     decoders = decoders_per_video() if decoders is None else decoders
     if decoders < 1:
         raise ValueError(f"decoders must be at least 1, got {decoders}")
-    return _read(str(path), num_frames, mode, _Decoding(threads, decoders), seek=True)
+    return _read(str(path), num_frames, mode, _Decoding(threads, decoders, limits), seek=True)
 
 
 def read_clip_without_seeking(
@@ -276,10 +284,12 @@ class _Decoding:
 
     threads: str
     decoders: int
+    limits: Limits = CLI_LIMITS
 
 
 def _read(path: str, num_frames: int, mode: str, decoding: _Decoding, seek: bool) -> Clip:
     threads = decoding.threads
+    decoding.limits.check_file(path)
     if threads not in THREAD_TYPES:
         raise ValueError(f"threads must be one of {', '.join(THREAD_TYPES)}, got {threads!r}")
     if seek:
