@@ -214,8 +214,9 @@ RENDERERS: dict[str, Callable[[Document], str]] = {
 
 
 def load(path: Path) -> Document:
+    """A results file's JSON object, refused when it lacks its machine, date or command."""
     try:
-        document = json.loads(path.read_text())
+        document: Document = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise StamError(f"{path}: not a readable results file ({error})") from error
     check_provenance(path.name, document)
@@ -244,7 +245,7 @@ def headline(results: Path = RESULTS) -> str:
 
     def rate(document: Document, backend: str, precision: str, size: int) -> float:
         return max(
-            r["videos_per_s"]
+            float(r["videos_per_s"])
             for r in document["results"]
             if (r["model"], r["backend"], r["precision"], r["batch"]) == ("stam_16", backend, precision, size)
         )
