@@ -42,3 +42,31 @@ def test_the_sidecar_schema_is_written_once():
     pages = [path.name for path in DOCS.glob("*.md") if pattern.search(path.read_text())]
     readme = (DOCS.parent / "README.md").read_text()
     assert pages == ["architecture.md"] and not pattern.search(readme)
+
+
+POINTER = re.compile(r"(?<![\w/.-])docs/([a-z0-9-]+\.md)(?:,\s*|\s*\()?(?:\"([^\"]+)\")?")
+
+
+def headings(page: Path) -> set[str]:
+    """A page's headings as plain text (no `#`, no backticks, spaces collapsed)."""
+    found = re.findall(r"^#+ (.+)$", page.read_text(), re.MULTILINE)
+    return {" ".join(heading.replace("`", "").split()) for heading in found}
+
+
+def python_files() -> list[Path]:
+    root = DOCS.parent
+    return [
+        path for pattern in ("*.py", "*/*.py", "*/*/*.py") for path in root.glob(pattern) if ".venv" not in path.parts
+    ]
+
+
+def test_pointers_from_the_code_name_pages_and_sections_that_exist():
+    problems = []
+    for path in python_files():
+        for match in POINTER.finditer(path.read_text()):
+            page, heading = DOCS / match.group(1), match.group(2)
+            if not page.is_file():
+                problems.append(f"{path.name}: no page docs/{match.group(1)}")
+            elif heading and " ".join(heading.split()) not in headings(page):
+                problems.append(f"{path.name}: docs/{match.group(1)} has no section {heading!r}")
+    assert not problems, "\n".join(problems)
