@@ -45,11 +45,12 @@ def check_provenance(name: str, document: Any) -> None:
         raise StamError(f"{name}: no {', '.join(missing)}: every results file records its machine, date and command")
 
 
-def provenance(document: Document) -> str:
-    """The footer of every generated table: machine, date and command, from the file itself."""
+def provenance(name: str, document: Document) -> str:
+    """The footer of every generated table: machine, date and command, from the results file itself."""
     return (
         f"Measured on: {report.machine_line(document['machine'])}.  \n"
-        f"Date: {document['created'][:10]}. Command: `{document['command']}`"
+        f"Date: {document['created'][:10]}. Command: `{document['command']}`  \n"
+        f"Results file: `benchmarks/results/{name}`."
     )
 
 
@@ -229,7 +230,7 @@ def render_file(path: Path) -> str:
     if renderer is None:
         raise StamError(f"{path.name}: no renderer registered in benchmarks.docs_tables.RENDERERS")
     document = load(path)
-    return f"{renderer(document)}\n\n{provenance(document)}\n"
+    return f"{renderer(document)}\n\n{provenance(path.name, document)}\n"
 
 
 # --- the README's headline numbers ----------------------------------------------------------------

@@ -18,7 +18,7 @@ def test_each_registered_file_renders_a_table_with_its_provenance(name):
     text = render_file(RESULTS / name)
     assert "\n|---" in text  # at least one Markdown table
     assert f"Command: `{document['command']}`" in text
-    assert f"Date: {document['created'][:10]}" in text
+    assert f"Date: {document['created'][:10]}" in text and f"`benchmarks/results/{name}`" in text
     assert f"CPU {document['machine']['cpu']} (" in text  # the CPU with its flags, or a note saying what is known
 
 
