@@ -266,7 +266,7 @@ def headline(results: Path = RESULTS) -> str:
         f"{100 * best_cpu['peak_fraction']:.0f}% of the best measured matmul) ([performance](docs/performance.md)).",
         f"- Accuracy kept: the shipped motion model scores {100 * fp32['top1']:.1f}% top-1 as fp32 ONNX and "
         f"{100 * int8['top1']:.1f}% as INT8 on {fp32['videos']} held-out videos ([accuracy](docs/accuracy.md)).",
-        f"- Long videos: sampling {seek['settings']['frames']} frames from a {longest['length']} video takes "
+        f"- Long videos: sampling {seek['settings']['frames']} frames from a {longest['seconds'] / 60:g}-minute video takes "
         f"{longest['ms']['seek'] / 1000:.2f} s by seeking against {longest['ms']['from start'] / 1000:.0f} s decoding "
         f"from the start; a sliding window with stride 1 runs {stride_1['speedup']:.1f}x faster on the split pair "
         f"than on the whole model ([long videos](docs/long-videos.md)).",
