@@ -111,7 +111,8 @@ def render_throughput(document: Document) -> str:
         parts += ["Backends side by side at batch 1:", "", backends_side_by_side(document)]
     for model in models:
         parts += ["", f"{model}: videos/s by batch size:", "", videos_per_second_by_batch(document, model)]
-    parts += ["", matmul_peaks(document)]
+    parts += ["", "Every measurement (latency percentiles, TFLOP/s, share of the matmul peak):", ""]
+    parts += [report._table(*report._result_rows(document)), "", matmul_peaks(document)]
     return "\n".join(parts)
 
 
