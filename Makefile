@@ -1,8 +1,10 @@
-# Entry points of the README. Everything installs into .venv from the package registries.
+# Entry points of the README and the docs. Everything installs into .venv from the package registries.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARTIFACTS ?= artifacts
+SITE ?= site
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 TORCH_PIN := torch==2.13.0
 # PyTorch's own CPU wheel index, for machines whose package index serves only the CUDA build:
 #   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -10,7 +12,7 @@ TORCH_INDEX ?=
 # pytest-xdist workers for `make test` (the CI machine has 2 cores); 0 runs the suite in one process.
 TEST_JOBS ?= 2
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast docs bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,20 +21,30 @@ $(BIN)/activate:
 # CPU torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 venv: $(BIN)/activate
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[export,test,bench,rtx,openvino,ray,serve]'
+	$(BIN)/pip install -q -e '.[export,test,bench,rtx,openvino,ray,serve,docs]'
 
 demo: venv
 	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)
 
-# A file's tests stay on one worker; shared session artifacts are built once (tests/conftest.py).
+# A file's tests stay on one worker; the shared test artifacts are built once (tests/conftest.py).
+# Then the docs site, strictly, from the tables the results files render (the README is not touched).
 test: venv
 	$(BIN)/python -m pytest -q tests -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m benchmarks.docs_tables --no-readme
+	$(MKDOCS) build --strict --quiet -d $(SITE)
+
+# The docs' tables (docs/generated/) and the README's headline numbers from benchmarks/results/*.json,
+# then the site into site/. --strict: a broken link, a missing page or a bad API reference is an error.
+docs: venv
+	$(BIN)/python -m benchmarks.docs_tables
+	$(MKDOCS) build --strict --quiet -d $(SITE)
+	@echo "docs: $(SITE)/index.html"
 
 # The edit loop: everything but the tests marked slow (full-size models, end-to-end accuracy runs).
 test-fast: venv
 	$(BIN)/python -m pytest -q tests -m "not slow" -n $(TEST_JOBS) --dist loadfile
 
-# The README's performance tables (CPU; many minutes on 2 cores), published into benchmarks/results/.
+# The performance page's CPU tables (many minutes on 2 cores), published into benchmarks/results/.
 bench: venv
 	$(BIN)/python -m benchmarks.throughput --device cpu --models stam_16 \
 		--pairs torch:fp32,onnxruntime:fp32,openvino:fp32,onnxruntime:int8,openvino:int8,openvino:bf16 \
@@ -42,4 +54,4 @@ bench: venv
 		--clip-dir $(ARTIFACTS)/bench/clips --json benchmarks/results/pipeline_cpu_openvino.json
 
 clean:
-	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(ARTIFACTS) $(SITE) docs/generated .pytest_cache *.egg-info

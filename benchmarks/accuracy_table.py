@@ -24,11 +24,15 @@ from pathlib import Path
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
+from benchmarks.report import describe_machine, stamp
 from runtime.errors import StamError, require_extra, run_cli
 
 CALIBRATION_SEED = 4242  # neither the training nor the held-out seed
 CALIBRATION_PER_CLASS = 4
 DEFAULT_OUT = Path("artifacts/accuracy")
+
+
+SCHEMA = "stam-deploy/accuracy/v1"
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,14 @@ def run(args: argparse.Namespace) -> int:
     )
     markdown = render_markdown(results, caption)
     print(markdown)
-    for path, text in ((args.markdown, markdown), (args.json, json.dumps(results, indent=2) + "\n")):
+    document = {
+        "schema": SCHEMA,
+        "created": stamp("benchmarks.accuracy_table", None)["created"],
+        "command": args.command,
+        "machine": describe_machine("cpu"),
+        "rows": results,
+    }
+    for path, text in ((args.markdown, markdown), (args.json, json.dumps(document, indent=2) + "\n")):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return 0

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Iterable, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from runtime.cpu import usable_cpus
+from runtime.cpu import cpu_flags, usable_cpus
 
 SCHEMA = "stam-deploy/throughput/v1"
 TOP_LEVEL_KEYS = (
@@ -51,6 +54,20 @@ PAPER = {
     "videos_per_s": {"stam_16": 20.0, "stam_64": 4.8},
     "gflops": {"stam_8": 135.0, "stam_16": 270.0, "stam_32": 540.0, "stam_64": 1080.0},
 }
+# The x86 flags that decide which kernels run STAM (fp32 width, int8 dot products, bf16): a table
+# measured on an AVX2 CPU and one measured on an AVX-512 VNNI/BF16 CPU are not comparable.
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+)
 _LIBRARIES = (
     "torch",
     "onnx",
@@ -67,12 +84,22 @@ _LIBRARIES = (
 # --- machine -----------------------------------------------------------------------------------------
 
 
+def stamp(module: str, argv: Sequence[str] | None) -> dict[str, str]:
+    """When and by which command a results document was made: every results file carries both."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": shlex.join(["python", "-m", module, *arguments]),
+    }
+
+
 def describe_machine(device: str) -> dict[str, Any]:
     """CPU model and cores, GPU name and driver (on CUDA), OS, Python and library versions."""
     import torch
 
     machine: dict[str, Any] = {
         "cpu": _cpu_model(),
+        "cpu_flags": [flag for flag in ISA_FLAGS if flag in cpu_flags()],
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
@@ -129,7 +156,7 @@ def _nvidia_driver() -> str | None:
 
 
 def machine_line(machine: dict[str, Any]) -> str:
-    """One line of prose for the tables' caption."""
+    """One line of prose for the tables' caption (fields a results file does not record are left out)."""
     libraries = ", ".join(f"{name} {version}" for name, version in machine["libraries"].items())
     gpu = machine.get("gpu")
     gpu_text = (
@@ -137,11 +164,26 @@ def machine_line(machine: dict[str, Any]) -> str:
         if gpu
         else "no GPU; "
     )
+    threads = f", torch threads {machine['torch_threads']}" if machine.get("torch_threads") else ""
+    system = ", ".join(part for part in (machine.get("os"), _python(machine)) if part)
     return (
-        f"CPU {machine['cpu']}, {machine['cpu_cores_usable']} of {machine['cpu_cores']} cores usable, "
-        f"torch threads {machine['torch_threads']}; {gpu_text}{machine['os']}, Python {machine['python']}; "
-        f"{libraries}"
+        f"CPU {cpu_line(machine)}, {machine['cpu_cores_usable']} of {machine['cpu_cores']} cores usable"
+        f"{threads}; {gpu_text}{system + '; ' if system else ''}{libraries}"
     )
+
+
+def cpu_line(machine: dict[str, Any]) -> str:
+    """The CPU model with its microarchitecture and instruction-set flags, as far as the results file records them."""
+    details = [machine[key] for key in ("cpu_microarchitecture", "cpu_note") if machine.get(key)]
+    if "cpu_flags" in machine:
+        details.append("flags: " + (" ".join(machine["cpu_flags"]) or "none of " + " ".join(ISA_FLAGS)))
+    elif not machine.get("cpu_note"):
+        details.append("flags not recorded")
+    return f"{machine['cpu']} ({'; '.join(details)})"
+
+
+def _python(machine: dict[str, Any]) -> str | None:
+    return f"Python {machine['python']}" if machine.get("python") else None
 
 
 # --- JSON --------------------------------------------------------------------------------------------

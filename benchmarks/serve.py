@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.report import _table, describe_machine, machine_line
+from benchmarks.report import _table, describe_machine, machine_line, stamp
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
 from serve.artifact import describe
 from serve.server import Endpoints, ServeOptions, TritonServer
 
+SCHEMA = "stam-deploy/serve/v1"
 MODES = {"dynamic": True, "none": False}
 ENDPOINTS = ("tensors", "video")
 
@@ -331,15 +332,24 @@ def run(args: argparse.Namespace) -> int:
         f"{args.requests} requests per client x {args.repeats} repeats"
     )
     if args.json:
-        settings = {key: value for key, value in vars(args).items() if key != "json"}
-        document = {"machine": machine, "settings": settings, "frames": frames, "cells": [asdict(c) for c in cells]}
+        settings = {key: value for key, value in vars(args).items() if key not in ("json", "argv")}
+        document = {
+            "schema": SCHEMA,
+            **stamp("benchmarks.serve", args.argv),
+            "machine": machine,
+            "settings": settings,
+            "frames": frames,
+            "cells": [asdict(c) for c in cells],
+        }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     unanswered = sum(cell.sent - cell.answered for cell in cells)
     return 1 if unanswered else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(run, build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # the command the results document records
+    return run_cli(run, args)
 
 
 if __name__ == "__main__":

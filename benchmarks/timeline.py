@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.cpu import usable_cpus
+from benchmarks.report import describe_machine, machine_line, stamp
 from runtime.errors import StamError, require_extra, run_cli
 
 SCHEMA = "stam-deploy/timeline/v1"
@@ -116,13 +116,14 @@ def measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         rows.append(row)
     return {
         "schema": SCHEMA,
+        **stamp("benchmarks.timeline", args.argv),
         "model": f"{args.model} fp32, random weights, ONNX Runtime CPU",
         "video": {"path": str(video), "seconds": duration, "samples": samples},
         "window": args.window,
         "fps": fps,
         "batch_windows": BATCH_WINDOWS,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "machine": machine(),
+        "machine": describe_machine("cpu"),
         "rows": rows,
     }
 
@@ -174,17 +175,11 @@ def measure_rss(minutes: float, window: int, directory: Path) -> dict[str, Any]:
     }
 
 
-def machine() -> str:
-    from benchmarks.report import _cpu_model
-
-    return f"{_cpu_model()}, {usable_cpus()} cores usable, no GPU"
-
-
 def render(document: dict[str, Any]) -> str:
     video = document["video"]
     lines = [
         f"timeline, {document['model']}, T={document['window']}, F={document['fps']:g}/s, "
-        f"windows in batches of {document['batch_windows']}; {document['machine']}",
+        f"windows in batches of {document['batch_windows']}; {machine_line(document['machine'])}",
         f"video: {video['seconds'] / 60:.1f} min, {video['samples']} samples; each row times "
         f"{document['rows'][0]['split']['windows_timed']} windows after the first batch",
         "",
@@ -225,7 +220,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--work-dir", type=Path, help="keep exports and videos here (default: a temporary directory)")
     parser.add_argument("--json", type=Path, help="write the results document here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return args
 
 
 def run(args: argparse.Namespace) -> int:

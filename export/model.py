@@ -1,7 +1,7 @@
 """The PyTorch reference STAM model: a ViT-B/16 per frame and a temporal transformer over class tokens.
 
-State-dict keys are those of the official checkpoints (DESIGN.md, The model), so an official
-state dict loads with `strict=True` and no renaming. The temporal layers re-implement
+State-dict keys are those of the official checkpoints (docs/architecture.md, "The model
+(reference)"), so an official state dict loads with `strict=True` and no renaming. The temporal layers re-implement
 `nn.TransformerEncoderLayer(d_model, nhead)` defaults (post-norm, ReLU) batch-first with the same
 parameter names; a test pins them to the torch module.
 """

@@ -72,7 +72,7 @@ def export_split(
     """Write the per-frame encoder and the temporal head as two ONNX files that name each other.
 
     Long videos embed each frame once and re-run only the small temporal part per window
-    (DESIGN.md, "Split engines and the timeline"); both parts keep the whole model's metadata.
+    (docs/architecture.md, "Artifacts"); both parts keep the whole model's metadata.
     """
     check_precision(precision)
     frames_path, temporal_path = split_paths(path)

@@ -1,4 +1,4 @@
-"""The I/O, metadata and engine-profile contract that every STAM artifact keeps (DESIGN.md, Artifacts).
+"""The I/O, metadata and engine-profile contract that every STAM artifact keeps (docs/architecture.md, "Artifacts").
 
 Declared once here so that the exporter, the TensorRT builder, the runtime backends and the
 validators all read the same names; `runtime/` owns it because `export/` may import `runtime/`
@@ -73,7 +73,7 @@ class Tolerance:
 
 # The one table of parity tolerances, read by the exporter's check, `stam-build --compare`, the
 # backends' tests and the accuracy gates. fp32 is a hard contract; the others are measured bounds
-# (README, "Export" and "Calibration"). `tf32` is an fp32 engine whose matmuls TensorRT ran in TF32.
+# (docs/export.md, "Verification"; docs/calibration.md). `tf32` is an fp32 engine whose matmuls TensorRT ran in TF32.
 TOLERANCES = {
     "fp32": Tolerance(1e-4),
     "tf32": Tolerance(0.0, 5e-3),

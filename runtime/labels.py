@@ -2,7 +2,8 @@
 
 A label list is only useful in the order of the model outputs, so reading one never sorts or
 reorders it: line i names logit i. The packaged `kinetics400` list is in the order of the official
-STAM checkpoints (see `runtime/labels/kinetics400.txt` and DESIGN.md).
+STAM checkpoints (see `runtime/labels/kinetics400.txt` and docs/design-decisions.md,
+"Kinetics-400 label order").
 """
 
 from __future__ import annotations

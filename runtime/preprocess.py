@@ -2,7 +2,8 @@
 
 Bit-exact with torchvision's PIL path the reference used: Resize(256) on the shorter side with
 PIL BILINEAR (antialiased), CenterCrop(224) with torchvision's offsets and zero padding, ToTensor.
-No mean/std normalisation: the STAM checkpoints take [0, 1] inputs (DESIGN.md).
+No mean/std normalisation: the STAM checkpoints take [0, 1] inputs (docs/architecture.md,
+"Sampling and preprocessing").
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Backend dispatch: `open_model(path)` runs a `.onnx` on OpenVINO or ONNX Runtime and a plan on TensorRT.
 
-`backend="auto"` (the default) picks, for an ONNX model: ONNX Runtime when it has a GPU provider or
-`providers` are given; ONNX Runtime for FP8 Q/DQ graphs (no CPU has FP8 math: ONNX Runtime simulates
-the quantization exactly as written, the reference the README's FP8 notes describe); INT8 Q/DQ
-graphs on ONNX Runtime where the CPU lacks VNNI/AMX int8 dot products (`runtime.cpu`): both engines'
-integer kernels lose accuracy there (max logit error 2.8 with OpenVINO on stam_tiny), and ONNX
-Runtime then runs the graph as simulated quantization, exact (0.14); else OpenVINO when installed
-(fp32 within 1e-4 of ONNX Runtime because its precision is set explicitly; 1.08-1.15x faster on an
-idle AVX2 Zen 3, 1.47x on AVX-512 in issue 15); else ONNX Runtime. A plan always runs on TensorRT.
+`backend="auto"` (the default) picks, for an ONNX model: OpenVINO when a precision other than fp32
+is asked (bf16 math exists there only); ONNX Runtime when it has a GPU provider, when `providers`
+are given, or when OpenVINO is not installed; ONNX Runtime for FP8 Q/DQ graphs (no CPU has FP8
+math: ONNX Runtime simulates the quantization exactly as written); ONNX Runtime for INT8 Q/DQ
+graphs where the CPU lacks VNNI/AMX int8 dot products (`runtime.cpu`), because both engines' fused
+integer kernels lose accuracy there and ONNX Runtime then runs the graph as simulated quantization,
+exact; else OpenVINO (fp32 within 1e-4 of ONNX Runtime, because its precision is set explicitly).
+A plan always runs on TensorRT. docs/backends.md ("What --backend auto picks") states the same rule
+for users; the speeds behind it are in docs/performance.md.
 """
 
 from __future__ import annotations

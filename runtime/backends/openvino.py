@@ -1,7 +1,7 @@
 """The OpenVINO backend: stam-deploy ONNX graphs on the CPU with OpenVINO's kernels (fp32, bf16, INT8 Q/DQ).
 
 Why a second CPU backend: OpenVINO's CPU plugin ran STAM-16 fp32 faster than ONNX Runtime on the
-same cores (README, "Performance"), and it executes the Q/DQ graphs of `stam-calibrate` as they are.
+same cores (docs/performance.md, "CPU"), and it executes the Q/DQ graphs of `stam-calibrate` as they are.
 
 Exactness first. The CPU plugin picks bf16 by itself on CPUs that have it (AMX, avx512_bf16), which
 moves logits by ~1e-2; so the inference precision is always set explicitly: f32 unless bf16 is asked

@@ -38,7 +38,7 @@ from runtime.errors import ArtifactError, MissingDependencyError, ShapeError, St
 
 LOG = logging.getLogger("stam.tensorrt")
 LOG.addHandler(logging.NullHandler())  # the library's warnings reach users who configure logging
-IO_DTYPE = np.dtype(np.float32)  # every precision keeps float32 I/O (DESIGN.md, Artifacts)
+IO_DTYPE = np.dtype(np.float32)  # every precision keeps float32 I/O (docs/architecture.md, "Artifacts")
 # module -> (what users call it, the extra that installs it, the oldest version with the v3 API used here)
 LIBRARIES = {
     "tensorrt": ("TensorRT", "gpu", (10, 0)),

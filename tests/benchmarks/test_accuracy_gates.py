@@ -91,7 +91,7 @@ def test_reversed_frame_order_loses_at_least_30_points(onnx_fp32, motion_clips, 
 
 @pytest.mark.parametrize("frames", [4, 16])
 def test_other_frame_counts_are_measured(onnx_fp32, motion_clips, frames):
-    """Reported, not gated: accuracy away from the trained T is measured, never promised (DESIGN.md)."""
+    """Reported, not gated: accuracy away from the trained T is measured, never promised (docs/architecture.md, "The model (reference)")."""
     logits = predict_clips(onnx_fp32, motion_clips.frames(frames), batch_size=16)
     assert logits.shape == (len(motion_clips.targets), len(CLASSES))
     assert np.isfinite(logits).all()

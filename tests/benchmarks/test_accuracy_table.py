@@ -53,7 +53,9 @@ def test_one_command_writes_markdown_and_json(motion_held_out_dir, tmp_path):
         str(results),
     ]
     assert main(argv) == 0
-    rows = json.loads(results.read_text())
+    document = json.loads(results.read_text())
+    assert {"created", "command", "machine"} <= document.keys()
+    rows = document["rows"]
     assert len(rows) == len(default_rows(8))
     ran = [row for row in rows if "skipped" not in row]
     assert all(row["videos"] > 0 and row["failed"] == 0 for row in ran)

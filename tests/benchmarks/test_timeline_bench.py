@@ -28,7 +28,14 @@ def test_table_names_the_machine_and_the_method():
         "window": 16,
         "fps": 1.6,
         "batch_windows": 8,
-        "machine": "AMD EPYC, 2 cores usable, no GPU",
+        "machine": {
+            "cpu": "AMD EPYC",
+            "cpu_flags": ["avx2", "fma"],
+            "cpu_cores": 2,
+            "cpu_cores_usable": 2,
+            "libraries": {"onnxruntime": "1.32.0"},
+            "gpu": None,
+        },
         "video": {"seconds": 600.0, "samples": 960},
         "peak_rss_mib": 900.0,
         "rows": [
@@ -42,5 +49,8 @@ def test_table_names_the_machine_and_the_method():
         ],
     }
     table = render(document)
-    assert "AMD EPYC, 2 cores usable, no GPU" in table and "times 16 windows after the first batch" in table
+    assert (
+        "CPU AMD EPYC (flags: avx2 fma), 2 of 2 cores usable; no GPU; onnxruntime 1.32.0" in table
+        and "times 16 windows after the first batch" in table
+    )
     assert "| 4 | 2.000 | 0.500 | 4.0x | 70.0% | 75.0% |" in table

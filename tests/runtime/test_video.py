@@ -763,7 +763,7 @@ def test_a_seek_that_lands_elsewhere_falls_back_with_a_note(seek_videos, monkeyp
     assert decoded_codes(clip.frames) == sample_indices(60, 4)
 
 
-# --- notes: repeated and missing frames (issue 11, item 6) ---------------------------------------
+# --- notes: repeated and missing frames -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("count", [1, 3, 10])

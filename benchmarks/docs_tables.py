@@ -1,0 +1,321 @@
+"""`python -m benchmarks.docs_tables`: the docs' measured tables, rendered from `benchmarks/results/*.json`.
+
+Every number the docs show is read from a results file, so a table cannot drift from what was
+measured. Each results file has one renderer in `RENDERERS` (file name -> function of the JSON
+document returning Markdown); the output, `docs/generated/<stem>.md`, ends with the machine (CPU
+model and flags, cores, GPU, library versions), the date and the command of that file, and the
+docs pages include it with pymdownx.snippets (`--8<-- "generated/<stem>.md"`). A results file
+without its machine, date or command is refused. Adding a results file is one renderer and one
+registry line. The README's headline numbers are rendered here too, between two markers, and a
+test checks that the README holds exactly that rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import accuracy_table, batch, report, sampling, serve, timeline
+from runtime.errors import StamError, run_cli
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+OUT = ROOT / "docs" / "generated"
+README = ROOT / "README.md"
+REQUIRED = ("machine", "created", "command")
+HEADLINE_START = "<!-- headline numbers: rendered by python -m benchmarks.docs_tables -->"
+HEADLINE_END = "<!-- end of headline numbers -->"
+
+Document = dict[str, Any]
+
+
+# --- provenance -------------------------------------------------------------------------------
+
+
+def check_provenance(name: str, document: Any) -> None:
+    """Refuse a results file that does not say where, when and how it was measured."""
+    if not isinstance(document, dict):
+        raise StamError(f"{name}: a results file is a JSON object with {', '.join(REQUIRED)}")
+    missing = [key for key in REQUIRED if not document.get(key)]
+    if missing:
+        raise StamError(f"{name}: no {', '.join(missing)}: every results file records its machine, date and command")
+
+
+def provenance(name: str, document: Document) -> str:
+    """The footer of every generated table: machine, date and command, from the results file itself."""
+    return (
+        f"Measured on: {report.machine_line(document['machine'])}.  \n"
+        f"Date: {document['created'][:10]}. Command: `{document['command']}`  \n"
+        f"Results file: `benchmarks/results/{name}`."
+    )
+
+
+# --- renderers --------------------------------------------------------------------------------
+
+
+def videos_per_second_by_batch(document: Document, model: str) -> str:
+    """One row per batch size, one column per (backend, precision): videos/s of `model`."""
+    results = [r for r in document["results"] if r["model"] == model]
+    series = report._series(results)
+    by_key = {(r["backend"], r["precision"], r["batch"]): r for r in results}
+    rows = [
+        [str(size)]
+        + [report._sig(by_key[(b, p, size)]["videos_per_s"]) if (b, p, size) in by_key else "—" for b, p in series]
+        for size in sorted({r["batch"] for r in results})
+    ]
+    return report._table(["batch", *(f"{b} {p}" for b, p in series)], rows)
+
+
+def backends_side_by_side(document: Document) -> str:
+    """Batch-1 latency of each backend, against ONNX Runtime fp32 and the best matmul of its dtype."""
+    results = [r for r in document["results"] if r["batch"] == 1]
+    baseline = next(
+        (r["latency"]["median_ms"] for r in results if (r["backend"], r["precision"]) == ("onnxruntime", "fp32")),
+        None,
+    )
+    header = ["model", "backend", "precision", "s/video (median)", "videos/s", "vs ONNX Runtime fp32", "of matmul peak"]
+    rows = [
+        [
+            r["model"],
+            r["backend"],
+            r["precision"],
+            f"{r['latency']['median_ms'] / 1000:.2f}",
+            report._sig(r["videos_per_s"]),
+            f"{baseline / r['latency']['median_ms']:.2f}x" if baseline else "—",
+            "—" if r["peak_fraction"] is None else f"{100 * r['peak_fraction']:.0f}%",
+        ]
+        for r in results
+    ]
+    return report._table(header, rows)
+
+
+def matmul_peaks(document: Document) -> str:
+    """The matmul every library reached in the same run, and the theoretical peak where known."""
+    parts = [
+        'Matrix-multiply peak of the same run (the denominator of "of matmul peak"):',
+        report._table(*report._peak_rows(document)),
+        *(part.replace("### ", "") + (":" if part.startswith("###") else "") for part in report._peak_detail(document)),
+    ]
+    return "\n\n".join(parts)
+
+
+def render_throughput(document: Document) -> str:
+    models = list(dict.fromkeys(r["model"] for r in document["results"]))
+    parts = ["Work per video, counted from the model:", "", report._table(*report._work_rows(document))]
+    parts += ["", document["work_note"], ""]
+    if document["settings"]["batches"] == [1]:
+        parts += ["Backends side by side at batch 1:", "", backends_side_by_side(document)]
+    for model in models:
+        parts += ["", f"{model}: videos/s by batch size:", "", videos_per_second_by_batch(document, model)]
+    parts += ["", "Every measurement (latency percentiles, TFLOP/s, share of the matmul peak):", ""]
+    parts += [report._table(*report._result_rows(document)), "", matmul_peaks(document)]
+    return "\n".join(parts)
+
+
+def render_pipeline(document: Document) -> str:
+    """Decode + sample + preprocess per clip and method, then the end-to-end runs when present."""
+    results = document["results"]
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    baseline = document["settings"]["baseline"]
+    by_key = {(r["clip"], r["method"]): r for r in results}
+    clips = list(dict.fromkeys(r["clip"] for r in results))
+    header = ["clip", *(f"{method} ms" for method in methods)]
+    header += [f"{baseline} / {method}" for method in methods if method != baseline]
+    rows = []
+    for clip in clips:
+        first = next(r for r in results if r["clip"] == clip)
+        row = [f"{clip} ({first['width']}x{first['height']})"]
+        row += [f"{by_key[(clip, m)]['total_ms']:.0f}" if (clip, m) in by_key else "—" for m in methods]
+        reference = by_key.get((clip, baseline))
+        row += [
+            f"{reference['total_ms'] / by_key[(clip, m)]['total_ms']:.1f}x"
+            if reference and (clip, m) in by_key
+            else "—"
+            for m in methods
+            if m != baseline
+        ]
+        rows.append(row)
+    settings = document["settings"]
+    parts = [
+        f"T={settings['frames']} of a {settings['seconds']} s clip at {settings['fps']} fps ({settings['codec']}); "
+        f"median of {settings['repeats']} after {settings['warmup']} warm-up. Methods: "
+        + "; ".join(f"**{name}**: {text}" for name, text in settings["methods"].items()),
+        "",
+        report._table(header, rows),
+    ]
+    section = document.get("end_to_end")
+    if section:
+        parts += ["", f"End to end: decode workers feeding one model ({section['model']} on {section['backend']}):", ""]
+        parts.append(end_to_end_table(section["runs"]))
+    return "\n".join(parts)
+
+
+def end_to_end_table(runs: Sequence[Document]) -> str:
+    stages = list(runs[0]["per_video_ms"])
+    header = ["decode workers", "batch", "videos/s", *(f"{stage} ms/video" for stage in stages), "inference busy"]
+    rows = [
+        [
+            str(r["workers"]),
+            str(r["batch_size"]),
+            report._sig(r["videos_per_s"]),
+            *(f"{r['per_video_ms'][stage]:.0f}" for stage in stages),
+            f"{r['inference_busy']:.0%}",
+        ]
+        for r in runs
+    ]
+    return report._table(header, rows)
+
+
+def render_sampling(document: Document) -> str:
+    settings = document["settings"]
+    return (
+        f"{settings['video']}; T={settings['frames']} {settings['mode']}; median of {settings['repeats']} runs "
+        f"(decoding from the start on videos over 5 minutes: {settings['baseline_repeats_over_5_min']}); "
+        "wall ms with the process's CPU ms (all threads) in brackets.\n\n" + sampling.render_table(document)
+    )
+
+
+def render_timeline(document: Document) -> str:
+    return timeline.render(document)
+
+
+def render_batch(document: Document) -> str:
+    return batch.render(document)
+
+
+def render_serve(document: Document) -> str:
+    settings = document["settings"]
+    cells = [serve.Cell(**cell) for cell in document["cells"]]
+    return (
+        f"{document['frames']} frames per request; gRPC on localhost; {settings['requests']} requests per client, "
+        f"{settings['repeats']} repeats per cell; `--max-batch {settings['max_batch']} --max-queue-delay-us "
+        f"{settings['max_queue_delay_us']}`; `load` is the host's 1-minute load average.\n\n" + serve.render_rows(cells)
+    )
+
+
+def render_accuracy(document: Document) -> str:
+    return accuracy_table.render_markdown(document["rows"], "").rstrip()
+
+
+RENDERERS: dict[str, Callable[[Document], str]] = {
+    "throughput_cpu.json": render_throughput,
+    "throughput_cuda.json": render_throughput,
+    "pipeline_decode_cpu.json": render_pipeline,
+    "pipeline_cpu.json": render_pipeline,
+    "pipeline_cpu_openvino.json": render_pipeline,
+    "sampling_cpu.json": render_sampling,
+    "timeline_cpu.json": render_timeline,
+    "batch_cpu.json": render_batch,
+    "serve_cpu.json": render_serve,
+    "accuracy_motion.json": render_accuracy,
+}
+
+
+def load(path: Path) -> Document:
+    """A results file's JSON object, refused when it lacks its machine, date or command."""
+    try:
+        document: Document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StamError(f"{path}: not a readable results file ({error})") from error
+    check_provenance(path.name, document)
+    return document
+
+
+def render_file(path: Path) -> str:
+    """A results file as the Markdown its page includes: its table(s), then machine, date and command."""
+    renderer = RENDERERS.get(path.name)
+    if renderer is None:
+        raise StamError(f"{path.name}: no renderer registered in benchmarks.docs_tables.RENDERERS")
+    document = load(path)
+    return f"{renderer(document)}\n\n{provenance(path.name, document)}\n"
+
+
+# --- the README's headline numbers ----------------------------------------------------------------
+
+
+def headline(results: Path = RESULTS) -> str:
+    """The README's few numbers, each with its machine and the docs page that measured it."""
+    cpu = load(results / "throughput_cpu.json")
+    gpu = load(results / "throughput_cuda.json")
+    accuracy = load(results / "accuracy_motion.json")
+    long_videos = load(results / "timeline_cpu.json")
+    seek = load(results / "sampling_cpu.json")
+
+    def rate(document: Document, backend: str, precision: str, size: int) -> float:
+        return max(
+            float(r["videos_per_s"])
+            for r in document["results"]
+            if (r["model"], r["backend"], r["precision"], r["batch"]) == ("stam_16", backend, precision, size)
+        )
+
+    best_cpu = max((r for r in cpu["results"] if r["model"] == "stam_16"), key=lambda r: r["videos_per_s"])
+    best_gpu = max((r for r in gpu["results"] if r["model"] == "stam_16"), key=lambda r: r["videos_per_s"])
+    ran = {(r["backend"], r["precision"], r["frames"], r["reverse"]): r for r in accuracy["rows"] if "top1" in r}
+    fp32, int8 = ran[("onnxruntime", "fp32", 8, False)], ran[("onnxruntime", "int8", 8, False)]
+    stride_1 = next(row for row in long_videos["rows"] if row["stride"] == 1)
+    longest = max(seek["results"], key=lambda r: (r["seconds"], -r["gop_seconds"]))
+    lines = [
+        f"- STAM-16 on one {gpu['machine']['gpu']['name']}: {rate(gpu, 'torch', 'fp16', 1):.0f} videos/s eager fp16 "
+        f"at batch 1, {best_gpu['videos_per_s']:.0f} videos/s with {best_gpu['backend']} {best_gpu['precision']} "
+        f"at batch {best_gpu['batch']} ([performance](docs/performance.md)).",
+        f"- STAM-16 on {cpu['machine']['cpu_cores_usable']} cores of an {report.cpu_line(cpu['machine'])}: "
+        f"{best_cpu['latency']['median_ms'] / 1000:.2f} s per video ({best_cpu['backend']} {best_cpu['precision']}, "
+        f"{100 * best_cpu['peak_fraction']:.0f}% of the best measured matmul) ([performance](docs/performance.md)).",
+        f"- Accuracy kept: the shipped motion model scores {100 * fp32['top1']:.1f}% top-1 as fp32 ONNX and "
+        f"{100 * int8['top1']:.1f}% as INT8 on {fp32['videos']} held-out videos ([accuracy](docs/accuracy.md)).",
+        f"- Long videos: sampling {seek['settings']['frames']} frames from a {longest['seconds'] / 60:g}-minute video takes "
+        f"{longest['ms']['seek'] / 1000:.2f} s by seeking against {longest['ms']['from start'] / 1000:.0f} s decoding "
+        f"from the start; a sliding window with stride 1 runs {stride_1['speedup']:.1f}x faster on the split pair "
+        f"than on the whole model ([long videos](docs/long-videos.md)).",
+    ]
+    return "\n".join(lines)
+
+
+def replace_headline(text: str, block: str) -> str:
+    """`text` with the lines between the headline markers replaced by `block`."""
+    start, end = text.find(HEADLINE_START), text.find(HEADLINE_END)
+    if start < 0 or end < start:
+        raise StamError(f"README.md: the headline markers are missing ({HEADLINE_START} ... {HEADLINE_END})")
+    return text[: start + len(HEADLINE_START)] + "\n" + block + "\n" + text[end:]
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def write_all(results: Path, out: Path) -> list[Path]:
+    """Render every registered results file into `out`; a results file without a renderer is an error."""
+    unregistered = sorted(p.name for p in results.glob("*.json") if p.name not in RENDERERS)
+    if unregistered:
+        raise StamError(f"no renderer for {', '.join(unregistered)}: add one to benchmarks.docs_tables.RENDERERS")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in RENDERERS:
+        target = out / f"{Path(name).stem}.md"
+        target.write_text(render_file(results / name))
+        written.append(target)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    written = write_all(args.results, args.out)
+    if args.readme:
+        args.readme.write_text(replace_headline(args.readme.read_text(), headline(args.results)))
+    print(f"wrote {len(written)} tables into {args.out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.docs_tables", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"generated Markdown folder (default {OUT})")
+    parser.add_argument("--readme", type=Path, default=README, help="README whose headline block is rewritten")
+    parser.add_argument("--no-readme", dest="readme", action="store_const", const=None, help="leave the README alone")
+    return run_cli(run, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
