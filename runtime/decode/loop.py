@@ -17,12 +17,14 @@ caller's `Policy`:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import av
+import numpy as np
+import numpy.typing as npt
 
 from runtime.decode.container import Container, Stream, nominal_rate, opened, reason, set_threads, video_stream
 from runtime.errors import VideoError
@@ -58,6 +60,7 @@ class Guard:
     limits: Limits = CLI_LIMITS
     deadline: Deadline | None = None
     stop: threading.Event | None = None
+    origin: float | None = None  # media time is counted from here (seconds); None: from the first frame
 
     @classmethod
     def start(cls, where: str, limits: Limits = CLI_LIMITS, stop: threading.Event | None = None) -> Guard:
@@ -93,16 +96,15 @@ def decode(
     policy: Policy,
     *,
     notes: list[str] | None = None,
-    origin: float | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode `fed` packets of `stream`, then drain the decoder; frames in presentation order.
 
     Errors raised by `fed` (demuxing) or by the decoder follow `policy`; STOP appends its note to
     `notes`. A set stop event ends the frames without draining. Each frame is checked against `guard.limits` before it is yielded: its size, and its
-    time past `origin` (default: the first frame's time). A frame without a timestamp is timed by
+    time past `guard.origin` (default: the first frame's time). A frame without a timestamp is timed by
     its count at the stream's nominal rate.
     """
-    feed, count, first, last = iter(fed), 0, origin, None
+    feed, count, first, last = iter(fed), 0, guard.origin, None
     while True:
         try:
             packet = next(feed)
@@ -148,7 +150,7 @@ def frames(
     format: str | None = None,
     open_timeout: float | None = None,
     read_timeout: float | None = None,
-) -> Iterator[DecodedFrame]:
+) -> Generator[DecodedFrame, None, None]:
     """Every frame of a source's first video stream, with its presentation time in seconds.
 
     `source`: an open container (left open: its owner closes it; its video stream is checked and
@@ -190,6 +192,13 @@ def _frames_of(
     yield from decode(stream, packets(container, stream, guard), guard, policy, notes=notes)
 
 
+def upright_rgb(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
+    """RGB pixels (H, W, 3) uint8 turned as the display matrix says (frame.rotation is counterclockwise degrees)."""
+    image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    quarter_turns = round(frame.rotation / 90) % 4
+    return np.rot90(image, quarter_turns) if quarter_turns else image
+
+
 def _checked(frame: av.VideoFrame, count: int, stream: Stream, guard: Guard, first: float | None) -> DecodedFrame:
     """The frame timed, after its size and the media time it reaches passed the limits."""
     guard.limits.check_pixels(frame, guard.where)
@@ -201,8 +210,9 @@ def _checked(frame: av.VideoFrame, count: int, stream: Stream, guard: Guard, fir
 
 def frame_time(frame: av.VideoFrame, count: int, stream: Stream) -> float:
     """Presentation time in seconds; the frame's count at the nominal rate when it has no timestamp."""
-    if frame.pts is not None and frame.time_base is not None:
-        return float(frame.pts * frame.time_base)
+    time_base = frame.time_base or stream.time_base  # frames drained from the decoder carry none
+    if frame.pts is not None and time_base is not None:
+        return float(frame.pts * time_base)
     return count / nominal_rate(stream)
 
 

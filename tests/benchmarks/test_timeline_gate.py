@@ -116,7 +116,7 @@ def test_long_mode_command_line(tmp_path):
     segments = read_segments(tmp_path / "long_s5.mp4")
     assert [(s.first_frame, s.num_frames) for s in segments] == [(0, 10), (10, 10)]
     assert segments[0].label != segments[1].label
-    from runtime.video import probe
+    from runtime.decode import probe
 
     assert probe(tmp_path / "long_s5.mp4").num_frames == 20
 

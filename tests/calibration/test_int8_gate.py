@@ -1,6 +1,6 @@
 """Accuracy gate: the trained motion model, INT8 through the full runtime path, within 1 point of fp32.
 
-The held-out videos (the session's shared set) are read back by runtime.video, preprocessed by
+The held-out videos (the session's shared set) are read back by runtime.decode, preprocessed by
 runtime.preprocess and run on ONNX Runtime CPU, exactly as `python -m runtime.infer` does.
 Calibration uses videos of another seed than both the training and the held-out sets.
 """

@@ -1,4 +1,4 @@
-"""runtime.side_by_side: stretches shared among decoders, each decoder opened and closed once, first error raised.
+"""runtime.decode.side_by_side: stretches shared among decoders, each decoder opened and closed once, first error raised.
 
 The pixels of seeking side by side against decoding everything, on real files, are in test_video.py.
 """
@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from runtime import side_by_side
-from runtime.seek import SeekUnreliable
-from runtime.side_by_side import MAX_DECODERS, decode_side_by_side, decoders_per_video
+from runtime.decode import side_by_side
+from runtime.decode.side_by_side import MAX_DECODERS, decode_side_by_side, decoders_per_video
+from runtime.decode.table import SeekUnreliable
 
 
 class Opener:
