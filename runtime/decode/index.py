@@ -5,12 +5,14 @@ needs only the packets near it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import av
 import numpy as np
 
 from runtime.decode.container import Container, Decoder, Stream
 from runtime.decode.loop import Guard
-from runtime.decode.seek import Convert, decode_ranks, demux_until_error, seek_to
+from runtime.decode.seek import Convert, DecoderPool, decode_ranks, demux_until_error, seek_to
 from runtime.decode.side_by_side import Images, Reopen, decode_side_by_side
 from runtime.decode.table import SEEK_GAIN_PACKETS, FrameTable, SeekUnreliable
 
@@ -56,31 +58,23 @@ class SampleIndex:
         return cls(entries)
 
     def decode_ranks(
-        self,
-        container: Container,
-        stream: Stream,
-        ranks: list[int],
-        convert: Convert,
-        *,
-        guard: Guard | None = None,
-        reopen: Reopen | None = None,
-        decoders: int = 1,
+        self, container: Container, stream: Stream, ranks: list[int], convert: Convert, pool: DecoderPool | None = None
     ) -> Images:
         """`runtime.decode.seek.decode_ranks` over a frame table of each window's packets: windows side
         by side, or, when the targets make one window (a minute or so of video), its stretches side by side."""
-        checks = guard or Guard(container.name)
+        pool = pool or DecoderPool(Guard(container.name))
 
         def decode(decoder: Decoder, window: tuple[int, int], inner: Reopen | None = None) -> Images:
             first, last = window
-            table = self._window_table(*decoder, first, last, checks)
+            table = self._window_table(*decoder, first, last, pool.guard)
             inside = [rank - first for rank in set(ranks) if first <= rank <= last]
-            local = decode_ranks(*decoder, table, inside, convert, guard=checks, reopen=inner, decoders=decoders)
+            local = decode_ranks(*decoder, table, inside, convert, replace(pool, reopen=inner))
             return {rank + first: image for rank, image in local.items()}
 
         windows = self._windows(ranks)
         if len(windows) == 1:
-            return decode((container, stream), windows[0], reopen)
-        return decode_side_by_side(windows, decode, (container, stream), reopen, decoders)
+            return decode((container, stream), windows[0], pool.reopen)
+        return decode_side_by_side(windows, decode, (container, stream), pool.reopen, pool.size)
 
     def _windows(self, ranks: list[int]) -> list[tuple[int, int]]:
         """Decode-position windows [first, last] around the targets, overlapping ones merged."""

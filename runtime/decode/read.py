@@ -36,7 +36,7 @@ from runtime.decode.sampling import (
     repeat_notes,
 )
 from runtime.decode.scan import Scan, StreamInfo, scan
-from runtime.decode.seek import decode_ranks
+from runtime.decode.seek import DecoderPool, decode_ranks
 from runtime.decode.side_by_side import Images, decoders_per_video
 from runtime.decode.table import SeekUnreliable
 from runtime.errors import VideoError
@@ -153,13 +153,7 @@ def _read_by_index(path: str, num_frames: int, mode: str, decoding: _Decoding, g
         set_threads(stream, decoding.threads)
         try:
             images = index.decode_ranks(
-                container,
-                stream,
-                sampling.indices,
-                upright_rgb,
-                guard=_from_start(guard, stream),
-                reopen=partial(_reopen, path, decoding),
-                decoders=decoding.decoders,
+                container, stream, sampling.indices, upright_rgb, _pool(path, decoding, guard, stream)
             )
         except SeekUnreliable:
             return None
@@ -171,11 +165,12 @@ def _reopen(path: str, decoding: _Decoding) -> AbstractContextManager[Decoder]:
     return opened(path, decoding.threads, decoding.limits)
 
 
-def _from_start(guard: Guard, stream: Stream) -> Guard:
-    """The guard with media time counted from the stream's start, as a seek lands mid-way."""
-    if stream.start_time is None or stream.time_base is None:
-        return guard
-    return replace(guard, origin=float(stream.start_time * stream.time_base))
+def _pool(path: str, decoding: _Decoding, guard: Guard, stream: Stream) -> DecoderPool:
+    """The video's seeking decoders: reopened as the first, all under its guard, with media time
+    counted from the stream's start (a seek lands mid-way, so the first decoded frame is not it)."""
+    if stream.start_time is not None and stream.time_base is not None:
+        guard = replace(guard, origin=float(stream.start_time * stream.time_base))
+    return DecoderPool(guard, partial(_reopen, path, decoding), decoding.decoders)
 
 
 def _clip(path: str, images: Images, sampling: Sampling) -> Clip:
@@ -192,14 +187,7 @@ def _seek_frames(
     try:
         with _reopen(path, decoding) as (container, stream):
             images = decode_ranks(
-                container,
-                stream,
-                found.table,
-                indices,
-                upright_rgb,
-                guard=_from_start(guard, stream),
-                reopen=partial(_reopen, path, decoding),
-                decoders=decoding.decoders,
+                container, stream, found.table, indices, upright_rgb, _pool(path, decoding, guard, stream)
             )
             return images, None
     except SeekUnreliable as reason:

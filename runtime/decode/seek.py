@@ -36,30 +36,36 @@ SEEK_RETRIES = 2
 Convert = Callable[[av.VideoFrame], npt.NDArray[np.uint8]]
 
 
+@dataclass(frozen=True)
+class DecoderPool:
+    """The decoders one video's seeks may use: up to `size` side by side, each but the caller's opened
+    by `reopen` (None: the caller's alone), all under one `guard` (limits and decode deadline)."""
+
+    guard: Guard
+    reopen: Reopen | None = None
+    size: int = 1
+
+
 def decode_ranks(
     container: Container,
     stream: Stream,
     table: FrameTable,
     ranks: list[int],
     convert: Convert,
-    *,
-    guard: Guard | None = None,
-    reopen: Reopen | None = None,
-    decoders: int = 1,
+    pool: DecoderPool | None = None,
 ) -> Images:
     """The frames of presentation `ranks`, converted, by seeking; SeekUnreliable at the first surprise.
 
-    With `reopen`, the stretches are decoded on up to `decoders` containers side by side
-    (runtime.decode.side_by_side). `guard` (default: the container's name, the default limits, no
-    deadline) is shared by every decoder: its limits and deadline bound them all.
+    The stretches are decoded on the `pool`'s decoders side by side (runtime.decode.side_by_side),
+    all bound by its guard (default: the caller's decoder alone, the default limits, no deadline).
     """
-    checks = guard or Guard(container.name)
+    pool = pool or DecoderPool(Guard(container.name))
     stretches = plan_stretches(table, ranks)
 
     def decode_stretch(decoder: Decoder, stretch: Stretch) -> Images:
-        return _stretch_images(*decoder, table, stretch, convert, checks)
+        return _stretch_images(*decoder, table, stretch, convert, pool.guard)
 
-    return decode_side_by_side(stretches, decode_stretch, (container, stream), reopen, decoders)
+    return decode_side_by_side(stretches, decode_stretch, (container, stream), pool.reopen, pool.size)
 
 
 def _stretch_images(

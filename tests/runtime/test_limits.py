@@ -18,7 +18,7 @@ from runtime.decode import container as container_module
 from runtime.decode.container import MAX_DECODER_THREADS, opened
 from runtime.decode.loop import Guard, upright_rgb
 from runtime.decode.scan import scan
-from runtime.decode.seek import decode_ranks
+from runtime.decode.seek import DecoderPool, decode_ranks
 from runtime.limits import Deadline, LimitExceeded, Limits
 from runtime.timeline import Timeline, TimelineOptions
 from tests.videos import decoded_codes, write_elementary_h264, write_video, x264_gop
@@ -139,9 +139,7 @@ def test_side_by_side_decoders_share_the_deadline_and_all_stop(files, decoders):
     guard = Guard(str(path), Limits(), deadline)
     ranks = sample_indices(240, 16)
     with opened(path) as (container, stream), pytest.raises(LimitExceeded, match="--decode-timeout"):
-        decode_ranks(
-            container, stream, table, ranks, upright_rgb, guard=guard, reopen=lambda: opened(path), decoders=decoders
-        )
+        decode_ranks(container, stream, table, ranks, upright_rgb, DecoderPool(guard, lambda: opened(path), decoders))
     assert 1 <= deadline.after <= decoders  # the first refusal, and at most one more check per other decoder
 
 
