@@ -41,6 +41,8 @@ def probe(path: str | Path, limits: Limits = CLI_LIMITS) -> StreamInfo:
 
     Packets with a timestamp are what torchvision counts; a stream with none counts its non-empty
     packets. A demuxing error ends the count: what was read before it is what the file holds.
+    `limits` are checked on what the stream declares (size, duration) and their decode deadline on
+    every packet, as for reading.
     """
     return scan(Guard.start(str(path), limits)).info
 
