@@ -181,6 +181,7 @@ class TorchRunner(Runner):
         self.clock = "cuda" if device == "cuda" else "host"
         model = create_model(model_name).to(device)
         super().__init__(model_name, model.config.frames_trained)
+        self.forward: Callable[..., Any] | None  # None once closed
         if self.compiled:
             torch._dynamo.reset()  # the compile cache is per code object: start each model afresh
             self.forward = torch.compile(model, mode=compile_mode, dynamic=False)
@@ -197,12 +198,15 @@ class TorchRunner(Runner):
         torch = self.torch
         frames = torch.from_numpy(self.host_input(batch)).to(self.device)
         new_graph_step = self.cuda_graphs
+        forward = self.forward
+        if forward is None:
+            raise RuntimeError(f"{self.model_name}: the runner is closed")
 
         def step() -> Any:
             if new_graph_step:  # CUDA graphs: each call is a new iteration, outputs may be overwritten
                 torch.compiler.cudagraph_mark_step_begin()
             with torch.inference_mode(), self.autocast():
-                return self.forward(frames)
+                return forward(frames)
 
         if self.compiled:  # compile here, whatever --warmup says; CUDA graph trees record on the third call
             for _ in range(3 if new_graph_step else 1):

@@ -131,8 +131,8 @@ def matmul_graph(size: int, quantized: bool, path: Path) -> Path:
         inits += [
             numpy_helper.from_array(np.round(w / scale_w).astype(np.int8), "w_q"),
             numpy_helper.from_array(scale_w.astype(np.float32), "w_scale"),
-            numpy_helper.from_array(np.float32(np.abs(a).max() / 127), "a_scale"),
-            numpy_helper.from_array(np.int8(0), "zero"),
+            numpy_helper.from_array(np.array(np.abs(a).max() / 127, dtype=np.float32), "a_scale"),
+            numpy_helper.from_array(np.array(0, dtype=np.int8), "zero"),
         ]
         nodes += [
             helper.make_node("QuantizeLinear", ["a", "a_scale", "zero"], ["a_q"]),
@@ -207,7 +207,10 @@ def best_per_dtype(measurements: list[PeakMeasurement]) -> dict[str, PeakMeasure
     """dtype -> the fastest library's measurement (the peak the model runs are compared with)."""
     best: dict[str, PeakMeasurement] = {}
     for m in measurements:
-        if m.tflops is not None and (m.dtype not in best or m.tflops > best[m.dtype].tflops):
+        if m.tflops is None:
+            continue
+        held = best.get(m.dtype)
+        if held is None or m.tflops > (held.tflops or 0.0):  # only measured ones are held
             best[m.dtype] = m
     return best
 

@@ -41,7 +41,7 @@ from benchmarks.timing import summarize
 from runtime.backends import BACKENDS
 from runtime.contract import INPUT_SIZE
 from runtime.decode import read_frames, sample_indices
-from runtime.errors import require_extra, run_cli
+from runtime.errors import StamError, require_extra, run_cli
 from runtime.preprocess import crop_box, preprocess, resized_size
 
 SCHEMA = "stam-deploy/pipeline/v1"
@@ -86,6 +86,8 @@ def run_reference(path: Path, num_frames: int) -> StageTimes:
     with av.open(str(path)) as container:  # VideoClips: every frame's pts, to build the clips
         stream = container.streams.video[0]
         count = sum(1 for packet in container.demux(stream) if packet.pts is not None)
+        if stream.average_rate is None:
+            raise StamError(f"{path}: the video states no frame rate")
         fps = float(stream.average_rate)
     indices = sample_indices(count, num_frames, mode="reference", fps=fps)
     with av.open(str(path)) as container:  # read_video(start_pts, end_pts): all frames of the clip, RGB
@@ -105,7 +107,7 @@ def _reference_transform(frame: np.ndarray) -> np.ndarray:
     """ToPILImage, Resize(256), CenterCrop(224), ToTensor, one frame at a time."""
     image = Image.fromarray(frame)
     height, width = resized_size(image.height, image.width)
-    image = image.resize((width, height), Image.BILINEAR)
+    image = image.resize((width, height), Image.Resampling.BILINEAR)
     top, left = crop_box(height, width)
     image = image.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
     return np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / np.float32(255)

@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
-from runtime.decode import decoders_per_video, read_clip, read_clip_without_seeking
+from runtime.decode import Clip, decoders_per_video, read_clip, read_clip_without_seeking
 from runtime.errors import StamError, run_cli
 
 SCHEMA = "stam-deploy/sampling/v1"
@@ -97,13 +97,22 @@ def _repeat(segment: Path, path: Path, times: int) -> Path:
         output = writer.add_stream_from_template(stream)
         packets = [packet for packet in reader.demux(stream) if packet.size]
         span = stream.duration  # the segment's length in its time base: where the next copy starts
+        if span is None:
+            raise ValueError(f"{segment}: its video stream states no duration")
         for copy in range(times):
             for packet in packets:
-                shifted = av.Packet(bytes(packet))
-                shifted.pts, shifted.dts = packet.pts + copy * span, packet.dts + copy * span
-                shifted.is_keyframe, shifted.time_base, shifted.stream = packet.is_keyframe, packet.time_base, output
-                writer.mux(shifted)
+                writer.mux(_shifted(packet, copy * span, output))
     return path
+
+
+def _shifted(packet: av.Packet, offset: int, stream: av.video.stream.VideoStream) -> av.Packet:
+    """A copy of `packet` for `stream`, `offset` later in the packet's time base."""
+    if packet.pts is None or packet.dts is None:
+        raise ValueError("a packet without timestamps cannot be repeated")
+    shifted = av.Packet(bytes(packet))
+    shifted.pts, shifted.dts = packet.pts + offset, packet.dts + offset
+    shifted.is_keyframe, shifted.time_base, shifted.stream = packet.is_keyframe, packet.time_base, stream
+    return shifted
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -114,7 +123,11 @@ def measure(path: Path, clip: Path, options: Options, seconds: int) -> dict[str,
     whether seeking and decoding from the start agree. The 10 s clip of the same GOP is sampled in
     the same turns ("10 s clip"), so the ratio against it holds even when the machine's load changes."""
     seek = partial(read_clip, decoders=options.decoders)
-    methods = {"seek": (seek, path), "from start": (read_clip_without_seeking, path), "10 s clip": (seek, clip)}
+    methods: dict[str, tuple[Callable[[Path, int], Clip], Path]] = {
+        "seek": (seek, path),
+        "from start": (read_clip_without_seeking, path),
+        "10 s clip": (seek, clip),
+    }
     if options.decoders > 1:
         methods["seek, 1 decoder"] = (partial(read_clip, decoders=1), path)
     wall: dict[str, list[float]] = {name: [] for name in methods}

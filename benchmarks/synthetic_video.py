@@ -140,6 +140,8 @@ def write_video(
     with av.open(str(path), mode="w", options=options) as container:
         options_for_codec = {**default_options, **(codec_options or {})}
         stream = container.add_stream(encoder, rate=Fraction(fps), options=options_for_codec)
+        if not isinstance(stream, av.VideoStream):  # every entry of CODECS names a video encoder
+            raise ValueError(f"{encoder} is not a video encoder")
         stream.width, stream.height = width, height
         stream.pix_fmt = even_format if width % 2 == 0 and height % 2 == 0 else odd_format
         if timestamps is not None:

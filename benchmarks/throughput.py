@@ -322,9 +322,10 @@ def run_combination(
     peaks: dict[str, float],
     workdir: Path,
     log: Log,
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """All models and batches of one backend x precision; (results, skipped)."""
-    results, skipped = [], []
+    results: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     for work in works:
         try:
             runner = open_runner(backend, work["model"], precision, options.device, workdir, options.compile_mode)
@@ -386,7 +387,8 @@ def run_benchmark(options: Options, command: str, log: Log = print) -> dict[str,
     log(counted_ops_note())
     peak_list, peak_detail = measure_peaks(options, log)
     peaks = {peak["dtype"]: peak["tflops"] for peak in peak_list}
-    results, skipped = [], []
+    results: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     with _workdir(options.onnx_dir) as folder:
         workdir = Path(folder)
         if options.interleave:

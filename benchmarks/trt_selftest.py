@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,7 @@ def run_case(name: str, precision: str, workdir: Path, iterations: int, target: 
             logits = engine.run(inputs)
             with torch.no_grad():
                 expected = model(torch.from_numpy(inputs)).numpy()
-            seconds = median_latency(lambda inputs=inputs: engine.run(inputs), iterations=iterations)
+            seconds = median_latency(partial(engine.run, inputs), iterations=iterations)
             rows.append(
                 Row(
                     name,
@@ -217,21 +218,23 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="stam-selftest-") as scratch:
         workdir = args.workdir or Path(scratch)
         if args.build_only:
-            rows = [
+            builds = [
                 build_case(name, precision, workdir, args.target)
                 for name in args.models
                 for precision in args.precisions
             ]
+            table, records = render_build_table(builds), [asdict(row) for row in builds]
         else:
-            rows = [
+            runs = [
                 row
                 for name in args.models
                 for precision in args.precisions
                 for row in run_case(name, precision, workdir, args.iterations, args.target)
             ]
-    print(render_build_table(rows) if args.build_only else render_table(rows))
+            table, records = render_table(runs), [asdict(row) for row in runs]
+    print(table)
     if args.json:
-        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")
+        args.json.write_text(json.dumps(records, indent=2) + "\n")
     return 0
 
 

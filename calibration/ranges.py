@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+from onnxruntime.quantization.calibrate import TensorData
 
 from calibration.qdq import QUANTIZED_OPS, activation_names
 from runtime import contract
@@ -67,7 +68,7 @@ def measure_amax(model_path: str | Path, clips: Iterable[np.ndarray], method: st
     return {name: _amax(ranges[name]) for name in wanted if name in ranges}
 
 
-def _amax(data: object) -> float:
+def _amax(data: TensorData) -> float:
     """Symmetric quantization only needs the larger of |lowest| and |highest|."""
     lowest, highest = data.range_value
     return float(max(np.abs(np.asarray(lowest)).max(), np.abs(np.asarray(highest)).max()))

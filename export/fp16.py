@@ -30,8 +30,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 FP32, FP16 = TensorProto.FLOAT, TensorProto.FLOAT16
-_SUFFIX = {FP32: "fp32", FP16: "fp16"}
+_SUFFIX: dict[int, str] = {FP32: "fp32", FP16: "fp16"}
 FP16_MAX = float(np.finfo(np.float16).max)
+Constant = onnx.TensorProto | onnx.NodeProto  # an initializer or a Constant node
 
 KEEP_FP32_OPS = frozenset(
     {
@@ -149,7 +150,7 @@ class _GraphConverter:
     graph: onnx.GraphProto
     types: dict[str, int]
     keep_fp32_ops: frozenset[str]
-    constants: dict[str, object] = field(default_factory=dict)  # name -> initializer or Constant node
+    constants: dict[str, Constant] = field(default_factory=dict)  # name -> initializer or Constant node
     home: dict[str, int] = field(default_factory=dict)  # precision a non-constant float tensor is made in
     data: set[str] = field(default_factory=set)  # depends on input values or on weights (not shape math)
     precision: dict[int, int] = field(
@@ -361,7 +362,7 @@ def _half_tensor(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
     return numpy_helper.from_array(np.clip(values, -FP16_MAX, FP16_MAX).astype(np.float16), name)
 
 
-def _to_fp16(source: object, name: str) -> None:
+def _to_fp16(source: Constant, name: str) -> None:
     """Convert a float32 initializer or Constant node in place."""
     if isinstance(source, onnx.TensorProto):
         source.CopyFrom(_half_tensor(source, name))
@@ -371,7 +372,7 @@ def _to_fp16(source: object, name: str) -> None:
     source.attribute.append(helper.make_attribute("value", _half_tensor(value, "")))
 
 
-def _fp16_copy(source: object, name: str) -> onnx.TensorProto | onnx.NodeProto:
+def _fp16_copy(source: Constant, name: str) -> Constant:
     if isinstance(source, onnx.TensorProto):
         return _half_tensor(source, name)
     return helper.make_node(

@@ -224,7 +224,9 @@ def resample_positions(pos: torch.Tensor, frames: int | torch.SymInt) -> torch.T
     """
     trained = pos.shape[1]
     scale = trained / frames
-    centers = (torch.arange(frames, device=pos.device, dtype=torch.float32) + 0.5) * scale - 0.5
+    # torch's stubs list only Python numbers for arange, which also takes the SymInt of an export trace
+    steps = torch.arange(frames, device=pos.device, dtype=torch.float32)  # type: ignore[arg-type]
+    centers = (steps + 0.5) * scale - 0.5
     centers = centers.clamp(min=0.0, max=float(trained - 1))
     left = centers.floor().to(torch.int64)
     right = (left + 1).clamp(max=trained - 1)

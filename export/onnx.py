@@ -166,6 +166,8 @@ def _dynamo_export(
             dynamic_shapes={argument: shapes},
             verbose=False,
         )
+    if program is None:  # only the legacy exporter (dynamo=False) returns nothing
+        raise StamError(f"torch.onnx.export returned no program for {type(module).__name__}")
     proto = program.model_proto
     _name_dims(proto, input_name, dims)
     _name_dims(proto, output_name, {0: dims[0]})

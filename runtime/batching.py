@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime.errors import StamError
 
@@ -27,29 +28,31 @@ def prefetch(
     A load that raises StamError yields the error in place of its result, so one bad input never
     stops the others; any other exception is a bug and propagates. The window bounds memory.
     """
-    pending: deque[tuple[Item, Future]] = deque()
+    pending: deque[tuple[Item, Future[Result]]] = deque()
     source = iter(items)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         try:
             for item in source:
                 pending.append((item, pool.submit(load, item)))
-                if len(pending) >= max(1, window):
-                    yield _resolve(*pending.popleft())
-            while pending:
-                yield _resolve(*pending.popleft())
+                yield from _drain(pending, keep=max(1, window) - 1)
+            yield from _drain(pending, keep=0)
         finally:
             for _, future in pending:
                 future.cancel()
 
 
-def _resolve(item: Item, future: Future) -> tuple[Item, Result | StamError]:
-    try:
-        return item, future.result()
-    except StamError as error:
-        return item, error
+def _drain(pending: deque[tuple[Item, Future[Result]]], keep: int) -> Iterator[tuple[Item, Result | StamError]]:
+    """Wait for the oldest loads, in order, until at most `keep` remain in flight."""
+    while len(pending) > keep:
+        item, future = pending.popleft()
+        try:
+            result: Result | StamError = future.result()
+        except StamError as error:
+            result = error
+        yield item, result
 
 
-def pad_batch(arrays: Sequence[np.ndarray], min_batch: int) -> np.ndarray:
+def pad_batch(arrays: Sequence[NDArray[Any]], min_batch: int) -> NDArray[Any]:
     """Stack per-video arrays into one batch, repeating the last one up to `min_batch`.
 
     An engine whose profile starts above 1 still classifies a short final batch; the caller keeps

@@ -13,6 +13,7 @@ from time import perf_counter
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime.batching import in_order, pad_batch, prefetch
 from runtime.contract import DimRange
@@ -27,7 +28,7 @@ StageHook = Callable[[str, float], None]
 class Runnable(Protocol):
     """What the loop needs of a model: `runtime.backends.Model` and the accuracy tool's torch wrapper fit."""
 
-    def run(self, frames: np.ndarray) -> np.ndarray: ...
+    def run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
 
 @dataclass
@@ -35,12 +36,12 @@ class Outcome(Generic[Item]):
     """One input's result: logits (C,) or the error that stopped it, and its sampling notes."""
 
     item: Item
-    logits: np.ndarray | None = None
+    logits: NDArray[np.float32] | None = None
     notes: list[str] = field(default_factory=list)
     error: StamError | None = None
 
 
-Loaded = tuple[np.ndarray, list[str]]  # (T, 3, 224, 224) float32 pixels and sampling notes
+Loaded = tuple[NDArray[np.float32], list[str]]  # (T, 3, 224, 224) float32 pixels and sampling notes
 
 
 def read_ahead(batch_size: int, workers: int) -> int:
@@ -61,7 +62,7 @@ def run_clips(
     *,
     batch_size: int,
     workers: int,
-    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    prepare: Callable[[NDArray[np.float32]], NDArray[np.float32]] | None = None,
     on_stage: StageHook | None = None,
 ) -> Iterator[Outcome[Item]]:
     """Outcomes in input order; loading of later items overlaps inference of earlier ones.
@@ -78,10 +79,10 @@ def _run_unordered(
     load: Callable[[Item], Loaded],
     batch_size: int,
     workers: int,
-    prepare: Callable[[np.ndarray], np.ndarray] | None,
+    prepare: Callable[[NDArray[np.float32]], NDArray[np.float32]] | None,
     on_stage: StageHook | None,
 ) -> Iterator[tuple[int, Outcome[Item]]]:
-    pending: list[tuple[int, Outcome[Item], np.ndarray]] = []
+    pending: list[tuple[int, Outcome[Item], NDArray[np.float32]]] = []
     indexed = enumerate(items)
     loaded_items = prefetch(lambda pair: load(pair[1]), indexed, workers, read_ahead(batch_size, workers))
     for (index, item), loaded in loaded_items:
@@ -98,7 +99,7 @@ def _run_unordered(
 
 
 def _run_batch(
-    model: Runnable, pending: Sequence[tuple[int, Outcome[Item], np.ndarray]], on_stage: StageHook | None
+    model: Runnable, pending: Sequence[tuple[int, Outcome[Item], NDArray[np.float32]]], on_stage: StageHook | None
 ) -> Iterator[tuple[int, Outcome[Item]]]:
     started = perf_counter()
     inputs = np.ascontiguousarray(pad_batch([pixels for _, _, pixels in pending], min_batch(model)))
@@ -112,8 +113,9 @@ def _run_batch(
         yield index, outcome
 
 
-def run_in_memory(model: Runnable, clips: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+def run_in_memory(model: Runnable, clips: Sequence[NDArray[np.float32]], batch_size: int) -> NDArray[np.float32]:
     """(N, C) logits of clips already decoded and preprocessed, through the same batching."""
     outcomes = run_clips(model, clips, lambda clip: (clip, []), batch_size=batch_size, workers=1)
-    logits = [outcome.logits for outcome in outcomes]
+    # clips already in memory cannot fail to load, so every outcome carries logits
+    logits = [outcome.logits for outcome in outcomes if outcome.logits is not None]
     return np.stack(logits) if logits else np.zeros((0, 0), dtype=np.float32)

@@ -9,6 +9,7 @@ No mean/std normalisation: the STAM checkpoints take [0, 1] inputs (docs/archite
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from runtime.contract import INPUT_SIZE, RESIZE_SHORT
@@ -29,7 +30,7 @@ def crop_box(height: int, width: int, size: int = INPUT_SIZE) -> tuple[int, int]
     return int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
 
 
-def center_crop(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+def center_crop(image: NDArray[np.uint8], size: int = INPUT_SIZE) -> NDArray[np.uint8]:
     """torchvision's CenterCrop on an (H, W, C) array: zero-pad a side smaller than `size`, then crop."""
     height, width = image.shape[:2]
     if height < size or width < size:
@@ -41,7 +42,7 @@ def center_crop(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def preprocess(frames: np.ndarray) -> np.ndarray:
+def preprocess(frames: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Model input for one clip: (T, H, W, 3) uint8 RGB -> (T, 3, 224, 224) float32 in [0, 1]."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected frames (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
@@ -49,7 +50,7 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
     new_height, new_width = resized_size(height, width)
     crops = np.empty((num_frames, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
     for t in range(num_frames):
-        resized = Image.fromarray(frames[t]).resize((new_width, new_height), Image.BILINEAR)
+        resized = Image.fromarray(frames[t]).resize((new_width, new_height), Image.Resampling.BILINEAR)
         crops[t] = center_crop(np.asarray(resized))
     out = np.empty((num_frames, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
     # ToTensor divides (not multiplies by 1/255): float32 division, correctly rounded

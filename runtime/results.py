@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     """Numerically stable softmax over the last axis, computed in float64."""
     shifted = np.asarray(logits, dtype=np.float64)
     shifted = shifted - shifted.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    probabilities: NDArray[np.float64] = exp / exp.sum(axis=-1, keepdims=True)
+    return probabilities
 
 
 def label_for(labels: Sequence[str], index: int) -> str:
@@ -40,7 +43,7 @@ class VideoResult:
     notes: list[str] = field(default_factory=list)  # e.g. frames repeated in a short video
 
     @classmethod
-    def from_logits(cls, path: str, logits: np.ndarray, labels: Sequence[str], topk: int) -> VideoResult:
+    def from_logits(cls, path: str, logits: NDArray[np.floating[Any]], labels: Sequence[str], topk: int) -> VideoResult:
         probabilities = softmax(logits)
         order = np.argsort(-probabilities, kind="stable")[:topk]
         predictions = [Prediction(label_for(labels, int(i)), int(i), float(probabilities[i])) for i in order]
@@ -51,7 +54,7 @@ class VideoResult:
         head = {"path": self.path, **({"backend": backend} if backend else {})}
         if self.error is not None:
             return json.dumps({**head, "error": self.error})
-        data: dict = {**head, "topk": [vars(p) for p in self.predictions], "notes": self.notes}
+        data: dict[str, Any] = {**head, "topk": [vars(p) for p in self.predictions], "notes": self.notes}
         if with_logits:
             data["logits"] = self.logits
         return json.dumps(data)

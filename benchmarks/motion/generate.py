@@ -153,7 +153,9 @@ def draw_motion(label: str, width: int, height: int, rng: np.random.Generator) -
 def smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int, amplitude: float) -> np.ndarray:
     """Coloured value noise: random (cells x cells) colours upsampled bilinearly, float32 (H, W, 3)."""
     coarse = rng.uniform(-amplitude, amplitude, size=(cells, cells, 3)).astype(np.float32)
-    channels = [Image.fromarray(coarse[..., c], mode="F").resize((width, height), Image.BILINEAR) for c in range(3)]
+    channels = [
+        Image.fromarray(coarse[..., c], mode="F").resize((width, height), Image.Resampling.BILINEAR) for c in range(3)
+    ]
     return np.stack([np.asarray(channel) for channel in channels], axis=-1)
 
 

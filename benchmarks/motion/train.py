@@ -165,6 +165,8 @@ def train(data: MotionData, config: TrainConfig, log: Callable[[str], None] = pr
     def temporal_step(step: int) -> str:
         pick = torch.randint(0, len(data.labels), (config.temporal_batch,), generator=generator)
         flipped = torch.randint(0, 2, (config.temporal_batch,), generator=generator)
+        if cached is None or cached_labels is None:
+            raise RuntimeError("temporal steps run on the embeddings cached when their stage starts")
         embeddings, labels = cached[flipped, pick], cached_labels[flipped, pick]
         reverse = torch.rand(len(pick), generator=generator) < 0.5
         embeddings[reverse], labels[reverse] = embeddings[reverse].flip(1), _label_map(REVERSED)[labels[reverse]]

@@ -6,8 +6,10 @@ import abc
 import warnings
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime import contract
 from runtime.contract import DimRange, describe_range
@@ -32,7 +34,7 @@ def warn_if_random(metadata: Mapping[str, str], path: str) -> None:
         )
 
 
-def check_input(frames: np.ndarray) -> tuple[int, int]:
+def check_input(frames: NDArray[Any]) -> tuple[int, int]:
     """Validate a (B, T, 3, 224, 224) float32 array before any backend work; returns (B, T)."""
     if not isinstance(frames, np.ndarray):
         raise ShapeError(f"frames must be a numpy array, got {type(frames).__name__}")
@@ -85,13 +87,13 @@ class Model(abc.ABC):
         contract.check_range("batch", batch, self.batch_range)
         contract.check_range("frames", frames, self.frames_range)
 
-    def run(self, frames: np.ndarray) -> np.ndarray:
+    def run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         """float32 frames (B, T, 3, 224, 224) in [0, 1] -> float32 logits (B, C)."""
         self.check_request(*check_input(frames))
         return self._run(np.ascontiguousarray(frames))
 
     @abc.abstractmethod
-    def _run(self, frames: np.ndarray) -> np.ndarray: ...
+    def _run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime.errors import MissingDependencyError, StamError
 
@@ -20,6 +20,7 @@ GPU_EXTRA_HINT = (
     "pip install -e '.[gpu]' (CUDA 13 driver) or '.[gpu-cu12]' (CUDA 12 driver) on a machine with an NVIDIA GPU"
 )
 DRIVER_LIBRARY = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+Scalar = TypeVar("Scalar", bound=np.generic)
 
 
 class CudaError(StamError):
@@ -59,8 +60,11 @@ def _driver_error_name(driver: ctypes.CDLL, status: int) -> str:
     return f"error {status}"
 
 
-def import_cudart() -> ModuleType:
-    """cuda-python's runtime module: `cuda.bindings.runtime` (>= 12.6), else the older `cuda.cudart`."""
+def import_cudart() -> Any:
+    """cuda-python's runtime module: `cuda.bindings.runtime` (>= 12.6), else the older `cuda.cudart`.
+
+    `Any`: cuda-python ships no type information, and tests pass a stand-in object.
+    """
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
@@ -76,7 +80,7 @@ def import_cudart() -> ModuleType:
 class Cuda:
     """Calls into cudart and checks each return code in one place."""
 
-    def __init__(self, cudart: ModuleType):
+    def __init__(self, cudart: Any):
         self.cudart = cudart
 
     def call(self, name: str, *args: Any) -> Any:
@@ -119,14 +123,14 @@ class HostBuffer:
         self.cuda, self.nbytes = cuda, nbytes
         self.ptr: int = int(cuda.call("cudaMallocHost", nbytes))
 
-    def view(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def view(self, shape: tuple[int, ...], dtype: np.dtype[Scalar] | type[Scalar]) -> NDArray[Scalar]:
         """A numpy array over the first bytes of the buffer (no copy); valid until `free()`."""
         dtype = np.dtype(dtype)
         count = int(np.prod(shape)) * dtype.itemsize
         if not self.ptr or count > self.nbytes:
             raise ValueError(f"view of {count} bytes on a host buffer of {self.nbytes} (freed: {not self.ptr})")
         raw = (ctypes.c_ubyte * count).from_address(self.ptr)
-        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
 
     def free(self) -> None:
         if self.ptr:

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import onnx
+from numpy.typing import NDArray
 
 from runtime import contract
 from runtime.backends.base import Model
@@ -37,7 +37,8 @@ HINTS = ("latency", "throughput")
 _INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
-def import_openvino() -> ModuleType:
+def import_openvino() -> Any:
+    """The `openvino` module (`Any`: it ships no type information), or one line naming the extra."""
     try:
         import openvino
     except ImportError:
@@ -168,7 +169,7 @@ class OpenVinoModel(Model):
     @property
     def inference_precision(self) -> str:
         """What the compiled model really runs its float math in: "f32" or "bf16" (read back from OpenVINO)."""
-        return self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        return str(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
 
     @property
     def streams(self) -> int:
@@ -178,20 +179,20 @@ class OpenVinoModel(Model):
     def threads(self) -> int:
         return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
 
-    def _run(self, frames: np.ndarray) -> np.ndarray:
+    def _run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         compiled = self.compiled
         if self.settings.hint == "throughput" and len(frames) > 1 and self.streams > 1:
             return self._run_on_streams(compiled, frames)
         result = self._request.infer({0: frames}, share_inputs=True)
         return np.array(result[self._logits], dtype=np.float32)
 
-    def _run_on_streams(self, compiled: Any, frames: np.ndarray) -> np.ndarray:
+    def _run_on_streams(self, compiled: Any, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         """One video per request, as many requests in flight as the compiled model has streams."""
         from openvino import AsyncInferQueue
 
         if self._queue is None:
             self._queue = AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        rows: list[np.ndarray | None] = [None] * len(frames)
+        rows: dict[int, NDArray[np.float32]] = {}  # video index -> its logits (1, C)
 
         def keep(request: Any, index: int) -> None:
             rows[index] = np.array(request.get_tensor(self._logits).data, dtype=np.float32)
@@ -200,7 +201,7 @@ class OpenVinoModel(Model):
         for index in range(len(frames)):
             self._queue.start_async({0: frames[index : index + 1]}, userdata=index, share_inputs=True)
         self._queue.wait_all()
-        return np.concatenate(rows)
+        return np.concatenate([rows[index] for index in range(len(frames))])
 
     def close(self) -> None:
         self._queue = None

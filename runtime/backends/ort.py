@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from numpy.typing import NDArray
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from runtime import contract, cpu
@@ -107,7 +108,7 @@ class OrtModel(Model):
     @property
     def providers(self) -> list[str]:
         """The providers the session really uses (ONNX Runtime may drop one that fails to load)."""
-        return self.session.get_providers()
+        return list(self.session.get_providers())
 
     @property
     def session(self) -> ort.InferenceSession:
@@ -115,7 +116,7 @@ class OrtModel(Model):
             raise ArtifactError(f"{self.path}: model is closed")
         return self._session
 
-    def _run(self, frames: np.ndarray) -> np.ndarray:
+    def _run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         (logits,) = self.session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: frames})
         return np.asarray(logits, dtype=np.float32)
 

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from runtime import contract
 from runtime.backends.base import Model
@@ -71,7 +72,10 @@ def library_logger(trt: ModuleType) -> Any:
     and sends warnings to logging. One per library because TensorRT keeps the first logger a process
     registers and ignores later ones; `start()` forgets the errors of earlier builds."""
 
-    class BuildLog(trt.ILogger):
+    # TensorRT ships no type information, so its ILogger is Any to mypy; the library requires a subclass
+    logger_base: Any = trt.ILogger
+
+    class BuildLog(logger_base):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
@@ -146,7 +150,7 @@ def require_gpu(path: str, problem: str | None = None) -> None:
         )
 
 
-def tensor_nbytes(shape: tuple[int, ...], dtype: np.dtype = IO_DTYPE) -> int:
+def tensor_nbytes(shape: tuple[int, ...], dtype: DTypeLike = IO_DTYPE) -> int:
     """Bytes of a dense tensor of `shape`."""
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
@@ -190,14 +194,14 @@ class PinnedTensor:
     def capacity(self) -> int:
         return self.host.nbytes if self.host is not None else 0
 
-    def reserve(self, nbytes: int) -> None:
-        """Make room for `nbytes`; reallocates (both sides) only when it does not fit."""
+    def reserve(self, nbytes: int) -> tuple[HostBuffer, DeviceBuffer]:
+        """The (host, device) buffers with room for `nbytes`; reallocated (both sides) only when it does not fit."""
         size = grown_capacity(self.capacity, nbytes, self.limit)
-        if size == self.capacity:
-            return
-        self.free()
-        self.host = HostBuffer(self.cuda, size)
-        self.device = DeviceBuffer(self.cuda, size)
+        if self.host is None or self.device is None or size != self.capacity:
+            self.free()
+            self.host = HostBuffer(self.cuda, size)
+            self.device = DeviceBuffer(self.cuda, size)
+        return self.host, self.device
 
     def free(self) -> None:
         for buffer in (self.host, self.device):
@@ -288,31 +292,37 @@ class TrtRunner:
         self.outputs = PinnedTensor(cuda, tensor_nbytes((self.sidecar.profile.max_rows(), *output_dims)))
         self.context = context
 
-    def infer(self, inputs: np.ndarray) -> np.ndarray:
+    @property
+    def _io(self) -> tuple[Stream, PinnedTensor, PinnedTensor]:
+        """The stream and the (input, output) buffers, which only an active runner holds."""
+        if not self.is_active or self.stream is None or self.inputs is None or self.outputs is None:
+            raise RuntimeError("TrtRunner.infer called before activate()")
+        return self.stream, self.inputs, self.outputs
+
+    def infer(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
         """The plan's output for a float32, C-contiguous input of its part (frames (B, T, 3, 224, 224)
         for a whole model), checked against the profile before any CUDA call."""
         self.sidecar.profile.check_shape(tuple(inputs.shape))
         return self.execute(inputs)
 
-    def execute(self, inputs: np.ndarray) -> np.ndarray:
+    def execute(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
         """`infer` without the profile check, for callers that made it already; one stream sync per call."""
-        if not self.is_active:
-            raise RuntimeError("TrtRunner.infer called before activate()")
+        stream, input_buffers, output_buffers = self._io
         if not self.context.set_input_shape(self.input_name, tuple(inputs.shape)):
             raise ShapeError(f"TensorRT refused input shape {tuple(inputs.shape)} for {self.path}")
         output_shape = tuple(self.context.get_tensor_shape(self.output_name))
         output_bytes = tensor_nbytes(output_shape)
-        self.inputs.reserve(inputs.nbytes)
-        self.outputs.reserve(output_bytes)
-        self.inputs.host.view(inputs.shape, IO_DTYPE)[...] = inputs
-        self.stream.copy_to_device(self.inputs.device, self.inputs.host, inputs.nbytes)
-        self._bind(self.input_name, self.inputs.device.ptr)
-        self._bind(self.output_name, self.outputs.device.ptr)
-        if not self.context.execute_async_v3(self.stream.ptr):
+        input_host, input_device = input_buffers.reserve(inputs.nbytes)
+        output_host, output_device = output_buffers.reserve(output_bytes)
+        input_host.view(inputs.shape, IO_DTYPE)[...] = inputs
+        stream.copy_to_device(input_device, input_host, inputs.nbytes)
+        self._bind(self.input_name, input_device.ptr)
+        self._bind(self.output_name, output_device.ptr)
+        if not self.context.execute_async_v3(stream.ptr):
             raise CudaError(f"TensorRT failed to enqueue {self.path}")
-        self.stream.copy_to_host(self.outputs.host, self.outputs.device, output_bytes)
-        self.stream.synchronize()
-        return self.outputs.host.view(output_shape, IO_DTYPE).copy()
+        stream.copy_to_host(output_host, output_device, output_bytes)
+        stream.synchronize()
+        return output_host.view(output_shape, IO_DTYPE).copy()
 
     def _bind(self, name: str, pointer: int) -> None:
         if not self.context.set_tensor_address(name, pointer):
@@ -391,7 +401,7 @@ class TrtModel(Model):
         """The one profile check of a request (the runner is then called without its own)."""
         self.sidecar.profile.check(batch, frames)
 
-    def _run(self, frames: np.ndarray) -> np.ndarray:
+    def _run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         return self._runner.execute(frames)
 
     def close(self) -> None:
