@@ -20,10 +20,10 @@ from batch.inputs import list_inputs
 from batch.output import OutputDir
 from batch.schema import ModelId
 from batch.steps import Classify, ClassifyOptions, decode_video, write_part
-from runtime import contract
-from runtime.backends import ONNX_SUFFIXES, open_model
-from runtime.contract import DimRange, Sidecar, check_range
-from runtime.errors import ArtifactError, StamError
+from runtime import contract, open_model
+from runtime.artifact import KIND_ONNX, describe
+from runtime.contract import DimRange, check_range
+from runtime.errors import StamError
 from runtime.onnx_io import file_sha256
 
 PATHS_PER_BLOCK = 4  # listing rows per decode task: small, so decoding spreads over every core...
@@ -116,14 +116,12 @@ class Summary:
 def model_facts(path: str, providers: Sequence[str] | None) -> ModelFacts:
     """Check the artifact on the driver: ONNX models are opened; plans are checked through their sidecar
     (the driver may have no GPU, e.g. a cluster's head node)."""
-    if Path(path).suffix.lower() in ONNX_SUFFIXES:
+    info = describe(path)
+    if info.kind == KIND_ONNX:
         with open_model(path, providers=providers) as model:
             ranges = model.frames_trained, model.frames_range, model.batch_range
     else:
-        if not Path(path).is_file():
-            raise ArtifactError(f"{path}: no such file")
-        sidecar = Sidecar.read(path)
-        ranges = int(sidecar.metadata[contract.META_FRAMES_TRAINED]), sidecar.profile.frames, sidecar.profile.batch
+        ranges = info.frames_trained, info.frames_range, info.batch_range
     return ModelFacts(ModelId(Path(path).name, file_sha256(path)), *ranges)
 
 

@@ -305,12 +305,12 @@ class TensorRTRunner(Runner):
     """TensorRT through `export.tensorrt.build_engine` and `runtime.open_model`: one plan per batch (opt = it)."""
 
     def __init__(self, onnx_path: Path, workdir: Path):
-        import onnx
+        from runtime.artifact import describe
 
-        metadata = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
-        super().__init__(metadata[contract.META_MODEL], int(metadata[contract.META_FRAMES_TRAINED]))
+        info = describe(onnx_path)
+        super().__init__(info.metadata[contract.META_MODEL], info.frames_trained)
         self.onnx_path = onnx_path
-        self.precision = metadata[contract.META_PRECISION]
+        self.precision = info.precision
         self.workdir = workdir
         self.model: Any = None
 

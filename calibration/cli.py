@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime import contract
 from runtime.errors import StamError, VideoError, run_cli
 
 DEFAULT_CLIPS = 64
@@ -104,10 +103,9 @@ def evaluate(
 
 
 def _trained_frames(path: Path) -> int:
-    from calibration.quantize import load_fp32_model
-    from runtime.onnx_io import read_metadata
+    from runtime.artifact import describe
 
-    return int(read_metadata(load_fp32_model(path))[contract.META_FRAMES_TRAINED])
+    return describe(path).frames_trained
 
 
 def _skip(video: Path, error: VideoError) -> None:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 
 from calibration.qdq import FORMATS, insert_qdq
 from calibration.ranges import METHODS, measure_amax
 from runtime import contract
+from runtime.artifact import check_path, load_onnx
 from runtime.errors import ArtifactError, StamError
-from runtime.onnx_io import ensure_writable, read_metadata, save_single_file, set_metadata
+from runtime.onnx_io import ensure_writable, proto_metadata, save_single_file, set_metadata
 from runtime.progress import progress_bar
 
 META_CALIBRATION = "stam.calibration"  # how the ranges were measured; informative, not in REQUIRED_METADATA
@@ -41,14 +41,9 @@ class CalibrationResult:
 
 def load_fp32_model(path: str | Path) -> onnx.ModelProto:
     """The source must be a STAM fp32 export: quantizing fp16 or already-quantized graphs is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such file")
-    try:
-        model = onnx.load(str(path))
-    except (DecodeError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
-    metadata = read_metadata(model)
+    path = check_path(path)
+    model = load_onnx(path, weights=True)
+    metadata = proto_metadata(model)
     contract.check_metadata(metadata, str(path))
     if metadata.get(contract.META_PART) == contract.PART_TEMPORAL:
         raise ArtifactError(

@@ -53,6 +53,10 @@ REQUIRED_METADATA = (
     META_EXPORTER_VERSION,
 )
 PRECISIONS = ("fp32", "fp16", "int8", "fp8")
+# The most frames per video a request may ask of a model whose graph does not bound them (an ONNX
+# model; a plan's profile decides for plans), and the top of a default engine profile: 128 frames
+# of one video are 77 MB of float32 pixels, and a request for millions must be refused, not allocated.
+MAX_FRAMES = 128
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
-from serve.artifact import describe
 from serve.server import Endpoints, ServeOptions, TritonServer, import_pytriton_distribution
 
 
@@ -131,7 +130,7 @@ def serve(server: TritonServer, ready_timeout: float, received: list[int]) -> in
 def run(args: argparse.Namespace) -> int:
     import_pytriton_distribution()
     options, endpoints = options_from(args)
-    info = describe(options.artifact)
+    info = triton_config.servable(options.artifact)
     check_ports_free(endpoints)
     server = TritonServer(info, options, endpoints)
     with forwarded_signals(server) as received:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from runtime.artifact import ArtifactInfo
 from runtime.errors import MissingDependencyError, StamError
 from serve import config as triton_config
-from serve.artifact import ArtifactInfo
 
 SERVE_EXTRA = "stam-serve needs the serve extra: pip install -e '.[serve]'"
 BACKEND_SHIMS = {"tensors": "TensorModel", "video": "VideoModel"}

@@ -23,9 +23,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import onnx
 
 from runtime import contract
+from runtime.artifact import load_onnx
 from runtime.backends.base import Model
 from runtime.backends.signature import check_signature, dim_range, onnx_inputs
 from runtime.errors import ArtifactError, MissingDependencyError, StamError
@@ -119,17 +119,6 @@ def _usable_cache(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def read_graph(path: Path) -> onnx.ModelProto:
-    """The ONNX file's structure and metadata (weights kept where they are), or one-line ArtifactError."""
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # protobuf raises its own DecodeError; any failure means the same here
-        raise ArtifactError(f"{path}: not a loadable ONNX model ({_first_line(error)})") from None
-    if not proto.graph.node:
-        raise ArtifactError(f"{path}: not a loadable ONNX model (no graph)")
-    return proto
-
-
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -143,7 +132,7 @@ class OpenVinoModel(Model):
     def __init__(self, path: str | Path, precision: str = "fp32", settings: OpenVinoSettings | None = None):
         ov = import_openvino()
         path = Path(path)
-        proto = read_graph(path)
+        proto = load_onnx(path, weights=False)
         check_signature(onnx_inputs(proto.graph), [o.name for o in proto.graph.output], str(path))
         batch, frames = onnx_inputs(proto.graph)[0].shape[:2]
         super().__init__(str(path), {p.key: p.value for p in proto.metadata_props}, dim_range(batch), dim_range(frames))
