@@ -346,14 +346,19 @@ def print_timeline(timeline: Timeline, as_json: bool) -> None:
 
 
 def run_timelines(
-    model: WindowModel, paths: Sequence[str], options: TimelineOptions, as_json: bool, progress: bool = True
+    model: WindowModel,
+    paths: Sequence[str],
+    options: TimelineOptions,
+    as_json: bool,
+    progress: bool = True,
+    limits: Limits = CLI_LIMITS,
 ) -> int:
     """Each video's timeline in turn; a bad video is one error line and the others still run."""
     model.check_window(options.window)
     failed = 0
     for path in paths:
         try:
-            print_timeline(Timeline(model, path, options, progress=progress), as_json)
+            print_timeline(Timeline(model, path, options, progress=progress, limits=limits), as_json)
         except VideoError as error:
             failed += 1
             print(f"error: {error}", file=sys.stderr)
@@ -366,13 +371,15 @@ def run_cli(args, paths: Sequence[str]) -> int:
     """`python -m runtime.infer ... --timeline`: the arguments from runtime.infer's parser."""
     from runtime.split import open_window_model
 
-    with open_window_model(args.artifact, providers=args.providers) as model:
+    from runtime.options import limits_from
+
+    with open_window_model(args.model, providers=args.providers) as model:
         window = args.window or args.frames or model.frames_trained
         batch_size = args.batch_size
         if model.batch_range is not None:  # an engine profile bounds the windows per call
             batch_size = max(model.batch_range.min, min(batch_size, model.batch_range.max))
         options = TimelineOptions.resolve(window, args.stride, args.fps, batch_size=batch_size, topk=args.topk)
-        return run_timelines(model, paths, options, args.json)
+        return run_timelines(model, paths, options, args.json, limits=limits_from(args))
 
 
 __all__ = ["Timeline", "TimelineOptions", "WindowResult", "longest_runs", "run_cli"]
