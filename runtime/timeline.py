@@ -369,9 +369,8 @@ def run_timelines(
 
 def run_cli(args, paths: Sequence[str]) -> int:
     """`python -m runtime.infer ... --timeline`: the arguments from runtime.infer's parser."""
-    from runtime.split import open_window_model
-
     from runtime.options import limits_from
+    from runtime.split import open_window_model
 
     with open_window_model(args.model, providers=args.providers) as model:
         window = args.window or args.frames or model.frames_trained
