@@ -113,7 +113,7 @@ def classify(model: Model, paths: Sequence[str], chosen: Options) -> Iterator[Vi
         clips.load_clip, num_frames=chosen.frames, mode=chosen.sampling, decoders=decoders, limits=chosen.limits
     )
     for outcome in run_clips(model, paths, load, batch_size=chosen.batch_size, workers=chosen.workers):
-        if outcome.error is not None:
+        if outcome.logits is None:  # the video failed: `error` says why
             yield VideoResult(outcome.item, error=str(outcome.error))
         else:
             result = VideoResult.from_logits(outcome.item, outcome.logits, model.labels, chosen.topk)
@@ -148,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
 
         return run_timeline(args, paths)
     settings = options.settings_from(args)
-    with open_model(settings.model, **settings.open_options(), providers=args.providers) as model:
+    with open_model(
+        settings.model, backend=settings.backend, precision=settings.precision, providers=args.providers
+    ) as model:
         frames = settings.frames or model.frames_trained
         batch_size = effective_batch_size(settings.batch_size, model)
         chosen = options.config_from(Options, args, frames=frames, batch_size=batch_size)

@@ -43,10 +43,6 @@ class RunSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     limits: Limits = CLI_LIMITS
 
-    def open_options(self) -> dict[str, str]:
-        """The keyword arguments of `open_model` these settings choose."""
-        return {"backend": self.backend, "precision": self.precision}
-
 
 # --- value types (argparse `type=`: a bad value is argparse's one `error:` line and exit 2) ----------
 
