@@ -22,8 +22,10 @@ from batch.schema import ModelId
 from batch.steps import Classify, ClassifyOptions, decode_video, write_part
 from runtime import contract, open_model
 from runtime.artifact import KIND_ONNX, describe
+from runtime.backends import resolve_backend
 from runtime.contract import DimRange, check_range
 from runtime.errors import StamError
+from runtime.limits import BATCH_LIMITS, Limits
 from runtime.onnx_io import file_sha256
 
 PATHS_PER_BLOCK = 4  # listing rows per decode task: small, so decoding spreads over every core...
@@ -53,6 +55,9 @@ class JobConfig:
     object_store_memory: int | None = None  # local Ray only; default Ray's
     providers: Sequence[str] | None = None
     verbose: bool = False
+    backend: str = "auto"  # open_model's: the actors open the artifact on it
+    precision: str = "fp32"
+    limits: Limits = BATCH_LIMITS  # what one video may cost to decode
 
 
 @dataclass(frozen=True)
@@ -113,21 +118,24 @@ class Summary:
 # --- planning (no Ray) ---------------------------------------------------------------------------
 
 
-def model_facts(path: str, providers: Sequence[str] | None) -> ModelFacts:
-    """Check the artifact on the driver: ONNX models are opened; plans are checked through their sidecar
-    (the driver may have no GPU, e.g. a cluster's head node)."""
+def model_facts(
+    path: str, providers: Sequence[str] | None, backend: str = "auto", precision: str = "fp32"
+) -> ModelFacts:
+    """Check the artifact on the driver: ONNX models are opened on `backend`; plans are checked through
+    their sidecar (the driver may have no GPU, e.g. a cluster's head node)."""
     info = describe(path)
     if info.kind == KIND_ONNX:
-        with open_model(path, providers=providers) as model:
+        with open_model(path, backend=backend, precision=precision, providers=providers) as model:
             ranges = model.frames_trained, model.frames_range, model.batch_range
     else:
+        resolve_backend(info, backend, precision, providers)  # a plan on another backend: refused here
         ranges = info.frames_trained, info.frames_range, info.batch_range
     return ModelFacts(ModelId(Path(path).name, file_sha256(path)), *ranges)
 
 
 def plan_job(config: JobConfig) -> Plan:
     """Every check that needs no Ray, then what is left to do."""
-    facts = model_facts(config.model, config.providers)
+    facts = model_facts(config.model, config.providers, config.backend, config.precision)
     frames = config.frames or facts.frames_trained
     check_range("frames", frames, facts.frames_range)
     batch_size = min(config.batch_size, facts.batch_range.max) if facts.batch_range else config.batch_size
@@ -146,6 +154,8 @@ def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]
         "sampling": config.sampling,
         "topk": config.topk,
         "logits": config.with_logits,
+        "backend": config.backend,
+        "precision": config.precision,
     }
 
 
@@ -252,7 +262,7 @@ def build_dataset(ray, plan: Plan):
     pixel_bytes = plan.frames * 3 * contract.INPUT_SIZE * contract.INPUT_SIZE * 4
     decoded = listing.map(
         decode_video,
-        fn_kwargs={"num_frames": plan.frames, "sampling": config.sampling},
+        fn_kwargs={"num_frames": plan.frames, "sampling": config.sampling, "limits": config.limits},
         num_cpus=1,
         # The memory request keeps decoding in its own tasks (Ray would otherwise fuse it into the
         # model actors, serialising decode and inference) and bounds concurrent decodes per node.
@@ -263,7 +273,7 @@ def build_dataset(ray, plan: Plan):
         fn_constructor_args=(
             str(Path(config.model).resolve()),
             plan.model.id,
-            ClassifyOptions(config.topk, config.with_logits, config.providers),
+            ClassifyOptions(config.topk, config.with_logits, config.providers, config.backend, config.precision),
         ),
         batch_size=plan.batch_size,
         batch_format="numpy",
