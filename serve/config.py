@@ -8,6 +8,8 @@ Triton can parse what we write.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from runtime import contract
 from runtime.artifact import ArtifactInfo, describe
 from runtime.contract import DimRange
 from runtime.errors import ArtifactError, StamError
+from runtime.limits import Limits
 
 LABELS_FILE = "labels.txt"
 VIDEO_SUFFIX = "_video"
@@ -47,6 +50,20 @@ class Batching:
 def model_name(path: str | Path) -> str:
     """The file's stem, in the characters Triton allows in a model name (`stam_16.fp16.plan` -> `stam_16.fp16`)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem) or "stam"
+
+
+def open_parameters(backend: str, precision: str) -> dict[str, str]:
+    """The `open_model` choices, as model-config parameters for the Python backend (`serve.backend`)."""
+    return {"backend": backend, "precision": precision}
+
+
+def limits_parameter(limits: Limits) -> str:
+    """`Limits` as one model-config parameter (JSON; null lifts a limit)."""
+    return json.dumps(dataclasses.asdict(limits))
+
+
+def limits_from_parameter(text: str) -> Limits:
+    return Limits(**json.loads(text))
 
 
 def servable(path: str | Path) -> ArtifactInfo:
