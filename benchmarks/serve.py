@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import _table, describe_machine, machine_line
+from runtime.artifact import describe
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
-from serve.artifact import describe
 from serve.server import Endpoints, ServeOptions, TritonServer
 
 MODES = {"dynamic": True, "none": False}

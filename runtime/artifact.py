@@ -150,7 +150,10 @@ def _partner(path: Path, metadata: dict[str, str]) -> Path | None:
 
 
 __all__ = [
+    "KIND_ONNX",
+    "KIND_PLAN",
     "ONNX_SUFFIXES",
+    "PARTS",
     "PLAN_SUFFIXES",
     "ArtifactInfo",
     "check_path",

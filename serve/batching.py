@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from runtime.backends.base import check_input
+from runtime.backends import check_input
 from runtime.contract import DimRange, check_range
 from runtime.errors import StamError
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from runtime import cpu
 from runtime.artifact import KIND_PLAN, ONNX_SUFFIXES, PLAN_SUFFIXES, ArtifactInfo, describe
-from runtime.backends.base import Model
+from runtime.backends.base import Model, check_input
 from runtime.errors import StamError
 
 if TYPE_CHECKING:
@@ -110,4 +110,4 @@ def _ort_has_gpu() -> bool:
     return any(name in onnxruntime.get_available_providers() for name in GPU_PROVIDERS)
 
 
-__all__ = ["BACKENDS", "ONNX_SUFFIXES", "PLAN_SUFFIXES", "Model", "open_model", "resolve_backend"]
+__all__ = ["BACKENDS", "ONNX_SUFFIXES", "PLAN_SUFFIXES", "Model", "check_input", "open_model", "resolve_backend"]
