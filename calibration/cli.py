@@ -32,7 +32,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_CLIPS,
         help=f"videos to calibrate on (default {DEFAULT_CLIPS})",
     )
-    parser.add_argument("--precision", choices=("int8", "fp8"), default="int8")
+    parser.add_argument(
+        "--precision", dest="quantization", choices=("int8", "fp8"), default="int8", help="the quantized format"
+    )
     parser.add_argument(
         "--method",
         choices=("entropy", "percentile", "minmax"),
@@ -73,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = options.settings_from(args)
     model = Path(settings.model)
-    method = args.method or DEFAULT_METHOD[args.precision]
-    check_options(args.precision, method)
+    method = args.method or DEFAULT_METHOD[args.quantization]
+    check_options(args.quantization, method)
     source = check_source(model)  # a wrong source is refused before any video is decoded
     frames = settings.frames or source.frames_trained
     chosen = choose_videos(list_videos(args.videos), args.clips, args.seed)
@@ -83,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else args.cache
     clips = iter_clips(chosen, frames, settings.sampling, cache, on_skip=_skip, limits=settings.limits)
     result = calibrate(
-        model, clips, args.output, precision=args.precision, method=method, total=len(chosen), progress=True
+        model, clips, args.output, precision=args.quantization, method=method, total=len(chosen), progress=True
     )
     print(
         f"wrote {result.path} ({result.precision}, {result.method}, {result.clips} clips of "
         f"{result.frames} frames, {result.seconds:.1f} s)"
     )
     if args.eval is not None:
-        print(evaluate(model, result.path, args.eval, frames, settings, cache, args.precision))
+        print(evaluate(model, result.path, args.eval, frames, settings, cache, args.quantization))
     return 0
 
 
