@@ -24,7 +24,7 @@ from runtime import contract, open_model
 from runtime.artifact import KIND_ONNX, describe
 from runtime.backends import resolve_backend
 from runtime.contract import DimRange, check_range
-from runtime.errors import StamError
+from runtime.errors import StamError, error_line
 from runtime.limits import BATCH_LIMITS, Limits
 from runtime.onnx_io import file_sha256
 
@@ -168,11 +168,6 @@ class JobStopped(StamError):
     exit_code = 3
 
 
-def last_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
-
-
 def run_job(config: JobConfig) -> Summary:
     """Plan, then run what is left on Ray; a folder already complete starts no Ray at all."""
     plan = plan_job(config)
@@ -198,7 +193,7 @@ def run_pending(plan: Plan, summary: Summary) -> None:
         if plan.config.verbose:
             raise
         raise JobStopped(
-            f"the Ray job stopped ({last_line(error)}); {plan.config.out} keeps every part written "
+            f"the Ray job stopped ({error_line(error, last=True)}); {plan.config.out} keeps every part written "
             "so far: rerun the same command to resume (--verbose shows Ray's trace)"
         ) from None
     finally:
@@ -230,7 +225,7 @@ def init_ray(ray, config: JobConfig) -> None:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = config.address or "this machine"
-        raise StamError(f"cannot start or join Ray on {where} ({last_line(error)})") from None
+        raise StamError(f"cannot start or join Ray on {where} ({error_line(error, last=True)})") from None
     configure_data_logging(ray, config.verbose)
 
 

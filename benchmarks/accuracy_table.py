@@ -24,9 +24,9 @@ from pathlib import Path
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
+from runtime.contract import CALIBRATION_SEED
 from runtime.errors import StamError, require_extra, run_cli
 
-CALIBRATION_SEED = 4242  # neither the training nor the held-out seed
 CALIBRATION_PER_CLASS = 4
 DEFAULT_OUT = Path("artifacts/accuracy")
 

@@ -122,9 +122,9 @@ def _openvino_reason(precision: str, device: str) -> str | None:
     if precision == "fp16":
         return "not on this path: the CPU plugin computes an fp16 graph in f32 or bf16; bf16 is the CPU's half type"
     if precision == "bf16":
-        from benchmarks.peak import cpu_flags, cpu_has_bf16
+        from runtime.cpu import has_bf16
 
-        if not cpu_has_bf16(cpu_flags()):
+        if not has_bf16():
             return "CPU has no bf16 (avx512_bf16/AMX): runtime refuses it rather than run fp32 under a bf16 label"
     return None
 

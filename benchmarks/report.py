@@ -15,7 +15,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from runtime.cpu import usable_cpus
+from runtime.cpu import cpu_model, usable_cpus
 
 SCHEMA = "stam-deploy/throughput/v1"
 TOP_LEVEL_KEYS = (
@@ -72,7 +72,7 @@ def describe_machine(device: str) -> dict[str, Any]:
     import torch
 
     machine: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
@@ -82,15 +82,6 @@ def describe_machine(device: str) -> dict[str, Any]:
         "gpu": _describe_gpu() if device == "cuda" else None,
     }
     return machine
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _version(distribution: str) -> str | None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.cpu import usable_cpus
+from runtime.cpu import cpu_model, usable_cpus
 from runtime.errors import StamError, require_extra, run_cli
 
 SCHEMA = "stam-deploy/timeline/v1"
@@ -175,9 +175,8 @@ def measure_rss(minutes: float, window: int, directory: Path) -> dict[str, Any]:
 
 
 def machine() -> str:
-    from benchmarks.report import _cpu_model
 
-    return f"{_cpu_model()}, {usable_cpus()} cores usable, no GPU"
+    return f"{cpu_model()}, {usable_cpus()} cores usable, no GPU"
 
 
 def render(document: dict[str, Any]) -> str:

@@ -88,6 +88,13 @@ TOLERANCES = {
 }
 FP32_MAX_ABS_DIFF = TOLERANCES["fp32"].absolute
 
+# The accuracy gates beside the logit tolerances (tests/calibration/test_int8_gate.py,
+# tests/benchmarks/test_accuracy_gates.py, `benchmarks.accuracy_table`): the most top-1 a precision
+# may lose against fp32 on the held-out motion videos (bf16 is held to fp16's bound; INT8 to one
+# point), and the seed of the videos INT8 is calibrated on (neither the training nor the held-out seed).
+TOP1_MAX_DROP = {"fp16": 0.005, "bf16": 0.005, "int8": 0.01}
+CALIBRATION_SEED = 4242
+
 
 def tolerance(precision: str, scale: float = 1.0) -> float:
     """Max abs logit difference allowed at `precision` against the fp32 reference whose max |logit| is `scale`."""

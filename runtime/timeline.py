@@ -22,6 +22,7 @@ from runtime.batching import pad_batch
 from runtime.errors import VideoError
 from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
+from runtime.progress import progress_bar
 from runtime.results import Prediction, label_for, softmax
 from runtime.split import WindowModel
 from runtime.stream import FrameStream, TimedFrame
@@ -264,9 +265,7 @@ def top_k(logits: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]
 
 def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None) -> Iterator[tuple[list[int], np.ndarray]]:
     """Chunks of `size` frames, preprocessed; a progress bar (stderr, terminals only) when `total` is set."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False, disable=True if total is None else None)
+    bar = progress_bar(total, unit="frame", enabled=total is not None)
     chunk: list[TimedFrame] = []
     with bar:
         for frame in frames:

@@ -28,7 +28,7 @@ from runtime import contract
 from runtime.artifact import load_onnx
 from runtime.backends.base import Model
 from runtime.backends.signature import check_signature, dim_range, onnx_inputs
-from runtime.errors import ArtifactError, MissingDependencyError, StamError
+from runtime.errors import ArtifactError, MissingDependencyError, StamError, error_line
 
 EXTRA_HINT = "pip install -e '.[openvino]'"
 DEVICE = "CPU"
@@ -119,11 +119,6 @@ def _usable_cache(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 class OpenVinoModel(Model):
     """A stam-deploy ONNX model compiled by OpenVINO for the CPU, at fp32 (default) or bf16."""
 
@@ -143,7 +138,7 @@ class OpenVinoModel(Model):
         try:
             self._compiled: Any = core.compile_model(str(path), DEVICE, compile_config(self.execution, self.settings))
         except RuntimeError as error:
-            raise ArtifactError(f"{path}: OpenVINO cannot compile this model ({_first_line(error)})") from None
+            raise ArtifactError(f"{path}: OpenVINO cannot compile this model ({error_line(error)})") from None
         self._logits = self._compiled.output(contract.OUTPUT_NAME)
         self._request = self._compiled.create_infer_request()
         self._queue: Any = None

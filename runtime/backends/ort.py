@@ -14,7 +14,7 @@ from runtime import contract, cpu
 from runtime.artifact import describe, not_loadable
 from runtime.backends.base import Model
 from runtime.backends.signature import TensorSpec, check_signature, dim_range
-from runtime.errors import ArtifactError, MissingDependencyError
+from runtime.errors import ArtifactError, MissingDependencyError, error_line
 
 # Best first. Azure and other remote providers are never picked on their own.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -87,8 +87,7 @@ def open_session(path: Path, providers: Sequence[str] | None) -> ort.InferenceSe
         options = session_options(simulate_quantization=must_simulate_int8(path, chosen))
         return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except _LOAD_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise not_loadable(path, reason) from None
+        raise not_loadable(path, error_line(error)) from None
 
 
 class OrtModel(Model):
