@@ -11,7 +11,6 @@ then), an ONNX model or a TensorRT plan. Bad videos are counted and listed, neve
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -22,9 +21,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from benchmarks.report import write_json
 from runtime import load_clip, options, run_clips
 from runtime.cpu import usable_cpus
-from runtime.errors import ArtifactError, StamError, run_cli
+from runtime.errors import StamError, run_cli
 from runtime.labels import load_labels
 from runtime.limits import CLI_LIMITS, Limits
 from runtime.options import RunSettings, positive_int
@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         model.close()
     print(render(evaluation, names))
     if args.json is not None:
-        write_json(args.json, evaluation.to_dict())
+        write_json(evaluation.to_dict(), args.json, required=("artifact", "precision", "top1", "top5"))
     return 0
 
 
@@ -352,13 +352,6 @@ def open_options(settings: RunSettings) -> dict[str, str]:
             f"{settings.model}: a checkpoint runs on PyTorch (fp32); --backend/--precision apply to artifacts"
         )
     return {}
-
-
-def write_json(path: Path, data: object) -> None:
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as error:
-        raise ArtifactError(f"{path}: cannot write ({error.strerror})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,6 @@ Outputs go to `artifacts/accuracy/` unless `--out` says otherwise: publishing in
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
+from benchmarks.report import markdown_table, write_json
 from runtime.contract import CALIBRATION_SEED
 from runtime.errors import StamError, require_extra, run_cli
 
@@ -123,19 +123,18 @@ def evaluate_rows(
 
 
 def render_markdown(results: Sequence[dict], caption: str) -> str:
-    lines = ["| backend | precision | frames | order | top-1 | top-5 | videos |", "|---|---|---|---|---|---|---|"]
-    lines += [
-        f"| {r['backend']} | {r['precision']} | {r['frames']} | {'reversed' if r['reverse'] else 'in order'} "
-        f"| {_scores(r)} |"
+    header = ["backend", "precision", "frames", "order", "top-1", "top-5", "videos"]
+    rows = [
+        [r["backend"], r["precision"], str(r["frames"]), "reversed" if r["reverse"] else "in order", *_scores(r)]
         for r in results
     ]
-    return "\n".join([*lines, "", caption, ""])
+    return "\n".join([markdown_table(header, rows), "", caption, ""])
 
 
-def _scores(result: dict) -> str:
+def _scores(result: dict) -> list[str]:
     if "skipped" in result:
-        return f"not run: {result['skipped']} | — | —"
-    return f"{100 * result['top1']:.1f}% | {100 * result['top5']:.1f}% | {result['videos']}"
+        return [f"not run: {result['skipped']}", "—", "—"]
+    return [f"{100 * result['top1']:.1f}%", f"{100 * result['top5']:.1f}%", str(result["videos"])]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -193,9 +192,10 @@ def run(args: argparse.Namespace) -> int:
     )
     markdown = render_markdown(results, caption)
     print(markdown)
-    for path, text in ((args.markdown, markdown), (args.json, json.dumps(results, indent=2) + "\n")):
+    for path in (args.markdown, args.json):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    args.markdown.write_text(markdown)
+    write_json(results, args.json, required=())
     return 0
 
 

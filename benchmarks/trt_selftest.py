@@ -12,7 +12,6 @@ it runs on a machine without a GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_json
 from runtime.contract import DimRange, Profile, input_shape
 from runtime.errors import run_cli
 
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             ]
     print(render_build_table(rows) if args.build_only else render_table(rows))
     if args.json:
-        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")
+        write_json([asdict(row) for row in rows], args.json, required=())
     return 0
 
 
