@@ -12,18 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from batch.extra import import_ray
+from runtime import options
 from runtime.errors import run_cli
-from runtime.infer import positive_int
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+from runtime.limits import BATCH_LIMITS
+from runtime.options import non_negative_float, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify many videos with a STAM artifact on Ray Data, into Parquet files; "
         "rerun with the same --out to resume.",
     )
-    parser.add_argument("model", help="model.onnx (ONNX Runtime) or model.plan (TensorRT, with its .json sidecar)")
+    options.add_model(
+        parser, "model.onnx (on the backend --backend auto picks) or model.plan (TensorRT, with its .json sidecar)"
+    )
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -41,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         "'path' column); local paths or URIs (file://, s3://, gs://)",
     )
     parser.add_argument("--out", required=True, help="results folder (local, shared, or a URI)")
-    parser.add_argument("--frames", type=positive_int, help="frames sampled per video (default: the model's T)")
-    parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
-    parser.add_argument("--topk", type=positive_int, default=5, help="predictions kept per video (default 5)")
+    options.add_frames(parser)
+    options.add_sampling(parser)
+    options.add_topk(parser, "predictions kept per video")
     parser.add_argument("--logits", action="store_true", help="add a 'logits' column")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per model call (default 8)")
+    options.add_batch_size(parser, "videos per model call")
+    options.add_backend(parser)
     parser.add_argument("--actors", type=positive_int, default=1, help="model replicas (default 1)")
     parser.add_argument(
         "--gpus-per-actor", type=non_negative_float, default=0.0, help="GPUs each model actor reserves (default 0: CPU)"
@@ -67,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-cpus", type=positive_int, help="cores of the local Ray (default: all)")
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER", help="ONNX Runtime providers in order")
     parser.add_argument("--verbose", action="store_true", help="show Ray's logs")
+    options.add_limits(parser, BATCH_LIMITS)
     return parser
 
 
@@ -74,24 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import_ray()  # before anything else: without the extra, one line and exit 2
     from batch.job import JobConfig, run_job
 
-    config = JobConfig(
-        model=args.model,
-        inputs=args.inputs,
-        out=args.out,
-        frames=args.frames,
-        sampling=args.sampling,
-        topk=args.topk,
-        with_logits=args.logits,
-        batch_size=args.batch_size,
-        actors=args.actors,
-        gpus_per_actor=args.gpus_per_actor,
-        cpus_per_actor=args.cpus_per_actor,
-        rows_per_file=args.rows_per_file,
-        address=args.address,
-        num_cpus=args.num_cpus,
-        providers=args.providers,
-        verbose=args.verbose,
-    )
+    config = options.config_from(JobConfig, args, with_logits=args.logits)
     summary = run_job(config)
     print(summary.render(args.out), file=sys.stderr)
     return 1 if summary.failures else 0

@@ -20,10 +20,12 @@ from batch.inputs import list_inputs
 from batch.output import OutputDir
 from batch.schema import ModelId
 from batch.steps import Classify, ClassifyOptions, decode_video, write_part
-from runtime import contract
-from runtime.backends import ONNX_SUFFIXES, open_model
-from runtime.contract import DimRange, Sidecar, check_range
-from runtime.errors import ArtifactError, StamError
+from runtime import contract, open_model
+from runtime.artifact import KIND_ONNX, describe
+from runtime.backends import resolve_backend
+from runtime.contract import DimRange, check_range
+from runtime.errors import StamError, error_line
+from runtime.limits import BATCH_LIMITS, Limits
 from runtime.onnx_io import file_sha256
 
 PATHS_PER_BLOCK = 4  # listing rows per decode task: small, so decoding spreads over every core...
@@ -53,6 +55,9 @@ class JobConfig:
     object_store_memory: int | None = None  # local Ray only; default Ray's
     providers: Sequence[str] | None = None
     verbose: bool = False
+    backend: str = "auto"  # open_model's: the actors open the artifact on it
+    precision: str = "fp32"
+    limits: Limits = BATCH_LIMITS  # what one video may cost to decode
 
 
 @dataclass(frozen=True)
@@ -113,23 +118,24 @@ class Summary:
 # --- planning (no Ray) ---------------------------------------------------------------------------
 
 
-def model_facts(path: str, providers: Sequence[str] | None) -> ModelFacts:
-    """Check the artifact on the driver: ONNX models are opened; plans are checked through their sidecar
-    (the driver may have no GPU, e.g. a cluster's head node)."""
-    if Path(path).suffix.lower() in ONNX_SUFFIXES:
-        with open_model(path, providers=providers) as model:
+def model_facts(
+    path: str, providers: Sequence[str] | None, backend: str = "auto", precision: str = "fp32"
+) -> ModelFacts:
+    """Check the artifact on the driver: ONNX models are opened on `backend`; plans are checked through
+    their sidecar (the driver may have no GPU, e.g. a cluster's head node)."""
+    info = describe(path)
+    if info.kind == KIND_ONNX:
+        with open_model(path, backend=backend, precision=precision, providers=providers) as model:
             ranges = model.frames_trained, model.frames_range, model.batch_range
     else:
-        if not Path(path).is_file():
-            raise ArtifactError(f"{path}: no such file")
-        sidecar = Sidecar.read(path)
-        ranges = int(sidecar.metadata[contract.META_FRAMES_TRAINED]), sidecar.profile.frames, sidecar.profile.batch
+        resolve_backend(info, backend, precision, providers)  # a plan on another backend: refused here
+        ranges = info.frames_trained, info.frames_range, info.batch_range
     return ModelFacts(ModelId(Path(path).name, file_sha256(path)), *ranges)
 
 
 def plan_job(config: JobConfig) -> Plan:
     """Every check that needs no Ray, then what is left to do."""
-    facts = model_facts(config.model, config.providers)
+    facts = model_facts(config.model, config.providers, config.backend, config.precision)
     frames = config.frames or facts.frames_trained
     check_range("frames", frames, facts.frames_range)
     batch_size = min(config.batch_size, facts.batch_range.max) if facts.batch_range else config.batch_size
@@ -148,6 +154,8 @@ def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]
         "sampling": config.sampling,
         "topk": config.topk,
         "logits": config.with_logits,
+        "backend": config.backend,
+        "precision": config.precision,
     }
 
 
@@ -158,11 +166,6 @@ class JobStopped(StamError):
     """Ray gave up on the job (a worker that cannot open the model, a lost cluster): rerun to resume."""
 
     exit_code = 3
-
-
-def last_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 def run_job(config: JobConfig) -> Summary:
@@ -190,7 +193,7 @@ def run_pending(plan: Plan, summary: Summary) -> None:
         if plan.config.verbose:
             raise
         raise JobStopped(
-            f"the Ray job stopped ({last_line(error)}); {plan.config.out} keeps every part written "
+            f"the Ray job stopped ({error_line(error, last=True)}); {plan.config.out} keeps every part written "
             "so far: rerun the same command to resume (--verbose shows Ray's trace)"
         ) from None
     finally:
@@ -222,7 +225,7 @@ def init_ray(ray, config: JobConfig) -> None:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = config.address or "this machine"
-        raise StamError(f"cannot start or join Ray on {where} ({last_line(error)})") from None
+        raise StamError(f"cannot start or join Ray on {where} ({error_line(error, last=True)})") from None
     configure_data_logging(ray, config.verbose)
 
 
@@ -254,7 +257,7 @@ def build_dataset(ray, plan: Plan):
     pixel_bytes = plan.frames * 3 * contract.INPUT_SIZE * contract.INPUT_SIZE * 4
     decoded = listing.map(
         decode_video,
-        fn_kwargs={"num_frames": plan.frames, "sampling": config.sampling},
+        fn_kwargs={"num_frames": plan.frames, "sampling": config.sampling, "limits": config.limits},
         num_cpus=1,
         # The memory request keeps decoding in its own tasks (Ray would otherwise fuse it into the
         # model actors, serialising decode and inference) and bounds concurrent decodes per node.
@@ -265,7 +268,7 @@ def build_dataset(ray, plan: Plan):
         fn_constructor_args=(
             str(Path(config.model).resolve()),
             plan.model.id,
-            ClassifyOptions(config.topk, config.with_logits, config.providers),
+            ClassifyOptions(config.topk, config.with_logits, config.providers, config.backend, config.precision),
         ),
         batch_size=plan.batch_size,
         batch_format="numpy",

@@ -6,7 +6,8 @@ Ray ignore `.` and `_` prefixes) and renamed into place only once complete, so a
 moment leaves complete parts and garbage temporaries, never half a part. A part's name is a hash of
 the paths it holds: a write that Ray retries after the rename rewrites the same file, not a copy.
 
-`_job.json` records the settings the rows depend on (model hash, frames, sampling, top-k, logits);
+`_job.json` records the settings the rows depend on (model hash, frames, sampling, top-k, logits,
+backend and precision);
 resuming with other settings is refused rather than mixing two jobs in one folder.
 """
 

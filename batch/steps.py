@@ -16,16 +16,16 @@ import pyarrow as pa
 from batch import sources
 from batch.output import OutputDir
 from batch.schema import Decoded, ModelId, result_row, rows_to_table
-from runtime import clips, contract
-from runtime.backends import open_model
+from runtime import clips, contract, open_model
 from runtime.batching import pad_batch
 from runtime.errors import StamError
+from runtime.limits import BATCH_LIMITS, Limits
 from runtime.results import VideoResult
 
 # --- decode (CPU tasks) --------------------------------------------------------------------------
 
 
-def decode_video(row: dict, num_frames: int, sampling: str) -> dict:
+def decode_video(row: dict, num_frames: int, sampling: str, limits: Limits = BATCH_LIMITS) -> dict:
     """One listing row {"path"} -> the model's input and how it was obtained.
 
     A video that fails still yields a row (pixels all zero, `error` set): every column keeps one
@@ -35,7 +35,7 @@ def decode_video(row: dict, num_frames: int, sampling: str) -> dict:
     start = time.perf_counter()
     error = ""
     try:
-        pixels, notes = load_pixels(path, num_frames, sampling)
+        pixels, notes = load_pixels(path, num_frames, sampling, limits)
     except StamError as failure:
         pixels, notes, error = empty_clip(num_frames), [], str(failure)
     except Exception as failure:  # noqa: BLE001 - one odd file must never fail a job of millions
@@ -51,7 +51,7 @@ def decode_video(row: dict, num_frames: int, sampling: str) -> dict:
     }
 
 
-def load_pixels(path: str, num_frames: int, sampling: str) -> tuple[np.ndarray, list[str]]:
+def load_pixels(path: str, num_frames: int, sampling: str, limits: Limits) -> tuple[np.ndarray, list[str]]:
     """`runtime.clips.load_clip` on a local path or a URI; errors name the path as the user gave it.
 
     One decoder per video: Ray already runs as many decode tasks as there are CPUs, so decoding one
@@ -59,7 +59,7 @@ def load_pixels(path: str, num_frames: int, sampling: str) -> tuple[np.ndarray, 
     """
     with sources.local_file(path) as local:
         try:
-            return clips.load_clip(local, num_frames, sampling, decoders=1)
+            return clips.load_clip(local, num_frames, sampling, decoders=1, limits=limits)
         except StamError as failure:
             if local == path:
                 raise
@@ -78,13 +78,17 @@ class ClassifyOptions:
     topk: int
     with_logits: bool
     providers: Sequence[str] | None = None
+    backend: str = "auto"
+    precision: str = "fp32"
 
 
 class Classify:
     """The model step: opens the artifact once per actor, then maps decoded batches to result rows."""
 
     def __init__(self, model_path: str, model_id: ModelId, options: ClassifyOptions):
-        self.model = open_model(model_path, providers=options.providers)
+        self.model = open_model(
+            model_path, backend=options.backend, precision=options.precision, providers=options.providers
+        )
         self.model_id = model_id
         self.options = options
         batch_range = self.model.batch_range

@@ -11,8 +11,6 @@ then), an ONNX model or a TensorRT plan. Bad videos are counted and listed, neve
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from collections import Counter
@@ -23,12 +21,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from runtime import clips
-from runtime.decode import SAMPLING_MODES, list_videos
-from runtime.errors import ArtifactError, StamError, run_cli
-from runtime.infer import positive_int
+from benchmarks.report import write_json
+from runtime import load_clip, options, run_clips
+from runtime.cpu import usable_cpus
+from runtime.decode import list_videos
+from runtime.errors import StamError, run_cli
 from runtime.labels import load_labels
-from runtime.pipeline import run_clips, run_in_memory
+from runtime.limits import CLI_LIMITS, Limits
+from runtime.options import RunSettings, positive_int
+from runtime.pipeline import run_in_memory
 from runtime.progress import progress_bar
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -240,10 +241,11 @@ def evaluate(
     options: Options,
     artifact: str = "",
     progress: bool = False,
+    limits: Limits = CLI_LIMITS,
 ) -> Evaluation:
     """Decode on `options.workers` threads while the model runs full batches; score what decoded."""
     start = time.perf_counter()
-    load = lambda sample: clips.load_clip(sample.path, options.frames, options.sampling)  # noqa: E731
+    load = lambda sample: load_clip(sample.path, options.frames, options.sampling, limits=limits)  # noqa: E731
     reverse = (lambda clip: clip[::-1]) if options.reverse else None
     logits, targets, failures = [], [], []
     notes: list[str] = []  # videos sampled differently from the mode (e.g. shorter than the reference's 10 s)
@@ -269,20 +271,16 @@ def evaluate(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n")[0])
-    parser.add_argument("artifact", help="model.pth (PyTorch checkpoint), model.onnx, or model.plan")
+    options.add_model(parser, "model.pth (PyTorch checkpoint), model.onnx, or model.plan")
     parser.add_argument("--val-dir", required=True, help="dataset root: VAL_DIR/<class name>/<video>")
-    parser.add_argument("--frames", type=positive_int, help="frames per video (default: the model's trained T)")
-    parser.add_argument(
-        "--sampling",
-        choices=SAMPLING_MODES,
-        default="uniform",
-        help="uniform over the whole video, or the reference's T/10 fps over the first 10 s",
-    )
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per inference (default 8)")
+    options.add_frames(parser, "frames per video")
+    options.add_sampling(parser)
+    options.add_batch_size(parser)
+    options.add_backend(parser)
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=min(4, os.cpu_count() or 1),
+        default=min(4, usable_cpus()),
         help="decode threads (default: min(4, CPUs))",
     )
     parser.add_argument("--limit", type=positive_int, help="evaluate at most N videos, spread over the classes")
@@ -290,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reverse-frames", action="store_true", help="diagnostic: feed each clip backwards")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.add_limits(parser, CLI_LIMITS)
     return parser
 
 
@@ -319,28 +318,40 @@ def render(evaluation: Evaluation, names: Sequence[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = options.settings_from(args)
     labels = load_labels(args.labels) if args.labels else None
-    model = open_classifier(args.artifact, labels)
+    model = open_classifier(settings.model, labels, **open_options(settings))
     try:
         samples, names = discover(args.val_dir, model.labels)
-        frames = args.frames or model.frames_trained
-        options = Options(frames, args.sampling, args.batch_size, args.workers, args.reverse_frames)
+        frames = settings.frames or model.frames_trained
+        chosen = Options(frames, settings.sampling, settings.batch_size, args.workers, args.reverse_frames)
         evaluation = evaluate(
-            model, spread(samples, args.limit), names, options, str(args.artifact), progress=not args.quiet
+            model,
+            spread(samples, args.limit),
+            names,
+            chosen,
+            settings.model,
+            progress=not args.quiet,
+            limits=settings.limits,
         )
     finally:
         model.close()
     print(render(evaluation, names))
     if args.json is not None:
-        write_json(args.json, evaluation.to_dict())
+        write_json(evaluation.to_dict(), args.json, required=("artifact", "precision", "top1", "top5"))
     return 0
 
 
-def write_json(path: Path, data: object) -> None:
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as error:
-        raise ArtifactError(f"{path}: cannot write ({error.strerror})") from None
+def open_options(settings: RunSettings) -> dict[str, str]:
+    """`open_model`'s backend and precision; a checkpoint runs on PyTorch, so it takes only the defaults."""
+    chosen = {"backend": settings.backend, "precision": settings.precision}
+    if Path(settings.model).suffix.lower() not in CHECKPOINT_SUFFIXES:
+        return chosen
+    if chosen != {"backend": "auto", "precision": "fp32"}:
+        raise StamError(
+            f"{settings.model}: a checkpoint runs on PyTorch (fp32); --backend/--precision apply to artifacts"
+        )
+    return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

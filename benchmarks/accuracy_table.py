@@ -14,7 +14,6 @@ Outputs go to `artifacts/accuracy/` unless `--out` says otherwise: publishing in
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -24,10 +23,10 @@ from pathlib import Path
 from benchmarks.accuracy import Options, discover, evaluate, open_classifier
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
-from benchmarks.report import describe_machine, stamp
+from benchmarks.report import describe_machine, markdown_table, stamp, write_json
+from runtime.contract import CALIBRATION_SEED
 from runtime.errors import StamError, require_extra, run_cli
 
-CALIBRATION_SEED = 4242  # neither the training nor the held-out seed
 CALIBRATION_PER_CLASS = 4
 DEFAULT_OUT = Path("artifacts/accuracy")
 
@@ -127,19 +126,18 @@ def evaluate_rows(
 
 
 def render_markdown(results: Sequence[dict], caption: str) -> str:
-    lines = ["| backend | precision | frames | order | top-1 | top-5 | videos |", "|---|---|---|---|---|---|---|"]
-    lines += [
-        f"| {r['backend']} | {r['precision']} | {r['frames']} | {'reversed' if r['reverse'] else 'in order'} "
-        f"| {_scores(r)} |"
+    header = ["backend", "precision", "frames", "order", "top-1", "top-5", "videos"]
+    rows = [
+        [r["backend"], r["precision"], str(r["frames"]), "reversed" if r["reverse"] else "in order", *_scores(r)]
         for r in results
     ]
-    return "\n".join([*lines, "", caption, ""])
+    return "\n".join([markdown_table(header, rows), "", caption, ""])
 
 
-def _scores(result: dict) -> str:
+def _scores(result: dict) -> list[str]:
     if "skipped" in result:
-        return f"not run: {result['skipped']} | — | —"
-    return f"{100 * result['top1']:.1f}% | {100 * result['top5']:.1f}% | {result['videos']}"
+        return [f"not run: {result['skipped']}", "—", "—"]
+    return [f"{100 * result['top1']:.1f}%", f"{100 * result['top5']:.1f}%", str(result["videos"])]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -204,9 +202,9 @@ def run(args: argparse.Namespace) -> int:
         "machine": describe_machine("cpu"),
         "rows": results,
     }
-    for path, text in ((args.markdown, markdown), (args.json, json.dumps(document, indent=2) + "\n")):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.write_text(markdown)
+    write_json(document, args.json, required=("schema", "created", "command", "machine", "rows"))
     return 0
 
 

@@ -122,9 +122,9 @@ def _openvino_reason(precision: str, device: str) -> str | None:
     if precision == "fp16":
         return "not on this path: the CPU plugin computes an fp16 graph in f32 or bf16; bf16 is the CPU's half type"
     if precision == "bf16":
-        from benchmarks.peak import cpu_flags, cpu_has_bf16
+        from runtime.cpu import has_bf16
 
-        if not cpu_has_bf16(cpu_flags()):
+        if not has_bf16():
             return "CPU has no bf16 (avx512_bf16/AMX): runtime refuses it rather than run fp32 under a bf16 label"
     return None
 
@@ -309,12 +309,12 @@ class TensorRTRunner(Runner):
     """TensorRT through `export.tensorrt.build_engine` and `runtime.open_model`: one plan per batch (opt = it)."""
 
     def __init__(self, onnx_path: Path, workdir: Path):
-        import onnx
+        from runtime.artifact import describe
 
-        metadata = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
-        super().__init__(metadata[contract.META_MODEL], int(metadata[contract.META_FRAMES_TRAINED]))
+        info = describe(onnx_path)
+        super().__init__(info.metadata[contract.META_MODEL], info.frames_trained)
         self.onnx_path = onnx_path
-        self.precision = metadata[contract.META_PRECISION]
+        self.precision = info.precision
         self.workdir = workdir
         self.model: Any = None
 

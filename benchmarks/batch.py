@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.motion.generate import CLASSES, generate
-from benchmarks.report import describe_machine, machine_line
+from benchmarks.report import DOCUMENT_KEYS, describe_machine, machine_line, markdown_table, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_SEED = 2000  # neither the training nor the held-out seed
@@ -144,11 +144,19 @@ def ray_startup() -> float:
 
 
 def render(document: dict[str, Any]) -> str:
-    header = (
-        "| command | actors | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up "
-        "| decode ms/video | model ms/video | rerun, nothing new (s) |"
-    )
-    lines = [header, "|" + "---|" * 10]
+    header = [
+        "command",
+        "actors",
+        "videos",
+        "wall (s)",
+        "videos/s",
+        "Ray start-up (s)",
+        "videos/s after start-up",
+        "decode ms/video",
+        "model ms/video",
+        "rerun, nothing new (s)",
+    ]
+    rows = []
     for row in document["results"]:
         startup = row.get("ray_startup_s")
         after = row["videos"] / (row["wall_s"] - startup) if startup else None
@@ -164,8 +172,8 @@ def render(document: dict[str, Any]) -> str:
             number(row.get("infer_ms_mean"), 0),
             number(row.get("rerun_s"), 1),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+        rows.append(cells)
+    lines = [markdown_table(header, rows), ""]
     lines.append(
         f"Ray alone (import + `ray.init()`, no work): {document['ray_startup_s']:.1f} s. "
         f"Machine: {machine_line(document['machine'])}{versions(document)}. "
@@ -221,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(run_batch(model, manifest, args.workdir / f"out_actors{actors}", actors, args.batch_size))
     document["results"] = results
     if args.json:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        write_json(document, args.json, required=DOCUMENT_KEYS)
         args.json.with_suffix(".md").write_text(render(document) + "\n")
     print(render(document))
     return 0

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,9 +67,9 @@ def write_sample_videos(folder: Path) -> list[Path]:
 
 
 def classify(model_path: Path, videos: list[Path]) -> int:
-    from runtime.infer import main as infer
-
-    return infer([str(model_path), *map(str, videos), "--topk", "3"])
+    """`python -m runtime.infer MODEL VIDEO... --topk 3`, run as a user runs it."""
+    command = [sys.executable, "-m", "runtime.infer", str(model_path), *map(str, videos), "--topk", "3"]
+    return subprocess.run(command, cwd=Path(__file__).resolve().parents[1], check=False).returncode
 
 
 def _step(text: str) -> None:

@@ -17,9 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runtime.backends.base import Model
-from runtime.clips import load_clip
-from runtime.pipeline import run_clips
+from runtime import Model, load_clip, run_clips
 
 STAGES = ("decode", "preprocess", "copy", "inference")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.cpu import usable_cpus
+from runtime.cpu import cpu_flags, cpu_info, has_bf16, usable_cpus
 
 SIZE = 2048
 ITERS = 5
@@ -60,14 +60,10 @@ def best_seconds(step: Callable[[], Any], iters: int = ITERS, warmup: int = WARM
     return best
 
 
-def cpu_has_bf16(flags: set[str]) -> bool:
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 def measure_cpu_peaks(
     dtypes: tuple[str, ...] = DTYPES,
     size: int = SIZE,
-    flags: set[str] | None = None,
+    flags: frozenset[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[PeakMeasurement]:
     """Every library x dtype; a combination that cannot run here is kept with its reason (tflops None)."""
@@ -85,8 +81,8 @@ def measure_cpu_peaks(
     return results
 
 
-def _measure_one(library: str, dtype: str, size: int, flags: set[str], folder: Path) -> PeakMeasurement:
-    if dtype == "bf16" and not cpu_has_bf16(flags):
+def _measure_one(library: str, dtype: str, size: int, flags: frozenset[str], folder: Path) -> PeakMeasurement:
+    if dtype == "bf16" and not has_bf16(flags):
         return PeakMeasurement(library, dtype, size, None, "CPU has no bf16 (avx512_bf16/AMX)")
     measure = MEASURES.get((library, dtype))
     if measure is None:
@@ -216,21 +212,6 @@ def best_per_dtype(measurements: list[PeakMeasurement]) -> dict[str, PeakMeasure
 
 
 # --- theoretical ---------------------------------------------------------------------------------
-
-
-def cpu_info(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
-    if not path.is_file():
-        return {}
-    fields = {}
-    for line in path.read_text().split("\n\n")[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    return fields
-
-
-def cpu_flags(info: dict[str, str] | None = None) -> set[str]:
-    return set((cpu_info() if info is None else info).get("flags", "").split())
 
 
 def fp32_flops_per_cycle(info: dict[str, str]) -> tuple[int | None, str]:

@@ -20,7 +20,6 @@ decoding becomes the bottleneck once inference is faster).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
@@ -343,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
             document = _run(args, Path(directory))
     print(render(document))
     if args.json is not None:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        report.write_json(document, args.json, required=report.DOCUMENT_KEYS)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

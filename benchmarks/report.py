@@ -18,7 +18,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from runtime.cpu import cpu_flags, usable_cpus
+from runtime.contract import write_atomic
+from runtime.cpu import cpu_flags, cpu_model, usable_cpus
 
 SCHEMA = "stam-deploy/throughput/v1"
 TOP_LEVEL_KEYS = (
@@ -98,7 +99,7 @@ def describe_machine(device: str) -> dict[str, Any]:
     import torch
 
     machine: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_flags": [flag for flag in ISA_FLAGS if flag in cpu_flags()],
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": usable_cpus(),
@@ -109,15 +110,6 @@ def describe_machine(device: str) -> dict[str, Any]:
         "gpu": _describe_gpu() if device == "cuda" else None,
     }
     return machine
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _version(distribution: str) -> str | None:
@@ -189,11 +181,18 @@ def _python(machine: dict[str, Any]) -> str | None:
 # --- JSON --------------------------------------------------------------------------------------------
 
 
-def write_json(document: dict[str, Any], path: Path) -> Path:
-    missing = [key for key in TOP_LEVEL_KEYS if key not in document]
+# What every results document that docs may quote carries: its format, when, how and where it was measured.
+DOCUMENT_KEYS = ("schema", "created", "command", "machine")
+
+
+def write_json(document: Any, path: Path, required: Sequence[str] = TOP_LEVEL_KEYS) -> Path:
+    """The one results writer of the benchmarks: checks that a document (a dict) holds the `required`
+    keys (the throughput schema's by default), then writes it whole or not at all; an unwritable path
+    is one ArtifactError."""
+    missing = [key for key in required if key not in document]
     if missing:
         raise ValueError(f"results document lacks {', '.join(missing)}")
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode())
     return path
 
 
@@ -228,16 +227,16 @@ def render_markdown(document: dict[str, Any]) -> str:
         )
         + ".",
         "## Work per video",
-        _table(*_work_rows(document)),
+        markdown_table(*_work_rows(document)),
         document["work_note"],
     ]
     for batch in settings["batches"]:
-        parts += [f"## Beside the paper: videos/s at batch {batch}", _table(*_paper_rows(document, batch))]
+        parts += [f"## Beside the paper: videos/s at batch {batch}", markdown_table(*_paper_rows(document, batch))]
     parts += [
         "## All measurements",
-        _table(*_result_rows(document)),
+        markdown_table(*_result_rows(document)),
         '## Matrix-multiply peak (same run; "of matmul peak" uses these)',
-        _table(*_peak_rows(document)),
+        markdown_table(*_peak_rows(document)),
         *_peak_detail(document),
         "## Skipped",
         _skipped_list(document),
@@ -245,7 +244,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """The one Markdown table writer of the benchmarks: a header row, its rule, one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -366,7 +366,7 @@ def _peak_detail(document: dict[str, Any]) -> list[str]:
     ]
     return [
         "### Every library's matmul",
-        _table(["Library", "dtype", "Size", "TFLOP/s", "Not measured because"], rows),
+        markdown_table(["Library", "dtype", "Size", "TFLOP/s", "Not measured because"], rows),
         f"Theoretical fp32 peak: {theory_line(detail['theoretical_fp32'])}.",
     ]
 

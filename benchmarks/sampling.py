@@ -19,7 +19,6 @@ the load. Results: a table on stdout, JSON and a PNG plot under --out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -223,9 +222,7 @@ def render_table(document: dict[str, Any]) -> str:
         if single:
             row += [_ms(r, "seek, 1 decoder"), f"{wall['seek, 1 decoder'] / wall['10 s clip']:.1f}x"]
         rows.append([*row, "yes" if r["identical"] else "NO"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return report.markdown_table(header, rows)
 
 
 def _ms(result: dict[str, Any], method: str) -> str:
@@ -321,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     document = run_benchmark(options, lambda line: print(line, file=sys.stderr, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sampling.json").write_text(json.dumps(document, indent=2) + "\n")
+    report.write_json(document, args.out / "sampling.json", required=report.DOCUMENT_KEYS)
     table = render_table(document)
     (args.out / "sampling.md").write_text(table + "\n")
     render_plot(document, args.out / "sampling.png")

@@ -16,7 +16,6 @@ reports the median throughput of its repeats and the percentiles of all its late
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.report import _table, describe_machine, machine_line, stamp
+from benchmarks.report import describe_machine, machine_line, markdown_table, stamp, write_json
+from runtime.artifact import describe
 from runtime.errors import StamError, run_cli
 from serve import config as triton_config
-from serve.artifact import describe
 from serve.server import Endpoints, ServeOptions, TritonServer
 
 SCHEMA = "stam-deploy/serve/v1"
@@ -311,7 +310,7 @@ def render_rows(cells: Sequence[Cell]) -> str:
         ]
         for c in cells
     ]
-    return _table(HEADER, rows)
+    return markdown_table(HEADER, rows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -341,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
             "frames": frames,
             "cells": [asdict(c) for c in cells],
         }
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+        write_json(document, Path(args.json), required=("schema", "created", "command", "machine", "cells"))
     unanswered = sum(cell.sent - cell.answered for cell in cells)
     return 1 if unanswered else 0
 

@@ -40,7 +40,7 @@ from benchmarks.backends import (
 )
 from benchmarks.flops import count_work, counted_ops_note
 from benchmarks.timing import matmul_peak, summarize, time_step
-from runtime.errors import ArtifactError, StamError, run_cli
+from runtime.errors import ArtifactError, StamError, error_line, run_cli
 
 MODELS = ("stam_8", "stam_16", "stam_32", "stam_64", "stam_tiny")
 DEFAULT_OUT = Path("artifacts/benchmarks")
@@ -350,7 +350,7 @@ def _measure_or_skip(
     try:
         return measure(runner, batch, options, work, peaks, label)
     except (Skip, StamError, MemoryError, _cuda_oom()) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = error_line(error)
         return {
             "backend": label[0],
             "precision": label[1],

@@ -14,7 +14,6 @@ frame is kept). Results are data first (JSON with --json), the table is rendered
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import describe_machine, machine_line, stamp
+from benchmarks.report import describe_machine, machine_line, stamp, write_json
 from runtime.errors import StamError, require_extra, run_cli
 
 SCHEMA = "stam-deploy/timeline/v1"
@@ -239,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
             document["rss"] = measure_rss(args.rss_minutes, args.window, directory)
     print(render(document))
     if args.json is not None:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        write_json(document, args.json, required=("schema", "machine"))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

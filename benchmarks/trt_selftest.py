@@ -12,7 +12,6 @@ it runs on a machine without a GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_json
 from runtime.contract import DimRange, Profile, input_shape
 from runtime.errors import run_cli
 
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
             table, records = render_table(runs), [asdict(row) for row in runs]
     print(table)
     if args.json:
-        args.json.write_text(json.dumps(records, indent=2) + "\n")
+        write_json(records, args.json, required=())
     return 0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from runtime import clips, decode
 from runtime.errors import StamError, VideoError
+from runtime.limits import CLI_LIMITS, Limits
 
 CACHE_VERSION = 1  # bump when runtime sampling or preprocessing changes what a clip holds
 
@@ -58,12 +59,18 @@ def cache_key(video: Path, num_frames: int, mode: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def cached_clip(video: Path, num_frames: int, mode: str = "uniform", cache_dir: Path | None = None) -> np.ndarray:
+def cached_clip(
+    video: Path,
+    num_frames: int,
+    mode: str = "uniform",
+    cache_dir: Path | None = None,
+    limits: Limits = CLI_LIMITS,
+) -> np.ndarray:
     """One preprocessed clip (T, 3, 224, 224) float32 from the runtime's loader, or from the cache."""
     cached = cache_dir / f"{cache_key(video, num_frames, mode)}.npy" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return np.load(cached)
-    clip, _notes = clips.load_clip(video, num_frames, mode)
+    clip, _notes = clips.load_clip(video, num_frames, mode, limits=limits)
     if cached is not None:
         _save_atomically(cached, clip)
     return clip
@@ -75,6 +82,7 @@ def iter_clips(
     mode: str = "uniform",
     cache_dir: Path | None = None,
     on_skip: Callable[[Path, VideoError], None] | None = None,
+    limits: Limits = CLI_LIMITS,
 ) -> Iterator[np.ndarray]:
     """Clips one at a time, so memory holds one clip however many videos are used.
 
@@ -86,7 +94,7 @@ def iter_clips(
         _prepare_cache(cache)
     for video in videos:
         try:
-            clip = cached_clip(video, num_frames, mode, cache)
+            clip = cached_clip(video, num_frames, mode, cache, limits)
         except VideoError as error:
             if on_skip is None:
                 raise

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 
 from calibration.qdq import FORMATS, insert_qdq
 from calibration.ranges import METHODS, measure_amax
 from runtime import contract
+from runtime.artifact import KIND_ONNX, ArtifactInfo, describe, load_onnx
 from runtime.errors import ArtifactError, StamError
-from runtime.onnx_io import ensure_writable, read_metadata, save_single_file, set_metadata
+from runtime.onnx_io import ensure_writable, save_single_file, set_metadata
 from runtime.progress import progress_bar
 
 META_CALIBRATION = "stam.calibration"  # how the ranges were measured; informative, not in REQUIRED_METADATA
@@ -39,27 +39,28 @@ class CalibrationResult:
     seconds: float
 
 
-def load_fp32_model(path: str | Path) -> onnx.ModelProto:
-    """The source must be a STAM fp32 export: quantizing fp16 or already-quantized graphs is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such file")
-    try:
-        model = onnx.load(str(path))
-    except (DecodeError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
-    metadata = read_metadata(model)
-    contract.check_metadata(metadata, str(path))
-    if metadata.get(contract.META_PART) == contract.PART_TEMPORAL:
+def check_source(path: str | Path) -> ArtifactInfo:
+    """The source must be a STAM fp32 export (or its frames part): fp16, quantized graphs and temporal
+    parts are refused, from the metadata alone, before any video is decoded."""
+    info = describe(path)
+    if info.part == contract.PART_TEMPORAL:
         raise ArtifactError(
             f"{path}: is the temporal part, which stays as exported; calibrate its frames part "
-            f"({metadata.get(contract.META_PARTNER, 'NAME.frames.onnx')})"
+            f"({info.metadata.get(contract.META_PARTNER, 'NAME.frames.onnx')})"
         )
+    if info.kind != KIND_ONNX:
+        raise ArtifactError(f"{path}: calibration reads an ONNX export, not a TensorRT plan")
+    if info.precision != "fp32":
+        raise ArtifactError(f"{path}: is {info.precision}; calibrate the fp32 export (stam-export --precision fp32)")
+    return info
+
+
+def load_fp32_model(path: str | Path) -> onnx.ModelProto:
+    """The checked source (`check_source`) with its weights."""
+    info = check_source(path)
+    model = load_onnx(info.path, weights=True)
     if [value.name for value in model.graph.input] != [contract.INPUT_NAME]:
         raise ArtifactError(f"{path}: expected one input named {contract.INPUT_NAME!r}")
-    precision = metadata[contract.META_PRECISION]
-    if precision != "fp32":
-        raise ArtifactError(f"{path}: is {precision}; calibrate the fp32 export (stam-export --precision fp32)")
     return model
 
 

@@ -17,11 +17,11 @@ from onnx import TensorProto
 from runtime import contract
 from runtime.contract import DimRange, Profile
 from runtime.errors import ArtifactError, ShapeError
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import proto_metadata
 
 DEFAULT_BATCH = DimRange(1, 8, 32)
-# 4x T_trained frames, but at most this many: 128 frames x 32 videos is already 2.5 GB of float32 input.
-MAX_DEFAULT_FRAMES = 128
+# 4x T_trained frames, but at most contract.MAX_FRAMES: 128 frames x 32 videos is already 2.5 GB of float32 input.
+MAX_DEFAULT_FRAMES = contract.MAX_FRAMES
 # Largest batch x frames (images through the ViT per request) a default profile admits.
 MAX_DEFAULT_IMAGES = 2048
 
@@ -60,7 +60,7 @@ def read_onnx_info(path: str | Path) -> OnnxInfo:
     """Graph I/O and metadata of an ONNX file; one-line errors for a missing, corrupt or foreign file."""
     path = Path(path)
     model = load_graph(path)
-    metadata = read_metadata(model)
+    metadata = proto_metadata(model)
     part = metadata.get(contract.META_PART, contract.PART_WHOLE)
     if part not in contract.PART_IO:
         raise ArtifactError(f"{path}: unknown {contract.META_PART} {part!r} (expected frames or temporal)")

@@ -16,15 +16,32 @@ INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # 8-bit dot products w
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_info(path: Path = CPUINFO) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (model name, flags, family...); empty where there is
+    none (macOS, Windows). The one reader of that file, for the backends and the benchmarks' machine records."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The `flags` line of /proc/cpuinfo; empty where there is none (macOS, Windows)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return frozenset(line.partition(":")[2].split())
+    """The host's `flags` (`cpu_info()`); empty where there are none."""
+    return frozenset(cpu_info().get("flags", "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name, e.g. `AMD EPYC 9654 96-Core Processor`; the platform's word where unknown."""
+    return cpu_info().get("model name") or platform.processor() or platform.machine()
 
 
 def usable_cpus() -> int:

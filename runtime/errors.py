@@ -88,3 +88,12 @@ def run_cli(run: Callable[[T], int], args: T) -> int:
         return MissingDependencyError.exit_code
     finally:
         warnings.formatwarning = previous  # a command run in-process (tests, the demo) leaves no trace
+
+
+def error_line(error: BaseException, *, last: bool = False) -> str:
+    """One line of an exception's message for a one-line report: the first non-empty line (the `last`
+    for a traceback-like text, e.g. Ray's), else the exception's type name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return lines[-1] if last else lines[0]

@@ -8,7 +8,6 @@ line and the others still get results. Exit codes: 0 all classified, 1 some vide
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -16,13 +15,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from runtime import clips
-from runtime.backends import BACKENDS, open_model
+from runtime import clips, options
+from runtime.backends import open_model
 from runtime.backends.base import Model
-from runtime.backends.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from runtime.contract import trained_frames_range
+from runtime.cpu import usable_cpus
 from runtime.decode import decoders_per_video, list_videos
 from runtime.errors import StamError, run_cli
+from runtime.limits import CLI_LIMITS, Limits
 from runtime.pipeline import min_batch, run_clips
 from runtime.progress import progress_bar
 from runtime.results import VideoResult, render_table
@@ -30,56 +30,39 @@ from runtime.results import VideoResult, render_table
 
 @dataclass(frozen=True)
 class Options:
+    """How `classify` samples and batches: the shared settings once checked against the model."""
+
     frames: int
     batch_size: int
     topk: int
     sampling: str
     workers: int
     decoders: int | None = None  # per video; None: the CPUs shared among the videos decoded at once
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    limits: Limits = CLI_LIMITS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.infer",
-        description="Classify videos with a STAM artifact (.onnx on ONNX Runtime, .plan/.engine on TensorRT).",
+        description="Classify videos with a STAM artifact (.onnx on OpenVINO or ONNX Runtime, .plan/.engine on TensorRT).",
     )
-    parser.add_argument("artifact", help="model.onnx, model.plan or model.engine (with its .json sidecar)")
+    options.add_model(parser, "model.onnx, model.plan or model.engine (with its .json sidecar)")
     parser.add_argument("videos", nargs="+", help="video files, or directories searched recursively")
-    parser.add_argument("--topk", type=positive_int, default=5, help="predictions per video (default 5)")
+    options.add_topk(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     parser.add_argument("--logits", action="store_true", help="with --json: include the raw logits")
-    parser.add_argument("--frames", type=positive_int, help="frames sampled per video (default: the model's trained T)")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per inference (default 8)")
-    parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
+    options.add_frames(parser)
+    options.add_batch_size(parser)
+    options.add_sampling(parser)
     parser.add_argument(
         "--workers",
-        type=positive_int,
-        default=min(4, os.cpu_count() or 1),
+        type=options.positive_int,
+        default=min(4, usable_cpus()),
         help="decode threads (default: min(4, CPUs))",
     )
     parser.add_argument(
         "--decoders",
-        type=positive_int,
+        type=options.positive_int,
         help="decoders seeking one long video side by side (default: the CPUs, at most 8, "
         "shared among the videos decoded at once)",
     )
@@ -89,20 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PROVIDER",
         help="ONNX Runtime providers in order (default: TensorRT, CUDA, CPU; those present)",
     )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="auto (default): a plan on TensorRT; an .onnx on OpenVINO when installed "
-        "(ONNX Runtime for FP8 graphs, GPU providers or --providers), else ONNX Runtime",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=OPENVINO_PRECISIONS,
-        default="fp32",
-        help="float math precision (default fp32: the artifact's own); bf16 or auto (bf16 where "
-        "the CPU has avx512_bf16/AMX) run on OpenVINO",
-    )
+    options.add_backend(parser)
+    options.add_limits(parser, CLI_LIMITS)
     timeline = parser.add_argument_group("timeline (long videos: a label per time window; README, Long videos)")
     timeline.add_argument(
         "--timeline",
@@ -110,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify windows of --window frames every --stride frames, frames at --fps",
     )
     timeline.add_argument(
-        "--window", type=positive_int, help="frames per window, T (default: --frames, else trained T)"
+        "--window", type=options.positive_int, help="frames per window, T (default: --frames, else trained T)"
     )
-    timeline.add_argument("--stride", type=positive_int, help="frames between window starts, S (default T/4)")
-    timeline.add_argument("--fps", type=positive_float, help="frames sampled per second, F (default T/10)")
+    timeline.add_argument("--stride", type=options.positive_int, help="frames between window starts, S (default T/4)")
+    timeline.add_argument("--fps", type=options.positive_float, help="frames sampled per second, F (default T/10)")
     return parser
 
 
@@ -134,15 +105,17 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
     return paths
 
 
-def classify(model: Model, paths: Sequence[str], options: Options) -> Iterator[VideoResult]:
+def classify(model: Model, paths: Sequence[str], chosen: Options) -> Iterator[VideoResult]:
     """Results in input order; decoding of later videos overlaps inference of earlier ones."""
-    decoders = options.decoders or decoders_per_video(min(options.workers, len(paths)))  # a lone video: all CPUs
-    load = partial(clips.load_clip, num_frames=options.frames, mode=options.sampling, decoders=decoders)
-    for outcome in run_clips(model, paths, load, batch_size=options.batch_size, workers=options.workers):
-        if outcome.error is not None:
+    decoders = chosen.decoders or decoders_per_video(min(chosen.workers, len(paths)))  # a lone video: all CPUs
+    load = partial(
+        clips.load_clip, num_frames=chosen.frames, mode=chosen.sampling, decoders=decoders, limits=chosen.limits
+    )
+    for outcome in run_clips(model, paths, load, batch_size=chosen.batch_size, workers=chosen.workers):
+        if outcome.logits is None:  # the video failed: `error` says why
             yield VideoResult(outcome.item, error=str(outcome.error))
         else:
-            result = VideoResult.from_logits(outcome.item, outcome.logits, model.labels, options.topk)
+            result = VideoResult.from_logits(outcome.item, outcome.logits, model.labels, chosen.topk)
             result.notes = outcome.notes
             yield result
 
@@ -173,15 +146,18 @@ def run(args: argparse.Namespace) -> int:
         from runtime.timeline import run_cli as run_timeline
 
         return run_timeline(args, paths)
-    with open_model(args.artifact, backend=args.backend, precision=args.precision, providers=args.providers) as model:
-        frames = args.frames or model.frames_trained
-        batch_size = effective_batch_size(args.batch_size, model)
-        options = Options(frames, batch_size, args.topk, args.sampling, args.workers, args.decoders)
-        model.check_request(max(options.batch_size, min_batch(model)), frames)  # before any decoding
+    settings = options.settings_from(args)
+    with open_model(
+        settings.model, backend=settings.backend, precision=settings.precision, providers=args.providers
+    ) as model:
+        frames = settings.frames or model.frames_trained
+        batch_size = effective_batch_size(settings.batch_size, model)
+        chosen = options.config_from(Options, args, frames=frames, batch_size=batch_size)
+        model.check_request(max(batch_size, min_batch(model)), frames)  # before any decoding
         check_frames(frames, model.frames_trained)
         results = []
         with progress_bar(len(paths), unit="video") as progress:
-            for result in classify(model, paths, options):
+            for result in classify(model, paths, chosen):
                 results.append(result)
                 progress.update()
                 if args.json:

@@ -9,7 +9,6 @@ import hashlib
 from pathlib import Path
 
 import onnx
-from google.protobuf.message import DecodeError
 
 from runtime.errors import ArtifactError
 
@@ -25,20 +24,9 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
-def read_metadata(proto: onnx.ModelProto) -> dict[str, str]:
+def proto_metadata(proto: onnx.ModelProto) -> dict[str, str]:
+    """The metadata of a model already in memory (files are read by `runtime.artifact.describe`)."""
     return {prop.key: prop.value for prop in proto.metadata_props}
-
-
-def read_file_metadata(path: str | Path) -> dict[str, str]:
-    """An ONNX file's metadata without its external weights or an inference session.
-
-    Raises ArtifactError for a file that is not an ONNX model, naming why.
-    """
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not an ONNX model ({error})") from None
-    return read_metadata(proto)
 
 
 def save_single_file(proto: onnx.ModelProto, path: Path) -> None:

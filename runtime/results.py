@@ -27,6 +27,8 @@ def label_for(labels: Sequence[str], index: int) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
+    """One of a video's top-k classes: its label, its index in the logits, and its softmax probability."""
+
     label: str
     index: int
     probability: float

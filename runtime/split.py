@@ -17,7 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from runtime import contract
-from runtime.backends import ONNX_SUFFIXES, PLAN_SUFFIXES, open_model
+from runtime.artifact import ONNX_SUFFIXES, ArtifactInfo, describe
+from runtime.backends import open_model
 from runtime.backends.base import ITEM_SHAPE, Model
 from runtime.contract import DimRange, check_range
 from runtime.errors import ArtifactError, ShapeError
@@ -105,19 +106,6 @@ def open_part(path: Path, input_name: str, output_name: str, providers: Sequence
     if providers:
         raise ArtifactError(f"{path}: providers apply to ONNX Runtime; a TensorRT plan runs on TensorRT only")
     return TrtPart(path, input_name, output_name)
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """An artifact's `stam.*` metadata without creating a session: the ONNX header or the plan's sidecar."""
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    if path.suffix.lower() in PLAN_SUFFIXES:
-        return dict(contract.Sidecar.read(path).metadata)
-    if path.suffix.lower() not in ONNX_SUFFIXES:
-        return {}  # open_model names what is wrong with it
-    from runtime.onnx_io import read_file_metadata
-
-    return read_file_metadata(path)
 
 
 class WindowModel(contract.MetadataFacts, abc.ABC):
@@ -247,25 +235,21 @@ class WholeModelWindows(WindowModel):
         self.model.close()
 
 
-def partner_paths(path: Path, metadata: Mapping[str, str]) -> tuple[Path, Path]:
+def partner_paths(info: ArtifactInfo) -> tuple[Path, Path]:
     """(frames part, temporal part) for either part of a pair; the partner is looked up beside it."""
-    part, partner = metadata.get(contract.META_PART), metadata.get(contract.META_PARTNER)
-    if part not in (contract.PART_FRAMES, contract.PART_TEMPORAL):
-        raise ArtifactError(f"{path}: unknown split part {part!r}")
-    if not partner:
-        raise ArtifactError(f"{path}: the {part} part does not name its partner ({contract.META_PARTNER})")
-    other = path.with_name(partner)
-    if other.suffix.lower() != path.suffix.lower():  # a plan's sidecar keeps its ONNX partner's name
-        other = path.with_name(other.stem + path.suffix)
-    if not other.is_file():
-        raise ArtifactError(f"{path}: its partner {partner} is not beside it (export both with stam-export --split)")
-    return (path, other) if part == contract.PART_FRAMES else (other, path)
+    if info.partner is None:
+        raise ArtifactError(f"{info.path}: the {info.part} part does not name its partner ({contract.META_PARTNER})")
+    if not info.partner.is_file():
+        raise ArtifactError(
+            f"{info.path}: its partner {info.metadata[contract.META_PARTNER]} is not beside it "
+            "(export both with stam-export --split)"
+        )
+    return (info.path, info.partner) if info.part == contract.PART_FRAMES else (info.partner, info.path)
 
 
 def open_window_model(path: str | Path, *, providers: Sequence[str] | None = None) -> WindowModel:
     """A split pair from either of its parts, else the whole model (each window runs whole)."""
-    path = Path(path)
-    metadata = read_metadata(path)
-    if contract.META_PART in metadata:
-        return SplitPair(*partner_paths(path, metadata), providers=providers)
+    info = describe(path)
+    if info.is_split:
+        return SplitPair(*partner_paths(info), providers=providers)
     return WholeModelWindows(open_model(path, providers=providers))

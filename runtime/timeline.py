@@ -23,6 +23,7 @@ from runtime.decode import REFERENCE_SECONDS, FrameStream, TimedFrame  # REFEREN
 from runtime.errors import VideoError
 from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
+from runtime.progress import progress_bar
 from runtime.results import Prediction, label_for, softmax
 from runtime.split import WindowModel
 
@@ -263,9 +264,7 @@ def top_k(logits: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]
 
 def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None) -> Iterator[tuple[list[int], np.ndarray]]:
     """Chunks of `size` frames, preprocessed; a progress bar (stderr, terminals only) when `total` is set."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False, disable=True if total is None else None)
+    bar = progress_bar(total, unit="frame", enabled=total is not None)
     chunk: list[TimedFrame] = []
     with bar:
         for frame in frames:
@@ -345,14 +344,19 @@ def print_timeline(timeline: Timeline, as_json: bool) -> None:
 
 
 def run_timelines(
-    model: WindowModel, paths: Sequence[str], options: TimelineOptions, as_json: bool, progress: bool = True
+    model: WindowModel,
+    paths: Sequence[str],
+    options: TimelineOptions,
+    as_json: bool,
+    progress: bool = True,
+    limits: Limits = CLI_LIMITS,
 ) -> int:
     """Each video's timeline in turn; a bad video is one error line and the others still run."""
     model.check_window(options.window)
     failed = 0
     for path in paths:
         try:
-            print_timeline(Timeline(model, path, options, progress=progress), as_json)
+            print_timeline(Timeline(model, path, options, progress=progress, limits=limits), as_json)
         except VideoError as error:
             failed += 1
             print(f"error: {error}", file=sys.stderr)
@@ -363,15 +367,16 @@ def run_timelines(
 
 def run_cli(args, paths: Sequence[str]) -> int:
     """`python -m runtime.infer ... --timeline`: the arguments from runtime.infer's parser."""
+    from runtime.options import limits_from
     from runtime.split import open_window_model
 
-    with open_window_model(args.artifact, providers=args.providers) as model:
+    with open_window_model(args.model, providers=args.providers) as model:
         window = args.window or args.frames or model.frames_trained
         batch_size = args.batch_size
         if model.batch_range is not None:  # an engine profile bounds the windows per call
             batch_size = max(model.batch_range.min, min(batch_size, model.batch_range.max))
         options = TimelineOptions.resolve(window, args.stride, args.fps, batch_size=batch_size, topk=args.topk)
-        return run_timelines(model, paths, options, args.json)
+        return run_timelines(model, paths, options, args.json, limits=limits_from(args))
 
 
 __all__ = ["Timeline", "TimelineOptions", "WindowResult", "longest_runs", "run_cli"]

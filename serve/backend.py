@@ -24,6 +24,7 @@ from runtime.contract import DimRange
 from runtime.errors import ShapeError, StamError, VideoError
 from runtime.results import VideoResult
 from serve.batching import Outcome, check_frames, one_line, run_grouped
+from serve.config import limits_from_parameter
 
 
 def read_parameters(args: dict[str, Any]) -> dict[str, str]:
@@ -47,7 +48,9 @@ class ServedArtifact:
         self.parameters = read_parameters(args)
         self.frames = frames_allowed(self.parameters)
         self.max_batch = int(json.loads(args["model_config"])["max_batch_size"])
-        self.model = open_model(self.parameters["artifact"])
+        self.model = open_model(
+            self.parameters["artifact"], backend=self.parameters["backend"], precision=self.parameters["precision"]
+        )
 
     def finalize(self) -> None:
         self.model.close()
@@ -84,6 +87,7 @@ class VideoModel(ServedArtifact):
         self.default_frames = int(self.parameters["default_frames"])
         self.default_topk = int(self.parameters["topk"])
         self.sampling = self.parameters["sampling"]
+        self.limits = limits_from_parameter(self.parameters["limits"])
 
     def execute(self, requests: list) -> list:
         decoded = [self._decode(request) for request in requests]
@@ -104,7 +108,7 @@ class VideoModel(ServedArtifact):
                 file.write(data)
                 file.flush()
                 try:
-                    pixels, notes = load_clip(file.name, frames, self.sampling)
+                    pixels, notes = load_clip(file.name, frames, self.sampling, limits=self.limits)
                 except VideoError as error:  # the client never saw our temporary file's name
                     raise VideoError(str(error).replace(file.name, "video")) from None
             return pixels[None], notes

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from runtime.backends.base import check_input
+from runtime.backends import check_input
 from runtime.contract import DimRange, check_range
-from runtime.errors import StamError
+from runtime.errors import StamError, error_line
 
 Outcome = np.ndarray | Exception
 
@@ -30,8 +30,8 @@ def one_line(error: BaseException) -> str:
     """The message a client sees: ours as is; anything unexpected named by its type, first line only."""
     if isinstance(error, StamError):
         return str(error)
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    line = error_line(error)
+    return line if line == type(error).__name__ else f"{type(error).__name__}: {line}"
 
 
 def group_by_frames(items: Sequence[Outcome]) -> dict[int, list[int]]:

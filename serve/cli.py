@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import socket
 import sys
@@ -10,9 +11,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from runtime import options
+from runtime.artifact import ArtifactInfo
+from runtime.backends import resolve_backend
 from runtime.errors import StamError, run_cli
+from runtime.limits import SERVER_LIMITS
 from serve import config as triton_config
-from serve.artifact import describe
 from serve.server import Endpoints, ServeOptions, TritonServer, import_pytriton_distribution
 
 
@@ -21,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stam-serve",
         description="Serve a STAM artifact on Triton: NAME (frames -> logits) and NAME_video (encoded video -> top-k).",
     )
-    parser.add_argument("model", help="model.onnx, model.plan or model.engine (with its .json sidecar)")
+    options.add_model(parser, "model.onnx, model.plan or model.engine (with its .json sidecar)")
     parser.add_argument("--name", help="Triton model name (default: the file's stem)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--http-port", type=int, default=8000)
@@ -39,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-dynamic-batching", action="store_true", help="run every request as it comes")
     parser.add_argument("--instances", type=int, default=1, help="copies of the model (default 1)")
     parser.add_argument("--decode-workers", type=int, default=2, help="videos decoded at once (default 2)")
-    parser.add_argument("--topk", type=int, default=5, help="default predictions per video (default 5)")
-    parser.add_argument("--sampling", choices=("uniform", "reference"), default="uniform")
+    options.add_topk(parser, "default predictions per video")
+    options.add_sampling(parser)
+    options.add_backend(parser)
     parser.add_argument(
         "--max-frames",
         type=int,
@@ -50,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exit-timeout", type=int, default=30, help="seconds to finish in-flight requests on shutdown")
     parser.add_argument("--ready-timeout", type=float, default=180, help="seconds to wait for the models to load")
     parser.add_argument("--verbose", action="store_true", help="Triton's info-level log")
+    options.add_limits(parser, SERVER_LIMITS)
     return parser
 
 
@@ -58,21 +64,24 @@ def options_from(args: argparse.Namespace) -> tuple[ServeOptions, Endpoints]:
         args.max_batch, args.max_queue_delay_us, args.instances, not args.no_dynamic_batching
     )
     batching.validate()
-    for flag, value in (("decode-workers", args.decode_workers), ("topk", args.topk), ("max-frames", args.max_frames)):
+    for flag, value in (("decode-workers", args.decode_workers), ("max-frames", args.max_frames)):
         if value < 1:
             raise StamError(f"--{flag} must be >= 1, got {value}")
-    options = ServeOptions(
+    served = options.config_from(
+        ServeOptions,
+        args,
         artifact=Path(args.model),
         name=args.name or triton_config.model_name(args.model),
         batching=batching,
-        decode_workers=args.decode_workers,
-        topk=args.topk,
-        sampling=args.sampling,
-        max_frames=args.max_frames,
         exit_timeout_s=args.exit_timeout,
-        verbose=args.verbose,
     )
-    return options, Endpoints(args.host, args.http_port, args.grpc_port, args.metrics_port)
+    return served, Endpoints(args.host, args.http_port, args.grpc_port, args.metrics_port)
+
+
+def resolve_options(served: ServeOptions, info: ArtifactInfo) -> ServeOptions:
+    """The backend `--backend` resolves to here (what the start-up line names and every model instance opens)."""
+    backend = resolve_backend(info, served.backend, served.precision, None)
+    return dataclasses.replace(served, backend=backend)
 
 
 def check_ports_free(endpoints: Endpoints) -> None:
@@ -114,9 +123,10 @@ def serve(server: TritonServer, ready_timeout: float, received: list[int]) -> in
         if received:
             return 0
         raise
-    options, endpoints = server.options, server.endpoints
+    served, endpoints = server.options, server.endpoints
     print(
-        f"stam-serve: {options.name} and {options.name}{triton_config.VIDEO_SUFFIX} ready; "
+        f"stam-serve: {served.name} and {served.name}{triton_config.VIDEO_SUFFIX} ready on {served.backend} "
+        f"({served.precision}); "
         f"HTTP {endpoints.url()}, gRPC {endpoints.local_host}:{endpoints.grpc_port}, "
         f"metrics http://{endpoints.local_host}:{endpoints.metrics_port}/metrics",
         flush=True,
@@ -130,10 +140,11 @@ def serve(server: TritonServer, ready_timeout: float, received: list[int]) -> in
 
 def run(args: argparse.Namespace) -> int:
     import_pytriton_distribution()
-    options, endpoints = options_from(args)
-    info = describe(options.artifact)
+    served, endpoints = options_from(args)
+    info = triton_config.servable(served.artifact)
+    served = resolve_options(served, info)
     check_ports_free(endpoints)
-    server = TritonServer(info, options, endpoints)
+    server = TritonServer(info, served, endpoints)
     with forwarded_signals(server) as received:
         try:
             return serve(server, args.ready_timeout, received)

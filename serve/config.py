@@ -8,23 +8,24 @@ Triton can parse what we write.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import contract
+from runtime.artifact import ArtifactInfo, describe
 from runtime.contract import DimRange
-from runtime.errors import StamError
-from serve.artifact import ArtifactInfo
+from runtime.errors import ArtifactError, StamError
+from runtime.limits import Limits
 
 LABELS_FILE = "labels.txt"
 VIDEO_SUFFIX = "_video"
 PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
 MODEL_FILES = {"onnx": "model.onnx", "plan": "model.plan"}
-# An unbounded ONNX model still needs a ceiling on frames per request: 128 frames of one video are
-# 77 MB of float32 pixels, and a request for millions must be refused, not allocated.
-DEFAULT_MAX_FRAMES = 128
+DEFAULT_MAX_FRAMES = contract.MAX_FRAMES
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,30 @@ class Batching:
 def model_name(path: str | Path) -> str:
     """The file's stem, in the characters Triton allows in a model name (`stam_16.fp16.plan` -> `stam_16.fp16`)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem) or "stam"
+
+
+def open_parameters(backend: str, precision: str) -> dict[str, str]:
+    """The `open_model` choices, as model-config parameters for the Python backend (`serve.backend`)."""
+    return {"backend": backend, "precision": precision}
+
+
+def limits_parameter(limits: Limits) -> str:
+    """`Limits` as one model-config parameter (JSON; null lifts a limit)."""
+    return json.dumps(dataclasses.asdict(limits))
+
+
+def limits_from_parameter(text: str) -> Limits:
+    return Limits(**json.loads(text))
+
+
+def servable(path: str | Path) -> ArtifactInfo:
+    """`runtime.artifact.describe`, refusing a split part: Triton serves frames -> logits, a whole model."""
+    info = describe(path)
+    if info.is_split:
+        raise ArtifactError(f"{info.path}: is the {info.part} part of a split pair; serve the whole model")
+    if info.num_classes is None:
+        raise ArtifactError(f"{info.path}: the number of classes is neither in the graph nor in the labels")
+    return info
 
 
 def max_batch_size(info: ArtifactInfo, requested: int) -> int:

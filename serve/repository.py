@@ -16,7 +16,6 @@ from pathlib import Path
 
 from runtime.errors import MissingDependencyError, StamError, run_cli
 from serve import config as triton_config
-from serve.artifact import describe
 
 REPO_EXTRA = "stam-triton-repo needs the serve extra: pip install -e '.[serve]'"
 
@@ -38,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_model(model: Path, out: Path, name: str, batching: triton_config.Batching, force: bool = False) -> Path:
     """Write DIR/NAME whole (built beside it, then renamed, so a failure leaves no half model); its model file."""
-    info = describe(model)
+    info = triton_config.servable(model)
     config = triton_config.tensor_model_config(name, info, batching)
     target = out / name
     if target.exists() and not force:

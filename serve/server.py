@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from runtime.artifact import ArtifactInfo
 from runtime.errors import MissingDependencyError, StamError
+from runtime.limits import SERVER_LIMITS, Limits
 from serve import config as triton_config
-from serve.artifact import ArtifactInfo
 
 SERVE_EXTRA = "stam-serve needs the serve extra: pip install -e '.[serve]'"
 BACKEND_SHIMS = {"tensors": "TensorModel", "video": "VideoModel"}
@@ -71,6 +72,9 @@ class ServeOptions:
     max_frames: int = triton_config.DEFAULT_MAX_FRAMES
     exit_timeout_s: int = 30
     verbose: bool = False
+    backend: str = "auto"  # open_model's, resolved by stam-serve before the models load
+    precision: str = "fp32"
+    limits: Limits = SERVER_LIMITS  # what one uploaded video may cost to decode
 
 
 def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> None:
@@ -81,7 +85,11 @@ def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> N
         info,
         options.batching,
         backend="python",
-        parameters={"artifact": str(options.artifact.resolve()), "frames": f"{frames.min}:{frames.opt}:{frames.max}"},
+        parameters={
+            "artifact": str(options.artifact.resolve()),
+            "frames": f"{frames.min}:{frames.opt}:{frames.max}",
+            **triton_config.open_parameters(options.backend, options.precision),
+        },
     )
     video_batching = triton_config.Batching(
         options.batching.max_batch,
@@ -99,6 +107,8 @@ def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> N
             "default_frames": str(min(max(info.frames_trained, frames.min), frames.max)),
             "topk": str(options.topk),
             "sampling": options.sampling,
+            "limits": triton_config.limits_parameter(options.limits),
+            **triton_config.open_parameters(options.backend, options.precision),
         },
     )
     for kind, model in (("tensors", tensors), ("video", video)):

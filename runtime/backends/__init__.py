@@ -17,15 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime import contract, cpu
-from runtime.backends.base import Model
-from runtime.errors import ArtifactError, StamError
+from runtime import cpu
+from runtime.artifact import KIND_PLAN, ONNX_SUFFIXES, PLAN_SUFFIXES, ArtifactInfo, describe
+from runtime.backends.base import Model, check_input
+from runtime.errors import StamError
 
 if TYPE_CHECKING:
     from runtime.backends.openvino import OpenVinoSettings
 
-ONNX_SUFFIXES = (".onnx",)
-PLAN_SUFFIXES = (".plan", ".engine")
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 ONNX_RUNTIME_PRECISIONS = ("fp8",)  # artifact precisions `auto` keeps on ONNX Runtime
@@ -45,10 +44,13 @@ def open_model(
     precision, nothing lowered), "bf16" or "auto" (bf16 where the CPU has it), the last two on
     OpenVINO only. `providers` choose ONNX Runtime's execution providers; `openvino` carries
     OpenVINO's latency/throughput hint, threads, streams and cache folder. Backends are imported
-    here, on demand, so that using one never requires another's library.
+    here, on demand, so that using one never requires another's library. The file is described
+    first (`runtime.artifact.describe`), so a damaged or foreign file fails with the same line
+    whichever backend would have run it.
     """
-    path = _check_path(Path(path))
-    chosen = resolve_backend(path, backend, precision, providers)
+    info = describe(path)
+    path = info.path
+    chosen = resolve_backend(info, backend, precision, providers)
     if providers and chosen != "onnxruntime":
         raise StamError(f"{path}: providers apply to ONNX Runtime; this artifact runs on {chosen}")
     if openvino is not None and chosen != "openvino":
@@ -71,21 +73,14 @@ def open_model(
     return TrtModel(path)
 
 
-def _check_path(path: Path) -> Path:
-    suffix = path.suffix.lower()
-    if suffix not in ONNX_SUFFIXES + PLAN_SUFFIXES:
-        kind = repr(suffix) if suffix else "(no suffix)"
-        raise ArtifactError(f"{path}: unknown artifact type {kind} (expected .onnx, .plan or .engine)")
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    return path
-
-
-def resolve_backend(path: Path, backend: str, precision: str, providers: Sequence[str] | None) -> str:
-    """The backend that will run `path`: the requested one if it can, else `auto`'s choice (module docstring)."""
+def resolve_backend(
+    artifact: str | Path | ArtifactInfo, backend: str, precision: str, providers: Sequence[str] | None
+) -> str:
+    """The backend that will run `artifact`: the requested one if it can, else `auto`'s choice (module docstring)."""
     if backend not in BACKENDS:
         raise StamError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    is_plan = path.suffix.lower() in PLAN_SUFFIXES
+    info = artifact if isinstance(artifact, ArtifactInfo) else describe(artifact)
+    path, is_plan = info.path, info.kind == KIND_PLAN
     if is_plan and backend not in ("auto", "tensorrt"):
         raise StamError(f"{path}: a TensorRT plan runs on TensorRT only, not on {backend}")
     if not is_plan and backend == "tensorrt":
@@ -94,17 +89,17 @@ def resolve_backend(path: Path, backend: str, precision: str, providers: Sequenc
         return "tensorrt"
     if backend != "auto":
         return backend
-    return _auto_for_onnx(path, precision, providers)
+    return _auto_for_onnx(info, precision, providers)
 
 
-def _auto_for_onnx(path: Path, precision: str, providers: Sequence[str] | None) -> str:
+def _auto_for_onnx(info: ArtifactInfo, precision: str, providers: Sequence[str] | None) -> str:
     from runtime.backends.openvino import is_available
 
     if precision != "fp32":
         return "openvino"  # bf16 exists on OpenVINO only; it says so when not installed
     if providers or _ort_has_gpu() or not is_available():
         return "onnxruntime"
-    artifact = artifact_precision(path)
+    artifact = info.precision
     if artifact in ONNX_RUNTIME_PRECISIONS or (artifact == "int8" and cpu.int8_saturates()):
         return "onnxruntime"
     return "openvino"
@@ -116,14 +111,4 @@ def _ort_has_gpu() -> bool:
     return any(name in onnxruntime.get_available_providers() for name in GPU_PROVIDERS)
 
 
-def artifact_precision(path: Path) -> str | None:
-    """`stam.precision` of an ONNX file, read without its weights; None when the file cannot say."""
-    from runtime.onnx_io import read_file_metadata
-
-    try:
-        return read_file_metadata(path).get(contract.META_PRECISION)
-    except ArtifactError:  # an unreadable file fails later, in the backend, with its own message
-        return None
-
-
-__all__ = ["BACKENDS", "Model", "open_model", "resolve_backend"]
+__all__ = ["BACKENDS", "ONNX_SUFFIXES", "PLAN_SUFFIXES", "Model", "check_input", "open_model", "resolve_backend"]

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from numpy.typing import NDArray
 
 from runtime import contract
+from runtime.artifact import load_onnx
 from runtime.backends.base import Model
 from runtime.backends.signature import check_signature, dim_range, onnx_inputs
-from runtime.errors import ArtifactError, MissingDependencyError, StamError
+from runtime.errors import ArtifactError, MissingDependencyError, StamError, error_line
 
 EXTRA_HINT = "pip install -e '.[openvino]'"
 DEVICE = "CPU"
@@ -120,22 +120,6 @@ def _usable_cache(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def read_graph(path: Path) -> onnx.ModelProto:
-    """The ONNX file's structure and metadata (weights kept where they are), or one-line ArtifactError."""
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # protobuf raises its own DecodeError; any failure means the same here
-        raise ArtifactError(f"{path}: not a loadable ONNX model ({_first_line(error)})") from None
-    if not proto.graph.node:
-        raise ArtifactError(f"{path}: not a loadable ONNX model (no graph)")
-    return proto
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 class OpenVinoModel(Model):
     """A stam-deploy ONNX model compiled by OpenVINO for the CPU, at fp32 (default) or bf16."""
 
@@ -144,7 +128,7 @@ class OpenVinoModel(Model):
     def __init__(self, path: str | Path, precision: str = "fp32", settings: OpenVinoSettings | None = None):
         ov = import_openvino()
         path = Path(path)
-        proto = read_graph(path)
+        proto = load_onnx(path, weights=False)
         check_signature(onnx_inputs(proto.graph), [o.name for o in proto.graph.output], str(path))
         batch, frames = onnx_inputs(proto.graph)[0].shape[:2]
         super().__init__(str(path), {p.key: p.value for p in proto.metadata_props}, dim_range(batch), dim_range(frames))
@@ -155,7 +139,7 @@ class OpenVinoModel(Model):
         try:
             self._compiled: Any = core.compile_model(str(path), DEVICE, compile_config(self.execution, self.settings))
         except RuntimeError as error:
-            raise ArtifactError(f"{path}: OpenVINO cannot compile this model ({_first_line(error)})") from None
+            raise ArtifactError(f"{path}: OpenVINO cannot compile this model ({error_line(error)})") from None
         self._logits = self._compiled.output(contract.OUTPUT_NAME)
         self._request = self._compiled.create_infer_request()
         self._queue: Any = None

@@ -12,10 +12,10 @@ from numpy.typing import NDArray
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from runtime import contract, cpu
+from runtime.artifact import describe, not_loadable
 from runtime.backends.base import Model
 from runtime.backends.signature import TensorSpec, check_signature, dim_range
-from runtime.errors import ArtifactError, MissingDependencyError
-from runtime.onnx_io import read_file_metadata
+from runtime.errors import ArtifactError, MissingDependencyError, error_line
 
 # Best first. Azure and other remote providers are never picked on their own.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -63,10 +63,10 @@ def must_simulate_int8(path: Path, chosen: Sequence[str]) -> bool:
     if chosen[:1] != ["CPUExecutionProvider"] or not cpu.int8_saturates():
         return False
     try:
-        metadata = read_file_metadata(path)
+        precision = describe(path).precision
     except ArtifactError:
         return False  # not readable: ONNX Runtime will say why
-    if metadata.get(contract.META_PRECISION) != "int8":
+    if precision != "int8":
         return False
     warnings.warn(
         f"{path}: this CPU has no VNNI, where ONNX Runtime's INT8 kernels saturate; running the "
@@ -88,8 +88,7 @@ def open_session(path: Path, providers: Sequence[str] | None) -> ort.InferenceSe
         options = session_options(simulate_quantization=must_simulate_int8(path, chosen))
         return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except _LOAD_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ArtifactError(f"{path}: not a loadable ONNX model ({reason})") from None
+        raise not_loadable(path, error_line(error)) from None
 
 
 class OrtModel(Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from batch.cli import main
 from batch.extra import RAY_EXTRA_HINT
+from runtime.limits import BATCH_LIMITS
 from tests.blocking import import_blocking
 from tests.runtime.conftest import build_mean_rgb
 
@@ -82,3 +85,40 @@ def test_without_the_ray_extra_one_line_names_it():
 def test_the_runtime_imports_without_ray():
     result = import_blocking(("torch", "export", "ray", "batch"), "runtime")
     assert result.returncode == 0, result.stderr
+
+
+openvino_backend = pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="the [openvino] extra is not installed"
+)
+
+
+@openvino_backend
+def test_backend_and_precision_open_the_model_and_are_recorded(corpus, mean_rgb_model, tmp_path):
+    """`--backend openvino` reaches the driver's check, `_job.json` and every model actor."""
+    from batch.cli import build_parser
+    from batch.job import JobConfig, plan_job
+    from batch.output import JOB_FILE
+    from batch.steps import Classify, ClassifyOptions, decode_video
+    from runtime import options
+    from tests.batch.test_steps import MODEL_ID, as_batch
+
+    args = build_parser().parse_args(
+        [str(mean_rgb_model), str(corpus["a"]), "--out", str(tmp_path / "out"), "--backend", "openvino"]
+    )
+    config = options.config_from(JobConfig, args, with_logits=args.logits)
+    assert (config.backend, config.precision, config.limits) == ("openvino", "fp32", BATCH_LIMITS)
+    plan_job(config)
+    record = json.loads((tmp_path / "out" / JOB_FILE).read_text())
+    assert (record["backend"], record["precision"]) == ("openvino", "fp32")
+    step = Classify(str(mean_rgb_model), MODEL_ID, ClassifyOptions(2, False, None, config.backend, config.precision))
+    assert step.model.backend == "openvino"
+    row = step(as_batch([decode_video({"path": str(corpus["a"])}, 4, "uniform", config.limits)])).to_pylist()[0]
+    assert row["error"] is None and len(row["topk"]) == 2
+
+
+def test_a_plan_on_another_backend_is_refused_before_ray(no_ray_start, capsys, corpus, tmp_path):
+    from tests.runtime.fake_trt import write_plan
+
+    plan = write_plan(tmp_path)
+    code, err = run(capsys, plan, corpus["videos"], "--out", tmp_path / "out", "--backend", "openvino")
+    assert (code, err) == (2, f"error: {plan}: a TensorRT plan runs on TensorRT only, not on openvino\n")

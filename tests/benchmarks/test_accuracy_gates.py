@@ -22,8 +22,6 @@ from runtime import contract
 
 TRAINED_FRAMES = 8
 MIN_HELD_OUT_TOP1 = 0.95
-FP16_MAX_DROP = 0.005  # the fp16 bound, which bf16 is held to
-INT8_MAX_DROP = 0.01
 needs_openvino = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None, reason="openvino is not installed (the [openvino] extra)"
 )
@@ -149,7 +147,7 @@ def test_openvino_bf16_within_the_fp16_bound_or_refused(motion_onnx_fp32, motion
         pytest.skip(f"bf16 refused on this CPU, as it must be: {error}")
     fp32, bf16 = top1(fp32_logits, motion_clips.targets), top1(logits, motion_clips.targets)
     print(f"top-1 fp32 {fp32:.2%}, OpenVINO bf16 {bf16:.2%}, max |logit diff| {np.abs(logits - fp32_logits).max():.2e}")
-    assert abs(bf16 - fp32) <= FP16_MAX_DROP
+    assert abs(bf16 - fp32) <= contract.TOP1_MAX_DROP["bf16"]
 
 
 @needs_openvino
@@ -167,5 +165,5 @@ def test_openvino_int8_within_the_int8_bound(motion_onnx_int8, motion_clips, fp3
         f"OpenVINO {np.abs(ov_logits - fp32_logits).max():.3g}, ONNX Runtime {np.abs(ort_logits - fp32_logits).max():.3g} "
         f"(largest fp32 logit {scale:.3g})"
     )
-    assert ov >= fp32 - INT8_MAX_DROP
+    assert ov >= fp32 - contract.TOP1_MAX_DROP["int8"]
     assert float(np.mean(ov_logits.argmax(1) == ort_logits.argmax(1))) >= 0.95

@@ -12,9 +12,9 @@ import pytest
 from benchmarks import report
 from benchmarks.backends import describe_backends, static_skip_reason, uses_cuda_graphs
 from benchmarks.flops import count_work
-from benchmarks.peak import cpu_flags, cpu_has_bf16
 from benchmarks.throughput import DEFAULT_OUT, build_options, main, output_paths, parse_args
 from benchmarks.timing import summarize, time_host
+from runtime.cpu import has_bf16
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -297,9 +297,9 @@ def test_openvino_rows_measure_fp32_and_int8_and_bf16_only_with_hardware(tmp_pat
     status, document, _, _ = _run_cli(tmp_path, onnx_dir, "openvino", "fp32,bf16,int8")
     assert status == 0
     measured = {r["precision"] for r in document["results"] if r["backend"] == "openvino"}
-    has_bf16 = cpu_has_bf16(cpu_flags())
-    assert measured == {"fp32"} | ({"bf16"} if has_bf16 else set()) | {"int8"}
-    if not has_bf16:
+    bf16 = has_bf16()
+    assert measured == {"fp32"} | ({"bf16"} if bf16 else set()) | {"int8"}
+    if not bf16:
         (skip,) = [s for s in document["skipped"] if s["precision"] == "bf16"]
         assert "CPU has no bf16" in skip["reason"]
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from runtime import contract
+from runtime.limits import Limits
 
 FRAMES = 8  # stam_tiny's trained frame count
 
@@ -43,7 +44,8 @@ def fake_decode(monkeypatch):
 
     calls: list[Path] = []
 
-    def decode(video: Path, num_frames: int, mode: str = "uniform") -> tuple[np.ndarray, list[str]]:
+    def decode(video: Path, num_frames: int, mode: str = "uniform", *, limits: Limits) -> tuple[np.ndarray, list[str]]:
+        assert isinstance(limits, Limits)  # every decode gets the command's limits
         calls.append(video)
         return fake_clip(video, num_frames, mode), []
 

@@ -7,7 +7,7 @@ import pytest
 
 from calibration.cli import main
 from runtime import contract
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import proto_metadata
 from tests.calibration.conftest import make_video_tree
 
 
@@ -41,7 +41,7 @@ def test_calibrates_with_a_summary_and_no_bar_in_logs(tiny_onnx, videos, tmp_pat
     assert code == 0, err
     assert f"wrote {output} (int8, minmax, 3 clips of 8 frames" in out
     assert "calibrating" not in err and "\r" not in err  # no progress bar in a log (see test_progress.py)
-    assert read_metadata(onnx.load(str(output)))[contract.META_PRECISION] == "int8"
+    assert proto_metadata(onnx.load(str(output)))[contract.META_PRECISION] == "int8"
     assert len(fake_decode) == 3
     code, _, err = run(
         capsys,

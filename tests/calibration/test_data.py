@@ -76,7 +76,7 @@ def test_unreadable_video_is_skipped_only_when_asked(tmp_path, monkeypatch):
 
     videos = list_videos(make_video_tree(tmp_path, {"a": 2}))
 
-    def decode(video, num_frames, mode="uniform"):
+    def decode(video, num_frames, mode="uniform", *, limits):
         if video == videos[0]:
             raise VideoError(f"{video}: cannot decode")
         return fake_clip(video, num_frames, mode), []

@@ -12,11 +12,10 @@ import pytest
 from calibration.data import iter_clips
 from calibration.quantize import calibrate
 from calibration.report import compare_models, folder_labels
+from runtime.contract import CALIBRATION_SEED, TOP1_MAX_DROP
 from tests.conftest import build_once
 
-CALIBRATION_SEED = 4242  # neither benchmarks.motion.TRAIN_SEED nor HELD_OUT_SEED
 CALIBRATION_PER_CLASS = 3
-MAX_TOP1_DROP = 0.01  # one point
 
 pytestmark = pytest.mark.slow
 
@@ -50,5 +49,5 @@ def test_int8_top1_within_one_point_of_fp32(motion_onnx_fp32, motion_clips, cali
     report = compare_models(motion_onnx_fp32, int8, motion_clips.frames(frames), labels)
     print(f"\n{report.table('int8')}")
     assert report.fp32_top1 >= 0.9, "the shipped motion model should solve its own task"
-    assert report.quantized_top1 >= report.fp32_top1 - MAX_TOP1_DROP
+    assert report.quantized_top1 >= report.fp32_top1 - TOP1_MAX_DROP["int8"]
     assert report.top1_agreement >= 0.95

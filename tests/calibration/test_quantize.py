@@ -11,12 +11,12 @@ from calibration.quantize import META_CALIBRATION, calibrate
 from calibration.report import compare_models
 from runtime import contract, open_model
 from runtime.errors import ArtifactError, StamError
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import proto_metadata
 from tests.calibration.conftest import random_clips
 
 
 def test_metadata_is_kept_with_the_new_precision(tiny_onnx, tiny_int8, tiny_labels):
-    source, result = read_metadata(onnx.load(str(tiny_onnx))), read_metadata(onnx.load(str(tiny_int8)))
+    source, result = proto_metadata(onnx.load(str(tiny_onnx))), proto_metadata(onnx.load(str(tiny_int8)))
     assert result[contract.META_PRECISION] == "int8"
     assert result[META_CALIBRATION] == "int8 minmax, 6 clips of 8 frames"
     assert contract.labels_from_metadata(result) == tiny_labels
@@ -45,7 +45,7 @@ def test_int8_runs_at_other_batch_and_frame_counts(tiny_onnx, tiny_int8):
 def test_fp8_is_written_and_runs_as_fake_quant_on_cpu(tiny_onnx, tmp_path):
     """FP8 kernels need a GPU; ONNX Runtime CPU still executes the Q/DQ pairs, which checks the scales."""
     output = calibrate(tiny_onnx, random_clips(3, seed=1), tmp_path / "fp8.onnx", precision="fp8", method="minmax").path
-    assert read_metadata(onnx.load(str(output)))[contract.META_PRECISION] == "fp8"
+    assert proto_metadata(onnx.load(str(output)))[contract.META_PRECISION] == "fp8"
     report = compare_models(tiny_onnx, output, random_clips(3, seed=7))
     assert report.top1_agreement == 1.0 and report.max_abs_diff < 2.0  # measured ~0.7 (logits span about 12)
 
@@ -75,7 +75,7 @@ def test_refuses_a_non_stam_onnx(tmp_path):
 def test_refuses_garbage_and_missing_files(tmp_path):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00\xffnot a protobuf" * 10)
-    with pytest.raises(ArtifactError, match="not an ONNX model"):
+    with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
         calibrate(garbage, random_clips(1, 0), tmp_path / "out.onnx")
     with pytest.raises(ArtifactError, match="no such file"):
         calibrate(tmp_path / "missing.onnx", random_clips(1, 0), tmp_path / "out.onnx")

@@ -8,7 +8,7 @@ import onnx
 from calibration.cli import main
 from calibration.qdq import find_targets
 from runtime import contract
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import proto_metadata
 from runtime.split import open_window_model
 from tests.calibration.conftest import make_video_tree, random_clips
 
@@ -37,7 +37,7 @@ def test_frames_part_is_quantized_and_runs_with_its_fp32_partner(tiny_split, tmp
     assert code == 0, captured.err
     assert "4 clips of 8 frames" in captured.out and "top-1 agreement" in captured.out
     quantized = onnx.load(str(output))
-    metadata = read_metadata(quantized)
+    metadata = proto_metadata(quantized)
     assert metadata[contract.META_PRECISION] == "int8" and metadata[contract.META_PART] == contract.PART_FRAMES
     assert metadata[contract.META_PARTNER] == temporal_path.name
     assert sum(node.op_type == "QuantizeLinear" for node in quantized.graph.node) == len(

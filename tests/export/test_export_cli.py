@@ -13,7 +13,7 @@ import torch
 from export.checkpoint import load_checkpoint
 from export.cli import main
 from runtime import contract
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import proto_metadata
 from tests.blocking import run_module_blocking
 
 
@@ -109,7 +109,7 @@ def test_random_weights_are_marked_and_warned_about_once(tmp_path):
 def test_checkpoint_exports_are_not_marked_random(tiny_checkpoint, tmp_path):
     output = tmp_path / "trained.onnx"
     assert main(["--checkpoint", str(tiny_checkpoint), "-o", str(output), "--no-verify"]) == 0
-    assert contract.META_RANDOM_WEIGHTS not in read_metadata(onnx.load(str(output)))
+    assert contract.META_RANDOM_WEIGHTS not in proto_metadata(onnx.load(str(output)))
 
 
 def test_the_shipped_motion_model_exports_with_its_class_names(tmp_path):
@@ -118,5 +118,5 @@ def test_the_shipped_motion_model_exports_with_its_class_names(tmp_path):
 
     output = tmp_path / "motion.onnx"
     assert main(["--checkpoint", str(SHIPPED_CHECKPOINT), "-o", str(output), "--no-verify"]) == 0
-    labels = contract.labels_from_metadata(read_metadata(onnx.load(str(output))))
+    labels = contract.labels_from_metadata(proto_metadata(onnx.load(str(output))))
     assert labels == list(CLASSES) and len(set(labels)) == 9

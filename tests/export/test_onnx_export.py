@@ -7,7 +7,7 @@ import pytest
 
 from export.onnx import export_onnx, verify_onnx
 from runtime import contract
-from runtime.onnx_io import read_metadata
+from runtime.onnx_io import proto_metadata
 
 PARITY_SHAPES = [(1, 1), (2, 8), (3, 5), (1, 13), (2, 32)]  # stam_tiny is trained at T=8
 
@@ -26,7 +26,7 @@ def test_single_file_with_opset_and_metadata(tiny_onnx, tiny_labels):
     assert not list(tiny_onnx.parent.glob("*.data"))
     proto = onnx.load(str(tiny_onnx))
     assert max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")) >= 18
-    metadata = read_metadata(proto)
+    metadata = proto_metadata(proto)
     contract.check_metadata(metadata, "test")
     assert metadata[contract.META_MODEL] == "stam_tiny"
     assert metadata[contract.META_FRAMES_TRAINED] == "8"
@@ -43,7 +43,7 @@ def test_fp32_parity_at_many_batches_and_frame_counts(tiny_model, tiny_onnx):
 def test_fp16_export_keeps_top1_with_bounded_error(tiny_model, tiny_labels, tmp_path):
     path = export_onnx(tiny_model, tmp_path / "tiny.fp16.onnx", labels=tiny_labels, precision="fp16")
     proto = onnx.load(str(path))
-    assert read_metadata(proto)[contract.META_PRECISION] == "fp16"
+    assert proto_metadata(proto)[contract.META_PRECISION] == "fp16"
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # I/O stays float32
     weights = [init for init in proto.graph.initializer if len(init.dims) == 2]
     assert weights and all(init.data_type == onnx.TensorProto.FLOAT16 for init in weights)

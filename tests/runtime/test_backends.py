@@ -17,6 +17,7 @@ from runtime.backends.ort import OrtModel, choose_providers
 from runtime.contract import DimRange
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError, StamError
 from tests.runtime.conftest import LABELS, contract_metadata, mean_rgb_logits
+from tests.runtime.fake_trt import write_plan
 
 ONNX_BACKENDS = [
     "onnxruntime",
@@ -153,8 +154,7 @@ def test_provider_choice():
 def test_providers_override_and_plan_refuses_providers(mean_rgb_onnx, tmp_path):
     with pytest.raises(MissingDependencyError, match="not available"):
         open_model(mean_rgb_onnx, providers=["NoSuchExecutionProvider"])
-    plan = tmp_path / "model.plan"
-    plan.write_bytes(b"plan")
+    plan = write_plan(tmp_path)
     with pytest.raises(StamError, match="providers apply to ONNX Runtime"):
         open_model(plan, providers=["CPUExecutionProvider"])
 

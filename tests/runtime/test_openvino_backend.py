@@ -19,6 +19,7 @@ from runtime.backends import resolve_backend
 from runtime.backends.openvino import OpenVinoSettings, compile_config, resolve_precision
 from runtime.errors import StamError
 from tests.runtime.conftest import contract_metadata, mean_rgb_logits
+from tests.runtime.fake_trt import write_plan
 from tests.runtime.test_backends import random_frames
 
 openvino = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
@@ -137,9 +138,7 @@ def test_settings_are_validated():
 def test_auto_runs_onnx_on_openvino_and_plans_on_tensorrt(mean_rgb_onnx, tmp_path):
     with open_model(mean_rgb_onnx) as model:
         assert model.backend == "openvino" and model.inference_precision == "f32"
-    plan = tmp_path / "m.plan"
-    plan.write_bytes(b"plan")
-    assert resolve_backend(plan, "auto", "fp32", None) == "tensorrt"
+    assert resolve_backend(write_plan(tmp_path), "auto", "fp32", None) == "tensorrt"
     assert resolve_backend(mean_rgb_onnx, "auto", "fp32", ["CPUExecutionProvider"]) == "onnxruntime"
 
 
@@ -166,8 +165,7 @@ def test_auto_keeps_fp8_graphs_on_onnx_runtime_and_int8_where_the_cpu_lacks_vnni
     ],
 )
 def test_impossible_requests_are_one_line_errors(mean_rgb_onnx, tmp_path, backend, precision, suffix, message):
-    path = mean_rgb_onnx if suffix == ".onnx" else tmp_path / "m.plan"
-    path.write_bytes(path.read_bytes() if suffix == ".onnx" else b"plan")
+    path = mean_rgb_onnx if suffix == ".onnx" else write_plan(tmp_path)
     with pytest.raises(StamError, match=message) as info:
         open_model(path, backend=backend, precision=precision)
     assert "\n" not in str(info.value)

@@ -16,7 +16,7 @@ from tritonclient.grpc import model_config_pb2 as pb  # noqa: E402
 
 from runtime import contract  # noqa: E402
 from runtime.contract import DimRange, Profile, Sidecar  # noqa: E402
-from runtime.onnx_io import read_metadata  # noqa: E402
+from runtime.onnx_io import proto_metadata  # noqa: E402
 from serve import repository  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def write_plan(tmp_path: Path, onnx_path: Path, batch: DimRange, frames: DimRang
     """A plan file with a hand-written sidecar: the repository never deserializes the engine."""
     plan = tmp_path / "stam_tiny.fp16.plan"
     plan.write_bytes(b"serialized engine bytes")
-    metadata = read_metadata(onnx.load(str(onnx_path), load_external_data=False))
+    metadata = proto_metadata(onnx.load(str(onnx_path), load_external_data=False))
     Sidecar(metadata, Profile(batch, frames), "fp16", "10.9.0", "NVIDIA H100", "9.0").write(plan)
     return plan
 
