@@ -7,7 +7,7 @@ graphs on ONNX Runtime where the CPU lacks VNNI/AMX int8 dot products (`runtime.
 integer kernels lose accuracy there (max logit error 2.8 with OpenVINO on stam_tiny), and ONNX
 Runtime then runs the graph as simulated quantization, exact (0.14); else OpenVINO when installed
 (fp32 within 1e-4 of ONNX Runtime because its precision is set explicitly; 1.08-1.15x faster on an
-idle AVX2 Zen 3, 1.47x on AVX-512 in issue 15); else ONNX Runtime. A plan always runs on TensorRT.
+idle AVX2 Zen 3, 1.47x on AVX-512); else ONNX Runtime. A plan always runs on TensorRT.
 """
 
 from __future__ import annotations
