@@ -67,7 +67,7 @@ def videos_per_second_by_batch(document: Document, model: str) -> str:
         + [report._sig(by_key[(b, p, size)]["videos_per_s"]) if (b, p, size) in by_key else "—" for b, p in series]
         for size in sorted({r["batch"] for r in results})
     ]
-    return report._table(["batch", *(f"{b} {p}" for b, p in series)], rows)
+    return report.markdown_table(["batch", *(f"{b} {p}" for b, p in series)], rows)
 
 
 def backends_side_by_side(document: Document) -> str:
@@ -90,14 +90,14 @@ def backends_side_by_side(document: Document) -> str:
         ]
         for r in results
     ]
-    return report._table(header, rows)
+    return report.markdown_table(header, rows)
 
 
 def matmul_peaks(document: Document) -> str:
     """The matmul every library reached in the same run, and the theoretical peak where known."""
     parts = [
         'Matrix-multiply peak of the same run (the denominator of "of matmul peak"):',
-        report._table(*report._peak_rows(document)),
+        report.markdown_table(*report._peak_rows(document)),
         *(part.replace("### ", "") + (":" if part.startswith("###") else "") for part in report._peak_detail(document)),
     ]
     return "\n\n".join(parts)
@@ -105,14 +105,14 @@ def matmul_peaks(document: Document) -> str:
 
 def render_throughput(document: Document) -> str:
     models = list(dict.fromkeys(r["model"] for r in document["results"]))
-    parts = ["Work per video, counted from the model:", "", report._table(*report._work_rows(document))]
+    parts = ["Work per video, counted from the model:", "", report.markdown_table(*report._work_rows(document))]
     parts += ["", document["work_note"], ""]
     if document["settings"]["batches"] == [1]:
         parts += ["Backends side by side at batch 1:", "", backends_side_by_side(document)]
     for model in models:
         parts += ["", f"{model}: videos/s by batch size:", "", videos_per_second_by_batch(document, model)]
     parts += ["", "Every measurement (latency percentiles, TFLOP/s, share of the matmul peak):", ""]
-    parts += [report._table(*report._result_rows(document)), "", matmul_peaks(document)]
+    parts += [report.markdown_table(*report._result_rows(document)), "", matmul_peaks(document)]
     return "\n".join(parts)
 
 
@@ -145,7 +145,7 @@ def render_pipeline(document: Document) -> str:
         f"median of {settings['repeats']} after {settings['warmup']} warm-up. Methods: "
         + "; ".join(f"**{name}**: {text}" for name, text in settings["methods"].items()),
         "",
-        report._table(header, rows),
+        report.markdown_table(header, rows),
     ]
     section = document.get("end_to_end")
     if section:
@@ -167,7 +167,7 @@ def end_to_end_table(runs: Sequence[Document]) -> str:
         ]
         for r in runs
     ]
-    return report._table(header, rows)
+    return report.markdown_table(header, rows)
 
 
 def render_sampling(document: Document) -> str:

@@ -2,7 +2,7 @@
 
 Every caller that needs to know what a file is before (or instead of) running it reads it here:
 `open_model`, the split pair, `stam-batch`'s driver, `stam-serve` and `stam-triton-repo`, the
-calibrator and the benchmarks. Nothing here opens an inference session or needs a GPU: an ONNX
+calibrator and the benchmarks. Nothing here loads a model on a backend or needs a GPU: an ONNX
 model is parsed without its external weights, a plan is known by its sidecar. So each kind of
 damage has one error text, whichever command met it.
 """

@@ -76,22 +76,22 @@ def _number(text: str, kind: Callable[[str], float], valid: Callable[[float], bo
 
 def limit_int(text: str) -> int | None:
     """A count limit: a positive integer, or `0`/`none` for no limit."""
-    if text.strip().lower() in LIFTED:
-        return None
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, or 0/none for no limit, got {text!r}") from None
+    value = _limit(text, positive_int, "a positive integer")
+    return None if value is None else int(value)
 
 
 def limit_seconds(text: str) -> float | None:
     """A time limit: a positive number of seconds, or `0`/`none` for no limit."""
+    return _limit(text, positive_float, "a positive number")
+
+
+def _limit(text: str, parse: Callable[[str], float], wanted: str) -> float | None:
     if text.strip().lower() in LIFTED:
         return None
     try:
-        return positive_float(text)
+        return parse(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, or 0/none for no limit, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {wanted}, or 0/none for no limit, got {text!r}") from None
 
 
 # --- the options ------------------------------------------------------------------------------------

@@ -247,3 +247,15 @@ def test_decoders_per_video_follow_the_videos_in_flight(mean_rgb_onnx, clips, mo
     assert main([str(mean_rgb_onnx), *paths, "--json", "--workers", "2", *argv]) == 0
     wanted = {"all": decoders_per_video(1), "shared": decoders_per_video(2)}.get(expected, expected)
     assert seen == [wanted] * videos
+
+
+def test_limit_flags_reach_every_decode(mean_rgb_onnx, clips, capsys):
+    """A byte limit just under the larger of two videos refuses that one alone, in its own record."""
+    larger, smaller = sorted((clips["a"], clips["b"]), key=lambda path: -path.stat().st_size)
+    limit = larger.stat().st_size - 1
+    assert smaller.stat().st_size <= limit
+    code = main([str(mean_rgb_onnx), str(larger), str(smaller), "--json", "--max-video-bytes", str(limit)])
+    assert code == 1
+    records = {r["path"]: r for r in json_lines(capsys.readouterr().out)}
+    assert f"over the limit of {limit} bytes (--max-video-bytes)" in records[str(larger)]["error"]
+    assert records[str(smaller)].get("error") is None
