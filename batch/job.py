@@ -306,8 +306,9 @@ def build_dataset(ray, plan: Plan, cpus_per_actor: float, tally):
 
 def consume(parts, summary: Summary, watch: Watch) -> None:
     """Drive the streaming execution (on a thread) and count what each written part holds; the watch
-    looks on between parts and ends a job that stalls."""
+    looks on between parts and ends a job that stalls, stopping the execution it started."""
     results: queue.Queue = queue.Queue()
+    before = set(threading.enumerate())
 
     def drain() -> None:
         try:
@@ -318,23 +319,40 @@ def consume(parts, summary: Summary, watch: Watch) -> None:
             results.put(error)
 
     threading.Thread(target=drain, name="stam-batch-results", daemon=True).start()
+    try:
+        while (batch := next_batch(results, watch)) is not None:
+            videos = sum(batch.column("videos").to_pylist())
+            summary.videos += videos
+            summary.failures += sum(batch.column("failures").to_pylist())
+            summary.parts_written.extend(batch.column("part").to_pylist())
+            watch.written(videos)
+    except BaseException:
+        stop_executions(before)
+        raise
+    summary.parts = len(summary.parts_written)
+
+
+def next_batch(results: queue.Queue, watch: Watch):
+    """The next written-part summary (None at the end), ticking the watch while it waits."""
     while True:
         try:
             batch = results.get(timeout=POLL_S)
         except queue.Empty:
             watch.tick()
             continue
-        if batch is None:
-            break
+        watch.tick()
         if isinstance(batch, BaseException):
             raise batch
-        videos = sum(batch.column("videos").to_pylist())
-        summary.videos += videos
-        summary.failures += sum(batch.column("failures").to_pylist())
-        summary.parts_written.extend(batch.column("part").to_pylist())
-        watch.written(videos)
-        watch.tick()
-    summary.parts = len(summary.parts_written)
+        return batch
+
+
+def stop_executions(before: set[threading.Thread]) -> None:
+    """Shut down the Ray Data executions this job started (each runs on a thread of its own), so that a
+    stalled job leaves nothing running in a Ray it did not start, nor anything that reconnects later."""
+    for thread in set(threading.enumerate()) - before:
+        shutdown = getattr(thread, "shutdown", None)
+        if type(thread).__name__ == "StreamingExecutor" and callable(shutdown):
+            shutdown(force=True)
 
 
 __all__ = ["JobConfig", "Summary", "run_job", "plan_job", "JobStopped", "StamError"]
