@@ -58,10 +58,10 @@ def prepare_model(path: Path) -> Path:
     return path
 
 
-def timed(command: Sequence[str]) -> tuple[float, subprocess.CompletedProcess]:
+def timed(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds of one fresh process, and its output; a failure stops the benchmark."""
     start = time.perf_counter()
-    result = subprocess.run(list(command), cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(list(command), cwd=ROOT, capture_output=True, text=True, timeout=3600, env=env)
     seconds = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command[:4])} ... exited {result.returncode}: {result.stderr[-2000:]}")
@@ -90,8 +90,17 @@ def run_infer(model: Path, videos: list[Path], batch_size: int) -> dict[str, Any
     }
 
 
-def run_batch(model: Path, manifest: Path, out: Path, actors: int, batch_size: int) -> dict[str, Any]:
-    """One stam-batch job from an empty --out, then its rerun (nothing left to do)."""
+def run_batch(
+    model: Path,
+    manifest: Path,
+    out: Path,
+    actors: int,
+    batch_size: int,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One stam-batch job from an empty --out, then its rerun (nothing left to do); `extra` arguments
+    (e.g. --address) and environment (e.g. the cluster's token) as given."""
     shutil.rmtree(out, ignore_errors=True)
     command = [
         sys.executable,
@@ -105,10 +114,11 @@ def run_batch(model: Path, manifest: Path, out: Path, actors: int, batch_size: i
         str(actors),
         "--batch-size",
         str(batch_size),
+        *extra,
     ]
-    seconds, result = timed(command)
+    seconds, result = timed(command, env)
     startup = STARTUP_PATTERN.search(result.stderr)
-    rerun_seconds, rerun = timed(command)
+    rerun_seconds, rerun = timed(command, env)
     if "nothing to do" not in rerun.stderr:
         raise RuntimeError(f"the rerun of a finished job did work: {rerun.stderr[-500:]}")
     return {

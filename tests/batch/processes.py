@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.local_cluster import kill_session, session_pids
+
+__all__ = ["ROOT", "kill_session", "session_pids", "start_cli", "wait_for_parts"]
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def session_pids(session: int) -> list[int]:
-    """Live processes of the session that `start_new_session` gave a command (Ray's daemons included)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split() if stat else []
-        if fields and fields[0] != "Z" and int(fields[3]) == session:  # zombies are dead, awaiting wait()
-            pids.append(int(entry))
-    return pids
-
-
-def kill_session(session: int, timeout: float = 30.0) -> None:
-    """SIGKILL every process of the session, by id, until none is left (a node lost, all at once)."""
-    deadline = time.monotonic() + timeout
-    while pids := session_pids(session):
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert time.monotonic() < deadline, f"processes {pids} survive SIGKILL"
-        time.sleep(0.1)
 
 
 def start_cli(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -17,8 +17,8 @@ pytest.importorskip("ray.data")
 
 from batch import cluster as joining  # noqa: E402
 from batch.cli import main  # noqa: E402
+from benchmarks.local_cluster import Cluster  # noqa: E402
 from tests.batch.processes import ROOT, kill_session, start_cli, wait_for_parts  # noqa: E402
-from tests.batch.ray_cluster import Cluster  # noqa: E402
 from tests.batch.reference import assert_same_predictions, infer_json, read_results  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -131,7 +131,7 @@ def test_versions_that_differ_are_named_before_ray_init(ray_cluster, monkeypatch
 
 
 def test_an_address_nobody_answers_is_one_line(capsys, tiny_onnx, corpus, tmp_path):
-    from tests.batch.ray_cluster import free_port_block
+    from benchmarks.local_cluster import free_port_block
 
     address = f"127.0.0.1:{free_port_block(1)}"
     code = main([str(tiny_onnx), str(corpus["videos"]), "--out", str(tmp_path / "o"), "--address", address])

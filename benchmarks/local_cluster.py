@@ -1,5 +1,6 @@
-"""A real two-node Ray cluster on 127.0.0.1, as docs/cluster.md starts one: `ray start --head`, then
+"""A real multi-node Ray cluster on 127.0.0.1, as docs/cluster.md starts one: `ray start --head`, then
 `ray start --address` per extra node, token authentication on (RAY_AUTH_MODE=token with a token file).
+The tests and benchmarks.batch_cluster use it.
 
 Each node is a `ray start` in a session of its own, so a node is lost by killing its session's
 processes, and the cluster is stopped the same way (never `ray stop`, which would stop every Ray
@@ -14,17 +15,45 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-
-from tests.batch.processes import kill_session
 
 HOST = "127.0.0.1"
 PORTS_PER_NODE = 9
 WORKER_PORTS = 24  # worker processes per node, at most
+
+
+def session_pids(session: int) -> list[int]:
+    """Live processes of the session that `start_new_session` gave a command (Ray's daemons included)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split() if stat else []
+        if fields and fields[0] != "Z" and int(fields[3]) == session:  # zombies are dead, awaiting wait()
+            pids.append(int(entry))
+    return pids
+
+
+def kill_session(session: int, timeout: float = 30.0) -> None:
+    """SIGKILL every process of the session, by id, until none is left (a node lost, all at once)."""
+    deadline = time.monotonic() + timeout
+    while pids := session_pids(session):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"processes {pids} survive SIGKILL")
+        time.sleep(0.1)
 
 
 def free_port_block(count: int) -> int:
@@ -100,7 +129,8 @@ class Cluster:
         )
         self.nodes.append(process.pid)
         output, _ = process.communicate(timeout=180)
-        assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+        if process.returncode != 0:
+            raise RuntimeError(f"ray start failed: {output.decode(errors='replace')[-3000:]}")
         return process.pid
 
     def kill_node(self, session: int) -> None:
