@@ -237,9 +237,9 @@ def init_ray(ray, config: JobConfig) -> None:
 
 
 def configure_data_logging(ray, verbose: bool) -> None:
-    """Ray Data's progress bars on a terminal only; its execution logs only with --verbose."""
+    """Ray Data's progress bars and execution logs only with --verbose (the job shows its own progress)."""
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = verbose or sys.stderr.isatty()
+    context.enable_progress_bars = verbose
     logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
     context.print_on_execution_start = verbose
 

@@ -93,8 +93,12 @@ def problem(nodes: Sequence[Node], demand: Demand) -> str | None:
 
 
 def describe_nodes(nodes: Sequence[Node]) -> str:
+    """`2 nodes (1 CPU, 0 GPU, 17.3 GiB; 1 CPU, 0 GPU, 19.5 GiB)`, equal nodes counted once (`8 x ...`)."""
+    if not nodes:
+        return "no alive node"
     counts = Counter(node.describe() for node in nodes)
-    return ", ".join(f"{count} x ({text})" for text, count in counts.items()) or "no alive node"
+    kinds = "; ".join(f"{count} x {text}" if count > 1 else text for text, count in counts.items())
+    return f"{len(nodes)} node{'s' if len(nodes) > 1 else ''} ({kinds})"
 
 
 def choose_cpus_per_actor(nodes: Sequence[Node], demand: Demand, given: float | None, where: str) -> float:
@@ -116,6 +120,6 @@ def refuse(nodes: Sequence[Node], demand: Demand, where: str, given: bool) -> No
     flags = "--actors or --cpus-per-actor" + (" or --gpus-per-actor" if demand.gpus_per_actor else "")
     local = ", or --num-cpus" if where == "this machine" else ", or add nodes with more CPUs"
     raise ResourceError(
-        f"{demand.actors} model actor(s) of {share} each, plus 1 CPU to decode, do not fit {where} "
-        f"({describe_nodes(nodes)}): {problem(nodes, demand)}; change {flags}{local}"
+        f"{demand.actors} model actor(s) of {share} each, plus 1 CPU to decode, do not fit {where}, "
+        f"{describe_nodes(nodes)}: {problem(nodes, demand)}; change {flags}{local}"
     )

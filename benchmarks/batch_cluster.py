@@ -21,7 +21,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.batch import ROOT, number, prepare_model, prepare_videos, run_batch
+from benchmarks.batch import add_common_arguments, prepare_inputs, rate_cells, run_batch
 from benchmarks.local_cluster import Cluster
 from benchmarks.report import describe_machine, machine_line
 
@@ -66,20 +66,7 @@ def render(document: dict[str, Any]) -> str:
     )
     lines = [header, "|" + "---|" * 10]
     for row in document["results"]:
-        startup = row.get("ray_startup_s")
-        after = row["videos"] / (row["wall_s"] - startup) if startup else None
-        cells = [
-            f"`{row['command']}`",
-            f"{row['nodes']} x {row['cpus_per_node']}",
-            str(row["videos"]),
-            f"{row['wall_s']:.1f}",
-            f"{row['videos'] / row['wall_s']:.2f}",
-            number(startup, 1),
-            number(after, 2),
-            number(row.get("decode_ms_mean"), 0),
-            number(row.get("infer_ms_mean"), 0),
-            number(row.get("rerun_s"), 1),
-        ]
+        cells = [f"`{row['command']}`", f"{row['nodes']} x {row['cpus_per_node']}", *rate_cells(row)]
         lines.append("| " + " | ".join(cells) + " |")
     machine = document["machine"]
     flags = " ".join(machine.get("cpu_flags", [])) or "none of " + " ".join(FLAGS)
@@ -95,14 +82,9 @@ def render(document: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.batch_cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=100)
+    add_common_arguments(parser, videos=100)
     parser.add_argument("--actors", type=int, default=1)
     parser.add_argument("--cpus-per-node", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workdir", type=Path, default=ROOT / "artifacts" / "bench_batch")
-    parser.add_argument("--model", type=Path, help="an ONNX model (default: the shipped motion model, exported)")
-    parser.add_argument("--json", type=Path, help="write the results document here (and its .md table)")
-    parser.add_argument("--render", type=Path, metavar="JSON", help="only print the table of a results document")
     return parser.parse_args(argv)
 
 
@@ -111,10 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render:
         print(render(json.loads(args.render.read_text())))
         return 0
-    videos = prepare_videos(args.workdir / "videos", args.videos)
-    model = args.model or prepare_model(args.workdir / "stam_motion.onnx")
-    manifest = args.workdir / "videos_cluster.txt"
-    manifest.write_text("".join(f"{path}\n" for path in videos))
+    videos, model, manifest = prepare_inputs(args, "videos_cluster.txt")
     machine = describe_machine("cpu") | {"cpu_flags": cpu_flags()}
     document: dict[str, Any] = {
         "schema": "stam-deploy/batch-cluster/v1",

@@ -127,6 +127,7 @@ class Cluster:
         if head:
             gcs = next(ports)
             args += ["--head", "--port", str(gcs), "--ray-client-server-port", str(next(ports))]
+            args += ["--dashboard-port", str(next(ports))]  # its minimal agent listens even when disabled
             args += ["--include-dashboard", "false", "--temp-dir", str(self.folder / "ray")]
             self.address = f"{HOST}:{gcs}"
         else:

@@ -6,7 +6,6 @@ cannot be joined, each in one line. The cluster's processes are killed by their 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ pytest.importorskip("ray.data")
 from batch import cluster as joining  # noqa: E402
 from batch.cli import main  # noqa: E402
 from benchmarks.local_cluster import Cluster  # noqa: E402
+from tests.batch.conftest import copy_videos  # noqa: E402
 from tests.batch.processes import ROOT, kill_session, start_cli, wait_for_parts  # noqa: E402
 from tests.batch.reference import assert_same_predictions, infer_json, read_results  # noqa: E402
 
@@ -40,11 +40,7 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def twelve_videos(corpus, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("twelve")
-    sources = [corpus[name] for name in ("a", "b", "c", "d")]
-    for i in range(VIDEOS):
-        shutil.copy(sources[i % 4], folder / f"v{i:02d}{sources[i % 4].suffix}")
-    return folder
+    return copy_videos(corpus, tmp_path_factory.mktemp("copies"), VIDEOS)
 
 
 def run_cli(ray_cluster: Cluster, *args: str, timeout: float = JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -60,7 +56,7 @@ def test_results_through_the_cluster_equal_runtime_infer(ray_cluster, tiny_onnx,
     out = tmp_path / "results"
     result = run_cli(ray_cluster, str(tiny_onnx), str(corpus["videos"]), "--out", str(out), "--logits", "--topk", "3")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "on 2 x (1 CPU, 0 GPU" in result.stderr  # both nodes seen
+    assert "videos to classify on 2 nodes (" in result.stderr  # both nodes seen
     rows = {row["path"]: row for row in read_results(out)}
     expected = infer_json(tiny_onnx, sorted(Path(p) for p in rows), expect_failures=False)
     assert len(rows) == 4
@@ -76,7 +72,7 @@ def test_too_many_actors_are_refused_in_one_line_before_any_work(ray_cluster, ti
     assert result.returncode == 2, result.stderr[-3000:]
     (line,) = error_lines(result.stderr)
     assert line.startswith("error: 2 model actor(s) of 0.1 CPU, the smallest default share each, plus 1 CPU")
-    assert "2 x (1 CPU, 0 GPU" in line and "change --actors or --cpus-per-actor" in line
+    assert "2 nodes (1 CPU, 0 GPU" in line and "change --actors or --cpus-per-actor" in line
     assert not list(out.glob("part-*"))
 
 

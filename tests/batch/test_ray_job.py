@@ -6,13 +6,13 @@ down at the end); every process of the killed run is ended by its id.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray.data")
 from batch.job import JobConfig, run_job  # noqa: E402
+from tests.batch.conftest import copy_videos  # noqa: E402
 from tests.batch.processes import kill_session, start_cli, wait_for_parts  # noqa: E402
 from tests.batch.reference import assert_same_predictions, infer_json, read_results  # noqa: E402
 
@@ -23,11 +23,7 @@ KILLED_VIDEOS = 32
 @pytest.fixture(scope="module")
 def many_videos(corpus, tmp_path_factory) -> Path:
     """KILLED_VIDEOS copies of the corpus's good videos (distinct paths), for a run worth killing."""
-    folder = tmp_path_factory.mktemp("many")
-    sources = [corpus[name] for name in ("a", "b", "c", "d")]
-    for i in range(KILLED_VIDEOS):
-        shutil.copy(sources[i % 4], folder / f"v{i:02d}{sources[i % 4].suffix}")
-    return folder
+    return copy_videos(corpus, tmp_path_factory.mktemp("copies"), KILLED_VIDEOS)
 
 
 def test_killed_with_sigkill_and_rerun_every_input_is_there_exactly_once(request, tiny_onnx, many_videos, tmp_path):

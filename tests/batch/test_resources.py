@@ -41,6 +41,13 @@ def test_gpus_and_memory_count():
     assert "for a decode task" in problem(nodes(4, memory=DECODE / 2), Demand(1, 1.0, 0.0, DECODE))
 
 
+def test_nodes_are_described_in_one_clause():
+    from batch.resources import describe_nodes
+
+    assert describe_nodes(nodes(4, 4, 2)) == "3 nodes (2 x 4 CPU, 0 GPU, 8.0 GiB; 2 CPU, 0 GPU, 8.0 GiB)"
+    assert describe_nodes([]) == "no alive node"
+
+
 def test_the_default_share_is_the_largest_that_fits_and_a_given_one_is_never_changed():
     demand = Demand(2, 0.0, 0.0, DECODE)
     assert choose_cpus_per_actor(nodes(2), demand, None, "this machine") == 0.5
@@ -48,7 +55,7 @@ def test_the_default_share_is_the_largest_that_fits_and_a_given_one_is_never_cha
     with pytest.raises(ResourceError) as refused:
         choose_cpus_per_actor(nodes(2), demand, 1.0, "this machine")
     assert str(refused.value) == (
-        "2 model actor(s) of 1 CPU each, plus 1 CPU to decode, do not fit this machine (1 x (2 CPU, 0 GPU, 8.0 GiB)): "
+        "2 model actor(s) of 1 CPU each, plus 1 CPU to decode, do not fit this machine, 1 node (2 CPU, 0 GPU, 8.0 GiB): "
         "Ray may place them so that no node keeps a whole CPU to decode, and the job would wait forever; "
         "change --actors or --cpus-per-actor, or --num-cpus"
     )
