@@ -72,7 +72,8 @@ def test_too_many_actors_are_refused_in_one_line_before_any_work(ray_cluster, ti
     assert result.returncode == 2, result.stderr[-3000:]
     (line,) = error_lines(result.stderr)
     assert line.startswith("error: 2 model actor(s) of 0.1 CPU, the smallest default share each, plus 1 CPU")
-    assert "2 nodes (1 CPU, 0 GPU" in line and "change --actors or --cpus-per-actor" in line
+    assert "the cluster at " in line and ", 2 nodes (" in line and "1 CPU, 0 GPU" in line
+    assert line.endswith("change --actors or --cpus-per-actor, or add nodes with more CPUs")
     assert not list(out.glob("part-*"))
 
 
