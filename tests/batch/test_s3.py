@@ -178,7 +178,9 @@ def refusing_endpoint(tmp_path_factory):
         log.close()
 
 
-def test_storage_that_refuses_access_is_one_line(s3, refusing_endpoint, tiny_onnx, tmp_path, capsys, monkeypatch):
+def test_storage_that_refuses_access_is_one_line(
+    s3, refusing_endpoint, tiny_onnx, corpus, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", refusing_endpoint)
     code = main([str(tiny_onnx), "s3://videos/in/", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
@@ -186,7 +188,7 @@ def test_storage_that_refuses_access_is_one_line(s3, refusing_endpoint, tiny_onn
     assert (
         err.startswith("error: s3://videos/in/: the storage refused the request (") and "403" in err or "ACCESS" in err
     )
-    code = main([str(tiny_onnx), str(tmp_path), "--out", "s3://results/denied"])
+    code = main([str(tiny_onnx), str(corpus["a"]), "--out", "s3://results/denied"])
     err = capsys.readouterr().err
     assert (
         code == 2
