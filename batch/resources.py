@@ -87,7 +87,7 @@ def problem(nodes: Sequence[Node], demand: Demand) -> str | None:
     if not any(n.cpus + EPSILON >= DECODE_CPUS and n.memory >= demand.decode_memory for n in nodes):
         return f"no node has {DECODE_CPUS:g} CPU and {demand.decode_memory / 2**20:.0f} MiB for a decode task"
     loads = [starving_load(node, demand) for node in nodes]
-    if None not in loads and sum(loads) <= demand.actors:  # type: ignore[arg-type]
+    if all(load is not None for load in loads) and sum(load or 0 for load in loads) <= demand.actors:
         return "Ray may place them so that no node keeps a whole CPU to decode, and the job would wait forever"
     return None
 
@@ -110,16 +110,16 @@ def choose_cpus_per_actor(nodes: Sequence[Node], demand: Demand, given: float | 
         trial = Demand(demand.actors, share, demand.gpus_per_actor, demand.decode_memory)
         if problem(nodes, trial) is None:
             return share
-    refuse(nodes, trial, where, given is not None)
-    raise AssertionError("unreachable")
+    raise refusal(nodes, trial, where, given is not None)
 
 
-def refuse(nodes: Sequence[Node], demand: Demand, where: str, given: bool) -> None:
+def refusal(nodes: Sequence[Node], demand: Demand, where: str, given: bool) -> ResourceError:
+    """The one line that refuses the job: the actors and their share, the nodes, why, and the flags."""
     gpus = f" and {demand.gpus_per_actor:g} GPU" if demand.gpus_per_actor else ""
     share = f"{demand.cpus_per_actor:g} CPU{gpus}" + ("" if given else ", the smallest default share")
     flags = "--actors or --cpus-per-actor" + (" or --gpus-per-actor" if demand.gpus_per_actor else "")
     local = ", or --num-cpus" if where == "this machine" else ", or add nodes with more CPUs"
-    raise ResourceError(
+    return ResourceError(
         f"{demand.actors} model actor(s) of {share} each, plus 1 CPU to decode, do not fit {where}, "
         f"{describe_nodes(nodes)}: {problem(nodes, demand)}; change {flags}{local}"
     )

@@ -98,14 +98,12 @@ class Cluster:
         """Start one node; returns its session id (the pid of its `ray start`). `ray start` gives a node
         30 s to register with the head, which a loaded machine can miss: the node is then killed and
         started again."""
-        for attempt in range(1, attempts + 1):
+        for _ in range(attempts - 1):
             try:
                 return self._start_node(head)
             except RuntimeError:
                 kill_session(self.nodes.pop())
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        return self._start_node(head)
 
     def _start_node(self, head: bool) -> int:
         base = free_port_block(PORTS_PER_NODE + WORKER_PORTS)
