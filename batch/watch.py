@@ -143,7 +143,7 @@ def pending_report(ray) -> str:  # noqa: ANN001 - the ray module
             for demand in status.resource_demands.ray_task_actor_demand
             for shape in demand.bundles_by_count
         ]
-        free = [free_text(node.resource_usage.usage) for node in status.active_nodes]
+        free = [free_text(node.resource_usage.usage) for node in [*status.active_nodes, *status.idle_nodes]]
     except Exception as error:  # noqa: BLE001 - the report is a courtesy; the stall is the error
         return f"Ray's status could not be read ({type(error).__name__})"
     waiting = ", ".join(demands) if demands else "nothing"

@@ -6,6 +6,7 @@ down at the end); every process of the killed run is ended by its id.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,22 @@ def test_results_equal_runtime_infer_and_bad_files_are_error_rows(local_ray, tin
             continue
         assert_same_predictions(row, reference)
         assert row["frames"] == 8 and row["sampling"] == "uniform" and row["model"]["file"] == tiny_onnx.name
+
+
+def test_the_stall_report_names_what_ray_has_waiting(local_ray):
+    """What the watchdog's line quotes, read from a real Ray: a task that asks for more CPUs than there
+    are waits, and is reported with its shape; the CPUs free per node follow."""
+    from batch.watch import pending_report
+
+    def nothing() -> None:
+        return None
+
+    waiting = local_ray.remote(num_cpus=3)(nothing).remote()
+    try:
+        deadline = time.monotonic() + 60
+        while "1 x {CPU: 3}" not in (report := pending_report(local_ray)):
+            assert time.monotonic() < deadline, report
+            time.sleep(0.2)
+        assert report.startswith("Ray reports waiting for resources: ") and "free per node: 2 CPU" in report
+    finally:
+        local_ray.cancel(waiting, force=True)
