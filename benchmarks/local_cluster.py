@@ -2,9 +2,9 @@
 `ray start --address` per extra node, token authentication on (RAY_AUTH_MODE=token with a token file).
 The tests and benchmarks.batch_cluster use it.
 
-Each node is a `ray start` in a session of its own, so a node is lost by killing its session's
-processes, and the cluster is stopped the same way (never `ray stop`, which would stop every Ray
-on the machine). Session files go to a short temporary folder (Ray's socket paths must stay under
+Each node is a `ray start` in a Unix process session of its own (setsid), so a node is lost by
+killing that process session's members, and the cluster is stopped the same way (never `ray stop`,
+which would stop every Ray on the machine). Ray's files go to a short temporary folder (Ray's socket paths must stay under
 107 characters) and every port is chosen free, so it collides neither with other tests nor with
 another Ray on the machine.
 """
