@@ -40,9 +40,10 @@ docs: venv
 	$(MKDOCS) build --strict --quiet -d $(SITE)
 	@echo "docs: $(SITE)/index.html"
 
-# The edit loop: everything but the tests marked slow (full-size models, end-to-end accuracy runs).
+# The edit loop: everything but the tests marked slow (full-size models, end-to-end accuracy runs) and extras
+# (pip installs of pairs of extras into fresh venvs).
 test-fast: venv
-	$(BIN)/python -m pytest -q tests -m "not slow" -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q tests -m "not slow and not extras" -n $(TEST_JOBS) --dist loadfile
 
 # The performance page's CPU tables (many minutes on 2 cores), published into benchmarks/results/.
 bench: venv

@@ -8,18 +8,22 @@ the paths already in the output's part files, so a rerun resumes and a finished 
 from __future__ import annotations
 
 import logging
+import queue
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batch import cluster, resources
 from batch.extra import import_ray
 from batch.inputs import list_inputs
 from batch.output import OutputDir
 from batch.schema import ModelId
-from batch.steps import Classify, ClassifyOptions, decode_video, write_part
+from batch.steps import ClassifyOptions, write_part
+from batch.watch import POLL_S, STATUS_EVERY_S, ClassifyCounted, JobStopped, Watch, decode_counted, start_tally
 from runtime import contract, open_model
 from runtime.artifact import KIND_ONNX, describe
 from runtime.backends import resolve_backend
@@ -50,7 +54,7 @@ class JobConfig:
     gpus_per_actor: float = 0.0
     cpus_per_actor: float | None = None  # default: 1 with GPUs, else a share that leaves a core to decode
     rows_per_file: int = 256  # rows per part file: what a kill can lose, at most, per writer
-    address: str | None = None  # None: a local Ray on this machine; "auto" or "ray://HOST:PORT"
+    address: str | None = None  # None: a local Ray on this machine; HOST:PORT, "auto" or "ray://HOST:PORT"
     num_cpus: int | None = None  # local Ray only; default all cores
     object_store_memory: int | None = None  # local Ray only; default Ray's
     providers: Sequence[str] | None = None
@@ -58,6 +62,8 @@ class JobConfig:
     backend: str = "auto"  # open_model's: the actors open the artifact on it
     precision: str = "fp32"
     limits: Limits = BATCH_LIMITS  # what one video may cost to decode
+    stall_timeout: float = 300.0  # seconds without a video decoded, classified or written: the job ends (exit 3)
+    status_every: float = STATUS_EVERY_S  # a status line this often when stderr is not a terminal
 
 
 @dataclass(frozen=True)
@@ -162,12 +168,6 @@ def job_record(model: ModelId, frames: int, config: JobConfig) -> dict[str, Any]
 # --- running (Ray) -------------------------------------------------------------------------------
 
 
-class JobStopped(StamError):
-    """Ray gave up on the job (a worker that cannot open the model, a lost cluster): rerun to resume."""
-
-    exit_code = 3
-
-
 def run_job(config: JobConfig) -> Summary:
     """Plan, then run what is left on Ray; a folder already complete starts no Ray at all."""
     plan = plan_job(config)
@@ -180,7 +180,7 @@ def run_job(config: JobConfig) -> Summary:
 
 
 def run_pending(plan: Plan, summary: Summary) -> None:
-    """Start (or join) Ray, stream the pipeline to its end, and stop what this call started."""
+    """Start (or join) Ray, check the job fits it, stream the pipeline to its end, and stop what this call started."""
     ray = import_ray()
     start = time.perf_counter()
     started_here = not ray.is_initialized()
@@ -188,7 +188,15 @@ def run_pending(plan: Plan, summary: Summary) -> None:
         init_ray(ray, plan.config)
     summary.startup_s = time.perf_counter() - start
     try:
-        consume(build_dataset(ray, plan), summary)
+        cpus_per_actor = fit_actors(ray, plan)
+        tally = start_tally(ray)
+        watch = Watch(
+            ray, tally, len(plan.pending), plan.config.stall_timeout, plan.config.out, plan.config.status_every
+        )
+        try:
+            consume(build_dataset(ray, plan, cpus_per_actor, tally), summary, watch)
+        finally:
+            watch.close()
     except ray.exceptions.RayError as error:
         if plan.config.verbose:
             raise
@@ -216,6 +224,7 @@ def init_ray(ray, config: JobConfig) -> None:
         import batch
         import runtime
 
+        cluster.probe(config.address)  # one line naming why the cluster cannot be joined, in seconds
         options.update(address=config.address, runtime_env={"py_modules": [batch, runtime]})
     else:
         options.update(
@@ -225,56 +234,69 @@ def init_ray(ray, config: JobConfig) -> None:
         ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = config.address or "this machine"
-        raise StamError(f"cannot start or join Ray on {where} ({error_line(error, last=True)})") from None
+        reason = cluster.version_mismatch(str(error)) or error_line(error, last=True)
+        raise StamError(f"cannot start or join Ray on {where} ({reason})") from None
     configure_data_logging(ray, config.verbose)
 
 
 def configure_data_logging(ray, verbose: bool) -> None:
-    """Ray Data's progress bars on a terminal only; its execution logs only with --verbose."""
+    """Ray Data's progress bars and execution logs only with --verbose (the job shows its own progress)."""
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = verbose or sys.stderr.isatty()
+    context.enable_progress_bars = verbose
     logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
     context.print_on_execution_start = verbose
 
 
-def actor_cpus(ray, config: JobConfig) -> float:
-    """CPUs each model actor reserves: 1 beside a GPU; on CPUs alone, a share that leaves at least
-    one core free for decoding (actors that held every core would starve the decode tasks)."""
-    if config.cpus_per_actor is not None:
-        return config.cpus_per_actor
-    if config.gpus_per_actor > 0:
-        return 1.0
-    cpus = ray.cluster_resources().get("CPU", 1.0)
-    return max(0.1, min(1.0, (cpus - 1.0) / config.actors))
+def decode_memory(plan: Plan) -> int:
+    """Bytes a decode task asks Ray for: its clip twice (decoded and serialized) plus FFmpeg's working memory."""
+    return 2 * plan.frames * 3 * contract.INPUT_SIZE * contract.INPUT_SIZE * 4 + DECODE_OVERHEAD
 
 
-def build_dataset(ray, plan: Plan):
+def fit_actors(ray, plan: Plan) -> float:
+    """The CPUs each model actor reserves, once the job is known to fit (resources.ResourceError, exit 2,
+    when it does not); one line says how the job runs."""
+    config = plan.config
+    nodes = resources.nodes_of(ray)
+    demand = resources.Demand(config.actors, 0.0, config.gpus_per_actor, decode_memory(plan))
+    where = f"the cluster at {config.address}" if config.address else "this machine"
+    share = resources.choose_cpus_per_actor(nodes, demand, config.cpus_per_actor, where)
+    gpus = f" and {config.gpus_per_actor:g} GPU" if config.gpus_per_actor else ""
+    print(
+        f"stam-batch: {len(plan.pending)} videos to classify on {resources.describe_nodes(nodes)}; "
+        f"{config.actors} model actor(s) of {share:g} CPU{gpus} each, decoding on the other CPUs",
+        file=sys.stderr,
+        flush=True,
+    )
+    return share
+
+
+def build_dataset(ray, plan: Plan, cpus_per_actor: float, tally):
     """list -> decode (tasks) -> classify (actor pool) -> write (tasks): a Dataset of part summaries."""
     config = plan.config
     per_block = max(PATHS_PER_BLOCK, -(-len(plan.pending) // MAX_BLOCKS))
     blocks = max(1, -(-len(plan.pending) // per_block))
     listing = ray.data.from_items([{"path": path} for path in plan.pending], override_num_blocks=blocks)
-    pixel_bytes = plan.frames * 3 * contract.INPUT_SIZE * contract.INPUT_SIZE * 4
     decoded = listing.map(
-        decode_video,
-        fn_kwargs={"num_frames": plan.frames, "sampling": config.sampling, "limits": config.limits},
-        num_cpus=1,
+        decode_counted,
+        fn_kwargs={"tally": tally, "num_frames": plan.frames, "sampling": config.sampling, "limits": config.limits},
+        num_cpus=resources.DECODE_CPUS,
         # The memory request keeps decoding in its own tasks (Ray would otherwise fuse it into the
         # model actors, serialising decode and inference) and bounds concurrent decodes per node.
-        memory=2 * pixel_bytes + DECODE_OVERHEAD,
+        memory=decode_memory(plan),
     )
     classified = decoded.map_batches(
-        Classify,
+        ClassifyCounted,
         fn_constructor_args=(
             str(Path(config.model).resolve()),
             plan.model.id,
             ClassifyOptions(config.topk, config.with_logits, config.providers, config.backend, config.precision),
         ),
+        fn_constructor_kwargs={"tally": tally},
         batch_size=plan.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=config.actors),
         num_gpus=config.gpus_per_actor or None,
-        num_cpus=actor_cpus(ray, config),
+        num_cpus=cpus_per_actor,
     )
     return classified.map_batches(
         write_part,
@@ -285,13 +307,55 @@ def build_dataset(ray, plan: Plan):
     )
 
 
-def consume(parts, summary: Summary) -> None:
-    """Drive the streaming execution and count what each written part holds."""
-    for batch in parts.iter_batches(batch_size=None, batch_format="pyarrow"):
-        summary.videos += sum(batch.column("videos").to_pylist())
-        summary.failures += sum(batch.column("failures").to_pylist())
-        summary.parts_written.extend(batch.column("part").to_pylist())
+def consume(parts, summary: Summary, watch: Watch) -> None:
+    """Drive the streaming execution (on a thread) and count what each written part holds; the watch
+    looks on between parts and ends a job that stalls, stopping the execution it started."""
+    results: queue.Queue = queue.Queue()
+    before = set(threading.enumerate())
+
+    def drain() -> None:
+        try:
+            for batch in parts.iter_batches(batch_size=None, batch_format="pyarrow"):
+                results.put(batch)
+            results.put(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the driver's thread, which raises it
+            results.put(error)
+
+    threading.Thread(target=drain, name="stam-batch-results", daemon=True).start()
+    try:
+        while (batch := next_batch(results, watch)) is not None:
+            videos = sum(batch.column("videos").to_pylist())
+            summary.videos += videos
+            summary.failures += sum(batch.column("failures").to_pylist())
+            summary.parts_written.extend(batch.column("part").to_pylist())
+            watch.written(videos)
+    except BaseException:
+        stop_executions(before)
+        raise
     summary.parts = len(summary.parts_written)
 
 
-__all__ = ["JobConfig", "Summary", "run_job", "plan_job", "StamError"]
+def next_batch(results: queue.Queue, watch: Watch):
+    """The next written-part summary (None at the end), ticking the watch while it waits."""
+    while True:
+        try:
+            batch = results.get(timeout=POLL_S)
+        except queue.Empty:
+            watch.tick()
+            continue
+        watch.tick()
+        if isinstance(batch, BaseException):
+            raise batch
+        return batch
+
+
+def stop_executions(before: set[threading.Thread]) -> None:
+    """Shut down the Ray Data executions this job started (each runs on a thread of its own), so that a
+    stalled job leaves nothing running in a Ray it did not start, nor anything that reconnects later."""
+    for thread in set(threading.enumerate()) - before:
+        shutdown = getattr(thread, "shutdown", None)
+        if type(thread).__name__ == "StreamingExecutor" and callable(shutdown):
+            shutdown(force=True)
+
+
+__all__ = ["JobConfig", "Summary", "run_job", "plan_job", "JobStopped", "StamError"]

@@ -57,12 +57,13 @@ class OutputDir:
         """Create the folder, drop temporaries of killed runs, and record or check the job's settings."""
         try:
             self.fs.create_dir(self.root, recursive=True)
-        except OSError as error:
-            raise StamError(f"{self.location}: cannot create the output folder ({error})") from None
-        for name in self._names():
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                self.fs.delete_file(self._join(name))
-        self._check_job(job)
+            for name in self._names():
+                if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                    self.fs.delete_file(self._join(name))
+            self._check_job(job)
+        except OSError as error:  # object stores: no such bucket, access denied, no endpoint
+            reason = " ".join(str(error).split())
+            raise StamError(f"{self.location}: cannot use the output folder ({reason})") from None
 
     def part_names(self) -> list[str]:
         return sorted(n for n in self._names() if n.startswith(PART_PREFIX) and n.endswith(PART_SUFFIX))

@@ -44,15 +44,32 @@ def is_video_name(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_SUFFIXES
 
 
+def storage_error(uri: str, error: OSError) -> StamError:
+    """One line for storage that refuses a request (access denied, no such bucket, no endpoint)."""
+    return StamError(f"{uri}: the storage refused the request ({' '.join(str(error).split())})")
+
+
 def uri_kind(uri: str) -> str:
-    """'file', 'directory' or 'missing', as the URI's filesystem reports it."""
+    """'file', 'directory' or 'missing', as the URI's filesystem reports it; a bucket that does not exist
+    or refuses access is a StamError (the whole input is unusable, not one video)."""
     from pyarrow import fs
 
     filesystem, path = resolve(uri)
-    info = filesystem.get_file_info(path)
-    if info.type == fs.FileType.Directory:
-        return "directory"
-    return "file" if info.type == fs.FileType.File else "missing"
+    try:
+        info = filesystem.get_file_info(path)
+        if info.type == fs.FileType.Directory:
+            return "directory"
+        if info.type == fs.FileType.File:
+            return "file"
+        bucket = path.split("/", 1)[0]
+        if (
+            not isinstance(filesystem, fs.LocalFileSystem)
+            and filesystem.get_file_info(bucket).type == fs.FileType.NotFound
+        ):
+            raise StamError(f"{uri}: the bucket {bucket!r} does not exist")
+    except OSError as error:
+        raise storage_error(uri, error) from None
+    return "missing"
 
 
 def list_uri_videos(uri: str) -> list[str]:
@@ -61,11 +78,11 @@ def list_uri_videos(uri: str) -> list[str]:
 
     filesystem, base = resolve(uri)
     selector = fs.FileSelector(base, recursive=True)
-    found = [
-        info.path
-        for info in filesystem.get_file_info(selector)
-        if info.type == fs.FileType.File and is_video_name(info.path)
-    ]
+    try:
+        infos = filesystem.get_file_info(selector)
+    except OSError as error:
+        raise storage_error(uri, error) from None
+    found = [info.path for info in infos if info.type == fs.FileType.File and is_video_name(info.path)]
     return sorted(join_uri(uri, path, base) for path in found)
 
 

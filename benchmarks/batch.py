@@ -58,10 +58,10 @@ def prepare_model(path: Path) -> Path:
     return path
 
 
-def timed(command: Sequence[str]) -> tuple[float, subprocess.CompletedProcess]:
+def timed(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds of one fresh process, and its output; a failure stops the benchmark."""
     start = time.perf_counter()
-    result = subprocess.run(list(command), cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(list(command), cwd=ROOT, capture_output=True, text=True, timeout=3600, env=env)
     seconds = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command[:4])} ... exited {result.returncode}: {result.stderr[-2000:]}")
@@ -90,8 +90,17 @@ def run_infer(model: Path, videos: list[Path], batch_size: int) -> dict[str, Any
     }
 
 
-def run_batch(model: Path, manifest: Path, out: Path, actors: int, batch_size: int) -> dict[str, Any]:
-    """One stam-batch job from an empty --out, then its rerun (nothing left to do)."""
+def run_batch(
+    model: Path,
+    manifest: Path,
+    out: Path,
+    actors: int,
+    batch_size: int,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One stam-batch job from an empty --out, then its rerun (nothing left to do); `extra` arguments
+    (e.g. --address) and environment (e.g. the cluster's token) as given."""
     shutil.rmtree(out, ignore_errors=True)
     command = [
         sys.executable,
@@ -105,10 +114,11 @@ def run_batch(model: Path, manifest: Path, out: Path, actors: int, batch_size: i
         str(actors),
         "--batch-size",
         str(batch_size),
+        *extra,
     ]
-    seconds, result = timed(command)
+    seconds, result = timed(command, env)
     startup = STARTUP_PATTERN.search(result.stderr)
-    rerun_seconds, rerun = timed(command)
+    rerun_seconds, rerun = timed(command, env)
     if "nothing to do" not in rerun.stderr:
         raise RuntimeError(f"the rerun of a finished job did work: {rerun.stderr[-500:]}")
     return {
@@ -158,20 +168,7 @@ def render(document: dict[str, Any]) -> str:
     ]
     rows = []
     for row in document["results"]:
-        startup = row.get("ray_startup_s")
-        after = row["videos"] / (row["wall_s"] - startup) if startup else None
-        cells = [
-            row["command"],
-            str(row["actors"] or "-"),
-            str(row["videos"]),
-            f"{row['wall_s']:.1f}",
-            f"{row['videos'] / row['wall_s']:.2f}",
-            f"{startup:.1f}" if startup else "-",
-            f"{after:.2f}" if after else "-",
-            number(row.get("decode_ms_mean"), 0),
-            number(row.get("infer_ms_mean"), 0),
-            number(row.get("rerun_s"), 1),
-        ]
+        cells = [row["command"], str(row["actors"] or "-"), *rate_cells(row)]
         rows.append(cells)
     lines = [markdown_table(header, rows), ""]
     lines.append(
@@ -180,6 +177,23 @@ def render(document: dict[str, Any]) -> str:
         f"Load average before: {document['load_before']}."
     )
     return "\n".join(lines)
+
+
+def rate_cells(row: dict[str, Any]) -> list[str]:
+    """videos, wall, videos/s, Ray start-up, videos/s after it, decode and model ms/video, rerun: the
+    columns every stam-batch table shares, computed from one result row."""
+    startup = row.get("ray_startup_s")
+    after = row["videos"] / (row["wall_s"] - startup) if startup else None
+    return [
+        str(row["videos"]),
+        f"{row['wall_s']:.1f}",
+        f"{row['videos'] / row['wall_s']:.2f}",
+        number(startup, 1),
+        number(after, 2),
+        number(row.get("decode_ms_mean"), 0),
+        number(row.get("infer_ms_mean"), 0),
+        number(row.get("rerun_s"), 1),
+    ]
 
 
 def versions(document: dict[str, Any]) -> str:
@@ -191,15 +205,29 @@ def number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=200)
-    parser.add_argument("--actors", default="1,2", help="comma-separated actor counts for stam-batch")
+def add_common_arguments(parser: argparse.ArgumentParser, videos: int) -> None:
+    """The options every stam-batch benchmark takes: the videos, the model, where to work and write."""
+    parser.add_argument("--videos", type=int, default=videos)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=ROOT / "artifacts" / "bench_batch")
     parser.add_argument("--model", type=Path, help="an ONNX model (default: the shipped motion model, exported)")
     parser.add_argument("--json", type=Path, help="write the results document here (and its .md table)")
     parser.add_argument("--render", type=Path, metavar="JSON", help="only print the table of a results document")
+
+
+def prepare_inputs(args: argparse.Namespace, manifest_name: str) -> tuple[list[Path], Path, Path]:
+    """(videos, model, a manifest listing the videos), generated or exported once in the work folder."""
+    videos = prepare_videos(args.workdir / "videos", args.videos)
+    model = args.model or prepare_model(args.workdir / "stam_motion.onnx")
+    manifest = args.workdir / manifest_name
+    manifest.write_text("".join(f"{path}\n" for path in videos))
+    return videos, model, manifest
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.splitlines()[0])
+    add_common_arguments(parser, videos=200)
+    parser.add_argument("--actors", default="1,2", help="comma-separated actor counts for stam-batch")
     return parser.parse_args(argv)
 
 
@@ -208,10 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render:
         print(render(json.loads(args.render.read_text())))
         return 0
-    videos = prepare_videos(args.workdir / "videos", args.videos)
-    model = args.model or prepare_model(args.workdir / "stam_motion.onnx")
-    manifest = args.workdir / "videos.txt"
-    manifest.write_text("".join(f"{path}\n" for path in videos))
+    videos, model, manifest = prepare_inputs(args, "videos.txt")
     document: dict[str, Any] = {
         "schema": "stam-deploy/batch/v1",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,6 +1,7 @@
 """The user-facing errors: each one prints as a single line, and command lines exit non-zero on them."""
 
 import importlib
+import importlib.util
 import sys
 import warnings
 from collections.abc import Callable
@@ -49,19 +50,45 @@ EXTRA_OF = {
 }
 
 
+def installed(module: str) -> bool:
+    """Whether `module` is present (found on the path), whether or not it imports."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a submodule whose parent is missing or fails to import
+        return False
+
+
+def import_failure(module: str, error: BaseException) -> str:
+    """`MODULE failed to import: ...`: one line for a library that is present but broken (most often
+    versions that do not fit together, e.g. a pandas built for numpy 2 beside numpy 1)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+    return f"{module} failed to import: {reason} (`pip check` lists versions that do not fit together)"
+
+
 def missing_extra(error: ModuleNotFoundError) -> str | None:
-    """The one-line answer to an optional library that is not installed; None for anything else (a bug)."""
-    root = (error.name or "").split(".")[0]
+    """The one-line answer to an optional library that is not installed, or that is installed but fails to
+    import (a submodule or a dependency of it missing); None for anything else (a bug)."""
+    name = error.name or ""
+    root = name.split(".")[0]
     extra = EXTRA_OF.get(root)
-    return f"this needs the {extra} extra ({root} is not installed): pip install -e '.[{extra}]'" if extra else None
+    if extra is None:
+        return None
+    if installed(root):
+        return import_failure(name, error)
+    return f"this needs the {extra} extra ({root} is not installed): pip install -e '.[{extra}]'"
 
 
 def require_extra(module: str, command: str, extra: str) -> ModuleType:
-    """Import an optional library, or tell the user in one line which extra brings it."""
+    """Import an optional library, or tell the user in one line which extra brings it; a library that is
+    installed but fails to import (versions that do not fit together) is reported as that failure."""
     try:
         return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(f"{command} needs the {extra} extra: pip install -e '.[{extra}]'") from None
+    except Exception as error:  # noqa: BLE001 - importing third-party code can raise anything
+        missing = error.name if isinstance(error, ModuleNotFoundError) and error.name else module
+        if not installed(missing):
+            raise MissingDependencyError(f"{command} needs the {extra} extra: pip install -e '.[{extra}]'") from None
+        raise MissingDependencyError(import_failure(module, error)) from None
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 (warnings' hook)

@@ -6,6 +6,7 @@ The Ray fixture is module-scoped and always shut down, so a test module costs on
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,15 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     (broken / "empty.mp4").write_bytes(b"")
     write_truncated(broken / "truncated.mp4", good[2], keep=0.05)
     return {"root": root, "videos": videos, "broken": broken, **{p.stem: p for p in good}}
+
+
+def copy_videos(corpus: dict[str, Path], folder: Path, count: int) -> Path:
+    """`count` copies of the corpus's good videos under distinct names in `folder`, for jobs worth killing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [corpus[name] for name in ("a", "b", "c", "d")]
+    for i in range(count):
+        shutil.copy(sources[i % 4], folder / f"v{i:02d}{sources[i % 4].suffix}")
+    return folder
 
 
 @pytest.fixture(scope="module")

@@ -69,17 +69,41 @@ def test_without_the_ray_extra_one_line_names_it():
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] == 'ray': raise ImportError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from batch.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
     )
-    result = subprocess.run(
+    result = run_with_finder(code)
+    assert (result.returncode, result.stderr) == (2, f"error: {RAY_EXTRA_HINT}\n")
+
+
+def run_with_finder(finder: str) -> subprocess.CompletedProcess:
+    """stam-batch in a fresh interpreter whose imports `finder` (code installing a meta path finder) changes."""
+    code = finder + "from batch.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run(
         [sys.executable, "-c", code, "m.onnx", "videos/", "--out", "o"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert (result.returncode, result.stderr) == (2, f"error: {RAY_EXTRA_HINT}\n")
+
+
+def test_an_installed_ray_data_that_fails_to_import_is_that_failure_not_a_missing_extra():
+    """numpy 1 under a pandas built for numpy 2: ray.data is present but raises on import."""
+    code = (
+        "import sys, importlib.abc, importlib.util\n"
+        "class Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        return importlib.util.spec_from_loader(name, self) if name == 'ray.data' else None\n"
+        "    def create_module(self, spec): return None\n"
+        "    def exec_module(self, module):\n"
+        "        raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n"
+        "sys.meta_path.insert(0, Broken())\n"
+    )
+    result = run_with_finder(code)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: ray.data failed to import: ValueError: numpy.dtype size changed, may indicate binary "
+        "incompatibility (`pip check` lists versions that do not fit together)\n",
+    )
 
 
 def test_the_runtime_imports_without_ray():

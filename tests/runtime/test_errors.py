@@ -6,7 +6,8 @@ import warnings
 
 import pytest
 
-from runtime.errors import ShapeError, run_cli
+from runtime import errors
+from runtime.errors import MissingDependencyError, ShapeError, require_extra, run_cli
 
 
 def fails_with(error: BaseException):
@@ -31,12 +32,52 @@ def test_user_errors_are_one_line(capsys):
         ("tensorrt_rtx", "rtx"),
     ],
 )
-def test_a_missing_optional_library_names_its_extra(module, extra, capsys):
+def test_a_missing_optional_library_names_its_extra(module, extra, capsys, monkeypatch):
+    monkeypatch.setattr(errors, "installed", lambda name: False)  # as on an install without the extra
     assert run_cli(fails_with(ModuleNotFoundError(f"No module named {module!r}", name=module)), None) == 2
     root = module.split(".")[0]
     assert capsys.readouterr().err == (
         f"error: this needs the {extra} extra ({root} is not installed): pip install -e '.[{extra}]'\n"
     )
+
+
+def test_an_installed_library_whose_submodule_is_missing_is_that_failure(capsys):
+    """ray is installed here (or not): a missing piece of it is reported as such, never as a missing extra."""
+    pytest.importorskip("ray")
+    error = ModuleNotFoundError("No module named 'ray.data.gone'", name="ray.data.gone")
+    assert run_cli(fails_with(error), None) == 2
+    assert capsys.readouterr().err == (
+        "error: ray.data.gone failed to import: ModuleNotFoundError: No module named 'ray.data.gone' "
+        "(`pip check` lists versions that do not fit together)\n"
+    )
+
+
+def write_module(folder, name: str, body: str) -> None:
+    (folder / f"{name}.py").write_text(body)
+
+
+def test_require_extra_tells_missing_from_broken(tmp_path, monkeypatch):
+    """Absent: the extra to install. Present but failing (any exception, here numpy's binary-size
+    ValueError): that failure. Present but needing an absent library: the extra that brings it."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(
+        tmp_path,
+        "stam_broken_lib",
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n",
+    )
+    write_module(tmp_path, "stam_needs_absent", "import stam_absent_dependency\n")
+    with pytest.raises(MissingDependencyError) as missing:
+        require_extra("stam_absent_lib", "stam-x", "x")
+    assert str(missing.value) == "stam-x needs the x extra: pip install -e '.[x]'"
+    with pytest.raises(MissingDependencyError) as broken:
+        require_extra("stam_broken_lib", "stam-x", "x")
+    assert str(broken.value) == (
+        "stam_broken_lib failed to import: ValueError: numpy.dtype size changed, may indicate binary "
+        "incompatibility (`pip check` lists versions that do not fit together)"
+    )
+    with pytest.raises(MissingDependencyError) as dependency:
+        require_extra("stam_needs_absent", "stam-x", "x")
+    assert str(dependency.value) == "stam-x needs the x extra: pip install -e '.[x]'"
 
 
 def test_a_missing_module_of_our_own_is_a_bug_and_propagates():

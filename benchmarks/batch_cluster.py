@@ -1,0 +1,119 @@
+"""stam-batch through a two-node Ray cluster on the loopback (head + one node, token authentication on).
+
+    python -m benchmarks.batch_cluster [--videos 100] [--cpus-per-node 1]
+        [--json benchmarks/results/batch_cluster_cpu.json]
+
+The cluster is started as docs/cluster.md says (`ray start --head`, `ray start --address`, a token
+file), the job runs as a fresh `stam-batch --address` process timed from launch to exit, then its
+rerun (nothing left: no Ray work), and the cluster is stopped (its processes, by their sessions).
+Same motion model and videos as benchmarks.batch. Results as JSON first; the table is rendered from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks.batch import add_common_arguments, prepare_inputs, rate_cells, run_batch
+from benchmarks.local_cluster import Cluster
+from benchmarks.report import describe_machine, machine_line
+
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+LIBRARIES = ("ray", "pyarrow", "onnxruntime", "av", "numpy")
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags of this CPU that matter to the model's kernels."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in FLAGS if flag in present]
+    return []
+
+
+def run_on_cluster(args: argparse.Namespace, model: Path, manifest: Path) -> tuple[dict[str, Any], float]:
+    """Start the cluster, run the job once (and its rerun), stop the cluster; (result row, cluster start-up s)."""
+    cluster = Cluster(cpus_per_node=args.cpus_per_node)
+    try:
+        start = time.perf_counter()
+        cluster.start_node(head=True)
+        cluster.start_node(head=False)
+        started = time.perf_counter() - start
+        extra = ["--address", cluster.address, "--actors", str(args.actors)]
+        row = run_batch(model, manifest, args.workdir / "out_cluster", args.actors, args.batch_size, extra, cluster.env)
+    finally:
+        cluster.stop()
+    row["command"] = f"stam-batch --address HEAD --actors {args.actors} --batch-size {args.batch_size}"
+    row["nodes"] = 2
+    row["cpus_per_node"] = args.cpus_per_node
+    return row, started
+
+
+def render(document: dict[str, Any]) -> str:
+    header = (
+        "| command | nodes x CPUs | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up "
+        "| decode ms/video | model ms/video | rerun, nothing new (s) |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    for row in document["results"]:
+        cells = [f"`{row['command']}`", f"{row['nodes']} x {row['cpus_per_node']}", *rate_cells(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = document["machine"]
+    flags = " ".join(machine.get("cpu_flags", [])) or "none of " + " ".join(FLAGS)
+    versions = ", ".join(f"{name} {version}" for name, version in document["versions"].items())
+    lines += [
+        "",
+        f"Two nodes on 127.0.0.1 (`ray start`, token authentication), started in {document['cluster_start_s']:.1f} s. "
+        f"Machine: {machine_line(machine)}; CPU flags: {flags}; {versions}. "
+        f"Load average before: {document['load_before']}. Measured {document['created']} by `{document['command']}`.",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.batch_cluster", description=__doc__.splitlines()[0])
+    add_common_arguments(parser, videos=100)
+    parser.add_argument("--actors", type=int, default=1)
+    parser.add_argument("--cpus-per-node", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return 0
+    videos, model, manifest = prepare_inputs(args, "videos_cluster.txt")
+    machine = describe_machine("cpu") | {"cpu_flags": cpu_flags()}
+    document: dict[str, Any] = {
+        "schema": "stam-deploy/batch-cluster/v1",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m benchmarks.batch_cluster " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "model": model.name,
+        "videos": len(videos),
+        "batch_size": args.batch_size,
+        "versions": {name: importlib_metadata.version(name) for name in LIBRARIES},
+    }
+    row, document["cluster_start_s"] = run_on_cluster(args, model, manifest)
+    document["results"] = [row]
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        args.json.with_suffix(".md").write_text(render(document) + "\n")
+    print(render(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
