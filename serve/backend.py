@@ -24,6 +24,7 @@ from runtime.contract import DimRange
 from runtime.errors import ShapeError, StamError, VideoError
 from runtime.results import VideoResult
 from serve.batching import Outcome, check_frames, one_line, run_grouped
+from serve.config import limits_from_parameters
 
 
 def read_parameters(args: dict[str, Any]) -> dict[str, str]:
@@ -84,6 +85,7 @@ class VideoModel(ServedArtifact):
         self.default_frames = int(self.parameters["default_frames"])
         self.default_topk = int(self.parameters["topk"])
         self.sampling = self.parameters["sampling"]
+        self.limits = limits_from_parameters(self.parameters)
 
     def execute(self, requests: list) -> list:
         decoded = [self._decode(request) for request in requests]
@@ -98,13 +100,15 @@ class VideoModel(ServedArtifact):
             if not self.frames.contains(frames):
                 raise ShapeError(f"frames={frames} is outside the model's range {self.frames.min}..{self.frames.max}")
             data = pb_utils.get_input_tensor_by_name(request, "video").as_numpy().reshape(-1)[0]
+            self.limits.check_bytes(len(data), "video")  # before the upload is written or decoded
             if not data:
                 raise VideoError("empty video (0 bytes)")
             with tempfile.NamedTemporaryFile(prefix="stam-serve-", suffix=".video") as file:
                 file.write(data)
                 file.flush()
+                del data  # the file holds it now: one copy per video being decoded, not two
                 try:
-                    pixels, notes = load_clip(file.name, frames, self.sampling)
+                    pixels, notes = load_clip(file.name, frames, self.sampling, limits=self.limits)
                 except VideoError as error:  # the client never saw our temporary file's name
                     raise VideoError(str(error).replace(file.name, "video")) from None
             return pixels[None], notes
