@@ -36,7 +36,7 @@ BACKEND_SHIMS = {"tensors": "TensorModel", "video": "VideoModel"}
 # Request/response objects Triton's gRPC front end keeps for reuse. A reused request keeps the
 # capacity of the largest upload it held, so the pool is kept small: at most this many uploads' worth.
 GRPC_ALLOCATION_POOL = 2
-# Triton's own bound on an HTTP request body; builds older than 2.58 do not have the option.
+# Triton's own bound on an HTTP request body; older builds (the one PyTriton 0.7 bundles) lack the option.
 HTTP_MAX_INPUT_OPTION = "--http-max-input-size"
 # An upload is sent as one BYTES tensor: the request around it (JSON header, tensor framing, the
 # optional frames/topk inputs) adds well under this much.
