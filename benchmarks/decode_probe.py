@@ -55,9 +55,15 @@ def decode(path: str, frames: int, limits_json: str) -> Probe:
     return Probe("ok", "", seconds, peak_rss_mb(), list(pixels.shape), span, notes)
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident memory (Linux reports KiB)."""
-    return resource.getrusage(who).ru_maxrss * KIB / 2**20
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM, which counts this program only (ru_maxrss would also
+    count the parent's pages that the child shared between fork and exec)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * KIB / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB / 2**20
 
 
 def probe_in_child(path: str | Path, frames: int, limits: dict, timeout_s: float) -> Probe:
