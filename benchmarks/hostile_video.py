@@ -17,7 +17,6 @@ import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,6 +25,7 @@ import numpy as np
 from benchmarks.synthetic_video import textured_frame, write_video
 
 HOURS_10 = 10 * 3600.0
+TEN_HOUR_TIMES = (0.0, HOURS_10 / 2, HOURS_10)
 GRAY_LEVEL = 100  # the flat picture's luma: any mid grey
 
 
@@ -78,33 +78,6 @@ def write_flat_h264(
     return path
 
 
-def write_encoded(
-    path: Path,
-    encoder: str,
-    pixel_format: str,
-    size: tuple[int, int],
-    frames: int,
-    *,
-    options: dict[str, str] | None = None,
-    timestamps: Sequence[float] | None = None,
-) -> Path:
-    """Textured frames through any encoder and pixel format PyAV has (PyAV converts from RGB)."""
-    width, height = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(encoder, rate=25, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
-        if timestamps is not None:
-            stream.codec_context.time_base = Fraction(1, 1000)
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(textured_frame(index, width, height), format="rgb24")
-            if timestamps is not None:
-                frame.pts, frame.time_base = round(timestamps[index] * 1000), Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
-
-
 def _good(folder: Path, sizes: Sizes) -> Path:
     """The ordinary clip that the truncated cases are cut from."""
     path = folder / "good.mp4"
@@ -134,14 +107,12 @@ def size_switch(folder: Path, sizes: Sizes) -> Path:
 
 def ten_hours(folder: Path, sizes: Sizes) -> Path:
     """Three small frames whose timestamps span 10 hours: a tiny file that declares hours of media."""
-    times = [0.0, HOURS_10 / 2, HOURS_10]
-    return write_encoded(folder / "ten_hours.mp4", "libx264", "yuv420p", (64, 48), len(times), timestamps=times)
+    return write_video(folder / "ten_hours.mp4", 3, 64, 48, frame_fn=textured_frame, timestamps=TEN_HOUR_TIMES)
 
 
 def ten_hours_mkv(folder: Path, sizes: Sizes) -> Path:
     """The same 10-hour span in Matroska (its own index and timestamps)."""
-    times = [0.0, HOURS_10 / 2, HOURS_10]
-    return write_encoded(folder / "ten_hours.mkv", "libx264", "yuv420p", (64, 48), len(times), timestamps=times)
+    return write_video(folder / "ten_hours.mkv", 3, 64, 48, frame_fn=textured_frame, timestamps=TEN_HOUR_TIMES)
 
 
 def tall(folder: Path, sizes: Sizes) -> Path:
@@ -153,16 +124,18 @@ def tall(folder: Path, sizes: Sizes) -> Path:
 def wide(folder: Path, sizes: Sizes) -> Path:
     """The extreme aspect ratio lying down, in FFV1 (which takes sizes libx264 refuses)."""
     height, width = sizes.tall
-    return write_encoded(folder / f"wide_{width}x{height}.mkv", "ffv1", "yuv420p", (width, height), 2)
+    return write_video(folder / f"wide_{width}x{height}.mkv", 2, width, height, codec="ffv1", frame_fn=textured_frame)
 
 
-def pixel_format(encoder: str, pix_fmt: str, suffix: str) -> Callable[[Path, Sizes], Path]:
-    """A short clip in an unusual pixel format or codec."""
+def pixel_format(codec: str, pix_fmt: str, suffix: str) -> Callable[[Path, Sizes], Path]:
+    """A short clip (8 textured frames) in an unusual pixel format or codec."""
 
     def write(folder: Path, sizes: Sizes) -> Path:
-        return write_encoded(folder / f"{encoder}_{pix_fmt}{suffix}", encoder, pix_fmt, sizes.good, 8)
+        width, height = sizes.good
+        path = folder / f"{codec}_{pix_fmt}{suffix}"
+        return write_video(path, 8, width, height, codec=codec, frame_fn=textured_frame, pixel_format=pix_fmt)
 
-    write.__doc__ = f"{encoder} in {pix_fmt}"
+    write.__doc__ = f"{codec} in {pix_fmt}"
     return write
 
 
@@ -210,7 +183,7 @@ def long_gop(folder: Path, sizes: Sizes) -> Path:
     """One GOP of thousands of 16x16 frames: every sampled frame must be decoded from the single keyframe."""
     frames = sizes.gop_frames
     options = {"x264-params": f"keyint={frames}:min-keyint={frames}:scenecut=0:bframes=0", "preset": "ultrafast"}
-    return write_encoded(folder / f"gop_{frames}.mp4", "libx264", "yuv420p", (16, 16), frames, options=options)
+    return write_video(folder / f"gop_{frames}.mp4", frames, 16, 16, frame_fn=textured_frame, codec_options=options)
 
 
 CASES: tuple[Case, ...] = (
@@ -220,9 +193,9 @@ CASES: tuple[Case, ...] = (
     Case("ten_hours_mkv", ten_hours_mkv, "duration"),
     Case("tall", tall, "pixels"),
     Case("wide_ffv1", wide, "pixels"),
-    Case("h264_yuv444p", pixel_format("libx264", "yuv444p", ".mp4"), "format"),
-    Case("h264_gray", pixel_format("libx264", "gray", ".mp4"), "format"),
-    Case("h264_yuv420p10le", pixel_format("libx264", "yuv420p10le", ".mp4"), "format"),
+    Case("h264_yuv444p", pixel_format("h264", "yuv444p", ".mp4"), "format"),
+    Case("h264_gray", pixel_format("h264", "gray", ".mp4"), "format"),
+    Case("h264_yuv420p10le", pixel_format("h264", "yuv420p10le", ".mp4"), "format"),
     Case("ffv1_yuv444p", pixel_format("ffv1", "yuv444p", ".mkv"), "format"),
     Case("png_rgb24", pixel_format("png", "rgb24", ".mov"), "format"),
     Case("truncated_half", truncated(0.5, faststart=False), "broken"),

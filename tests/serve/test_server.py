@@ -26,6 +26,7 @@ import tritonclient.grpc as grpcclient  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
+from benchmarks.serve_soak import process_tree  # noqa: E402
 from runtime import open_model  # noqa: E402
 from runtime.clips import load_clip  # noqa: E402
 from tests.serve.conftest import free_ports  # noqa: E402
@@ -66,25 +67,6 @@ class Server:
     def get(self, port: int, path: str) -> tuple[int, str]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
-
-
-def children_of(pid: int) -> list[int]:
-    """Every live descendant of `pid`, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [child for child, ppid in parents.items() if ppid == parent]
-        found += kids
-        frontier += kids
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -159,7 +141,7 @@ def started(motion_onnx_fp32, tmp_path_factory) -> Server:
 @pytest.fixture(scope="module")
 def server(started, expected) -> Server:
     wait_ready(started)
-    started.descendants = children_of(started.process.pid)
+    started.descendants = process_tree(started.process.pid)[1:]
     return started
 
 
