@@ -23,6 +23,7 @@ from runtime.clips import load_clip
 from runtime.contract import DimRange
 from runtime.errors import ShapeError, StamError, VideoError
 from runtime.results import VideoResult
+from runtime.side_by_side import decoders_per_video
 from serve.batching import Outcome, check_frames, one_line, run_grouped
 from serve.config import limits_from_parameters
 
@@ -86,6 +87,10 @@ class VideoModel(ServedArtifact):
         self.default_topk = int(self.parameters["topk"])
         self.sampling = self.parameters["sampling"]
         self.limits = limits_from_parameters(self.parameters)
+        # The decode workers share the CPUs: each video seeks on its share, so the decoders of all
+        # workers together (and the frame buffers each one holds) never outnumber the CPUs.
+        workers = sum(group.get("count", 1) for group in json.loads(args["model_config"]).get("instance_group", []))
+        self.decoders = decoders_per_video(max(1, workers))
 
     def execute(self, requests: list) -> list:
         decoded = [self._decode(request) for request in requests]
@@ -108,7 +113,9 @@ class VideoModel(ServedArtifact):
                 file.flush()
                 del data  # the file holds it now: one copy per video being decoded, not two
                 try:
-                    pixels, notes = load_clip(file.name, frames, self.sampling, limits=self.limits)
+                    pixels, notes = load_clip(
+                        file.name, frames, self.sampling, decoders=self.decoders, limits=self.limits
+                    )
                 except VideoError as error:  # the client never saw our temporary file's name
                     raise VideoError(str(error).replace(file.name, "video")) from None
             return pixels[None], notes
