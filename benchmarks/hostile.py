@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def serve_case(model: Path, good: Path, huge: Path, port: int) -> dict[str, Any]
         client.close()
     growth = round(peak - before.rss_mb, 1)
     return {
-        "limits": {**vars(limits)},
+        "limits": asdict(limits),
         "huge": {"outcome": huge_sent.outcome, "seconds": round(huge_sent.seconds, 2), "message": huge_sent.message},
         "good": {
             "sent": len(good_sent),
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hostile", description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="artifact (default: the shipped motion model, exported to ONNX)")
     parser.add_argument("--skip-serve", action="store_true", help="measure the command line only")
+    parser.add_argument("--huge-side", type=int, default=FULL.huge_side, help="side of the huge frames (default 8192)")
     parser.add_argument("--base-port", type=int, default=18950, help="the server's HTTP port; gRPC and metrics follow")
     parser.add_argument("--json", default=str(RESULT), help=f"where to write the results (default {RESULT})")
     return parser
@@ -210,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         work = Path(work_dir)
         model = Path(args.model) if args.model else prepare_model(work)
         clip_720p = write_video(work / "clip_720p.mp4", 150, 1280, 720, frame_fn=textured_frame)
-        huge, switch = huge_declared(work, FULL), size_switch(work, FULL)
+        sizes = replace(FULL, huge_side=args.huge_side)
+        huge, switch = huge_declared(work, sizes), size_switch(work, sizes)
         reference = infer(model, clip_720p)
         document: dict[str, Any] = {
             "schema": SCHEMA,
