@@ -145,7 +145,7 @@ def serve_case(model: Path, good: Path, huge: Path, port: int) -> dict[str, Any]
     with serve_bench.soak_server(args, model, limits, 2) as (server, name):
         client = Client(server.endpoints, name, frames)
         client.send("good", good.read_bytes(), "grpc")  # warm: the models have run once
-        with Monitor(server.process.pid, server.endpoints, time.monotonic()) as monitor:
+        with Monitor(server.process, server.endpoints, time.monotonic()) as monitor:
             before = monitor.sample()
             with ThreadPoolExecutor(GOOD_CONCURRENT + 1) as pool:
                 goods = [

@@ -354,7 +354,7 @@ def run_soak(args: argparse.Namespace) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     summary = document["summary"]
-    return 0 if summary["answered"] == summary["sent"] else 1
+    return 0 if summary["answered"] == summary["sent"] and summary["server_exit"] is None else 1
 
 
 def run(args: argparse.Namespace) -> int:

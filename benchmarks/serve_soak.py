@@ -252,11 +252,12 @@ def is_ready(endpoints) -> bool:
 
 
 class Monitor:
-    """Samples the tree every second on a thread until stopped."""
+    """Samples the tree every second on a thread until stopped; notes when the server process exits."""
 
-    def __init__(self, pid: int, endpoints, started: float):
-        self.pid, self.endpoints, self.started = pid, endpoints, started
+    def __init__(self, process, endpoints, started: float):
+        self.process, self.pid, self.endpoints, self.started = process, process.pid, endpoints, started
         self.samples: list[Sample] = []
+        self.exited_at: float | None = None
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="soak-monitor", daemon=True)
 
@@ -266,7 +267,16 @@ class Monitor:
     def _run(self) -> None:
         while not self.stopped.is_set():
             self.samples.append(self.sample())
+            if self.exited_at is None and self.process.poll() is not None:
+                self.exited_at = self.samples[-1].t
             self.stopped.wait(SAMPLE_EVERY_S)
+
+    def server_exit(self) -> dict[str, Any] | None:
+        """When (seconds into the load) and how the server exited, if it did."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        return {"t": self.exited_at, "code": code}
 
     def __enter__(self) -> Monitor:
         self.thread.start()
@@ -294,8 +304,9 @@ class Load:
     """C client threads. Each opens its own connections (the HTTP client is bound to the thread that made
     it), warms up, then sends back to back until the deadline, and closes only after the end sample."""
 
-    def __init__(self, count: int, endpoints, model: str, frames: int, payloads: dict[str, list[bytes]]):
-        self.endpoints, self.model, self.frames, self.payloads = endpoints, model, frames, payloads
+    def __init__(self, count: int, server, model: str, frames: int, payloads: dict[str, list[bytes]]):
+        self.server, self.endpoints, self.model, self.frames = server, server.endpoints, model, frames
+        self.payloads = payloads
         self.meeting = threading.Barrier(count + 1)  # everyone connected and warm; then everyone done
         self.go, self.release = threading.Event(), threading.Event()
         self.deadline = 0.0
@@ -310,8 +321,8 @@ class Load:
             self.meeting.wait()
             self.go.wait()
             for kind, data, protocol in schedule(index, self.payloads):
-                if time.monotonic() >= self.deadline:
-                    break
+                if time.monotonic() >= self.deadline or self.server.process.poll() is not None:
+                    break  # time is up, or the server is gone: nothing more would be answered
                 self.results[index].append(client.send(kind, data, protocol))
             self.meeting.wait()
             self.release.wait()
@@ -414,6 +425,11 @@ def render(summary: dict[str, Any]) -> str:
         f"server RSS MB: start {rss['start']}, peak {rss['peak']}, end {rss['end']}, "
         f"trend {rss['trend_mb_per_min']} MB/min; fds {fds['start']} -> {fds['end']}; "
         f"threads {threads['start']} -> {threads['end']}; not-ready samples {summary['not_ready_samples']}"
+        + (
+            f"\nthe server exited {exit_['t']} s into the load with code {exit_['code']}"
+            if (exit_ := summary.get("server_exit"))
+            else ""
+        )
     )
 
 
@@ -439,12 +455,13 @@ def soak(
     """Start the server, load it for `args.soak` minutes, and return the JSON document."""
     payloads = build_payloads(work, videos, args)
     with start_server(server_limits(args), args.decode_workers) as (server, model_name):
-        with Load(args.soak_clients, server.endpoints, model_name, frames, payloads) as load:
-            with Monitor(server.process.pid, server.endpoints, time.monotonic()) as monitor:
+        with Load(args.soak_clients, server, model_name, frames, payloads) as load:
+            with Monitor(server.process, server.endpoints, time.monotonic()) as monitor:
                 start = monitor.sample()
                 sent = load.run(args.soak * 60)
                 end = monitor.sample()
         summary = summarize(sent, start, end, monitor.samples)
+        summary["server_exit"] = monitor.server_exit()
     return {
         "schema": SCHEMA,
         "machine": describe_soak_machine(),
