@@ -63,6 +63,7 @@ def soak(motion_onnx_fp32, serve_videos, tmp_path_factory) -> tuple[int, dict]:
             str(result),
         ]
     )
+    assert result.is_file(), f"the soak exited with {code} before writing its results (its error is above)"
     return code, json.loads(result.read_text())
 
 
