@@ -11,6 +11,11 @@ the two modes' cells alternate, so load from other work on the host falls on bot
 reports the median throughput of its repeats and the percentiles of all its latencies.
 
     python -m benchmarks.serve --json benchmarks/results/serve_cpu.json
+
+`--soak MINUTES` runs a soak instead (benchmarks.serve_soak): one server under a steady mix of good
+and hostile videos over HTTP and gRPC, its memory, descriptors and threads watched throughout.
+
+    python -m benchmarks.serve --soak 30   # writes benchmarks/results/serve_soak_cpu.json
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks import serve_soak
 from benchmarks.report import describe_machine, machine_line, markdown_table, stamp, write_json
 from runtime.artifact import describe
 from runtime.errors import StamError, run_cli
+from runtime.limits import Limits
 from serve import config as triton_config
 from serve.server import Endpoints, ServeOptions, TritonServer
 
@@ -85,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=18600,
         help="first server's HTTP port; its gRPC and metrics follow, the second server's start 10 higher",
     )
-    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--json", help=f"write the results here (a soak's default: {serve_soak.RESULT})")
+    serve_soak.add_arguments(parser)
     return parser
 
 
@@ -313,7 +321,45 @@ def render_rows(cells: Sequence[Cell]) -> str:
     return markdown_table(HEADER, rows)
 
 
+@contextmanager
+def soak_server(
+    args: argparse.Namespace, model: Path, limits: Limits, decode_workers: int
+) -> Iterator[tuple[TritonServer, str]]:
+    """One dynamically batching server with these limits, ready; with its video model's name."""
+    name = triton_config.model_name(model)
+    batching = triton_config.Batching(args.max_batch, args.max_queue_delay_us, 1, True)
+    options = ServeOptions(model, name, batching, decode_workers=decode_workers, limits=limits)
+    endpoints = Endpoints("127.0.0.1", args.base_port, args.base_port + 1, args.base_port + 2)
+    with TritonServer(describe(model), options, endpoints) as server:
+        server.wait_ready(300)
+        yield server, name + triton_config.VIDEO_SUFFIX
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    """The soak: all answered, or exit 1."""
+    if args.soak <= 0 or args.soak_clients < 1 or args.decode_workers < 1:
+        raise StamError("--soak needs MINUTES > 0, --soak-clients >= 1 and --decode-workers >= 1")
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as work:
+        model = Path(args.model) if args.model else prepare_model(Path(work))
+        videos = sorted(Path(args.videos).rglob("*.mp4")) if args.videos else prepare_videos(Path(work))
+        frames = args.frames or describe(model).frames_trained
+
+        def start(limits: Limits, workers: int):
+            return soak_server(args, model, limits, workers)
+
+        document = serve_soak.soak(args, model, videos, frames, Path(work), start)
+    print(serve_soak.render(document["summary"]))
+    print(f"\n{machine_line(document['machine'])}; {document['command']}")
+    path = Path(args.json) if args.json else serve_soak.RESULT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(document, path, required=("schema", "machine", "command", "summary"))
+    summary = document["summary"]
+    return 0 if summary["answered"] == summary["sent"] and summary["server_exit"] is None else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.soak is not None:
+        return run_soak(args)
     clients = [int(value) for value in args.clients.split(",")]
     unknown = set(args.batching.split(",")) - set(MODES) | set(args.endpoints.split(",")) - set(ENDPOINTS)
     if unknown or min(clients) < 1 or args.requests < 1 or args.repeats < 1:
@@ -347,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.argv = argv  # the command the results document records
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as the results record it
     return run_cli(run, args)
 
 

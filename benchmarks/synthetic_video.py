@@ -34,6 +34,8 @@ CODECS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "av1": ("libsvtav1", "yuv420p", "yuv420p", {"preset": "11", "crf": "35"}),  # even sizes only
     "mpeg2": ("mpeg2video", "yuv420p", "yuv420p", {"q:v": "3", "bf": "2"}),  # even sizes only
     "mpeg4": ("mpeg4", "yuv420p", "yuv420p", {"q:v": "3", "bf": "2"}),  # even sizes only
+    "ffv1": ("ffv1", "yuv420p", "yuv444p", {}),  # lossless; takes sizes libx264 refuses
+    "png": ("png", "rgb24", "rgb24", {}),  # lossless RGB (in .mov or .avi)
 }
 
 
@@ -122,13 +124,15 @@ def write_video(
     timestamps: Sequence[float] | None = None,
     faststart: bool = False,
     codec_options: dict[str, str] | None = None,
+    pixel_format: str | None = None,
 ) -> Path:
     """Encode `num_frames` frames into `path` (container from the suffix) and return the path.
 
     `rotate` stores a display rotation in degrees counterclockwise (a phone held upright records
     landscape pixels with rotate=-90); `timestamps` (seconds, increasing) makes a variable frame rate;
     `faststart` puts an mp4's index before the data, as streaming encoders do; `codec_options` are
-    added to (or override) the codec's defaults, e.g. a GOP length for libx264.
+    added to (or override) the codec's defaults, e.g. a GOP length for libx264; `pixel_format`
+    overrides the codec's usual one (e.g. yuv420p10le or gray for libx264).
     """
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
@@ -143,7 +147,7 @@ def write_video(
         if not isinstance(stream, av.VideoStream):  # every entry of CODECS names a video encoder
             raise ValueError(f"{encoder} is not a video encoder")
         stream.width, stream.height = width, height
-        stream.pix_fmt = even_format if width % 2 == 0 and height % 2 == 0 else odd_format
+        stream.pix_fmt = pixel_format or (even_format if width % 2 == 0 and height % 2 == 0 else odd_format)
         if timestamps is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         if rotate is not None:

@@ -23,6 +23,7 @@ from runtime.clips import load_clip
 from runtime.contract import DimRange
 from runtime.errors import ShapeError, StamError, VideoError
 from runtime.results import VideoResult
+from runtime.side_by_side import decoders_per_video
 from serve.batching import Outcome, check_frames, one_line, run_grouped
 from serve.config import limits_from_parameter
 
@@ -88,6 +89,10 @@ class VideoModel(ServedArtifact):
         self.default_topk = int(self.parameters["topk"])
         self.sampling = self.parameters["sampling"]
         self.limits = limits_from_parameter(self.parameters["limits"])
+        # The decode workers share the CPUs: each video seeks on its share, so the decoders of all
+        # workers together (and the frame buffers each one holds) never outnumber the CPUs.
+        workers = sum(group.get("count", 1) for group in json.loads(args["model_config"]).get("instance_group", []))
+        self.decoders = decoders_per_video(max(1, workers))
 
     def execute(self, requests: list) -> list:
         decoded = [self._decode(request) for request in requests]
@@ -102,13 +107,17 @@ class VideoModel(ServedArtifact):
             if not self.frames.contains(frames):
                 raise ShapeError(f"frames={frames} is outside the model's range {self.frames.min}..{self.frames.max}")
             data = pb_utils.get_input_tensor_by_name(request, "video").as_numpy().reshape(-1)[0]
+            self.limits.check_bytes(len(data), "video")  # before the upload is written or decoded
             if not data:
                 raise VideoError("empty video (0 bytes)")
             with tempfile.NamedTemporaryFile(prefix="stam-serve-", suffix=".video") as file:
                 file.write(data)
                 file.flush()
+                del data  # the file holds it now: one copy per video being decoded, not two
                 try:
-                    pixels, notes = load_clip(file.name, frames, self.sampling, limits=self.limits)
+                    pixels, notes = load_clip(
+                        file.name, frames, self.sampling, decoders=self.decoders, limits=self.limits
+                    )
                 except VideoError as error:  # the client never saw our temporary file's name
                     raise VideoError(str(error).replace(file.name, "video")) from None
             return pixels[None], notes

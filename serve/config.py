@@ -25,7 +25,12 @@ LABELS_FILE = "labels.txt"
 VIDEO_SUFFIX = "_video"
 PLATFORMS = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
 MODEL_FILES = {"onnx": "model.onnx", "plan": "model.plan"}
+# An unbounded ONNX model still needs a ceiling on frames per request: 128 frames of one video are
+# 77 MB of float32 pixels, and a request for millions must be refused, not allocated.
 DEFAULT_MAX_FRAMES = contract.MAX_FRAMES
+# Videos waiting for a decode worker: each holds its upload (up to --max-video-bytes) in the server,
+# so the wait is bounded and the next one is refused at once ("Exceeds maximum queue size").
+DEFAULT_MAX_QUEUE = 32
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,13 @@ def tensor_model_config(
     return config
 
 
-def video_model_config(name: str, max_batch: int, batching: Batching, parameters: Mapping[str, str]):
-    """`video` BYTES [1] (+ optional `frames` INT32 [1], `topk` INT32 [1]) -> `labels` BYTES [-1], `probabilities` FP32 [-1], `notes` BYTES [-1]."""
+def video_model_config(
+    name: str, max_batch: int, batching: Batching, parameters: Mapping[str, str], max_queue: int | None = None
+):
+    """`video` BYTES [1] (+ optional `frames` INT32 [1], `topk` INT32 [1]) -> `labels` BYTES [-1], `probabilities` FP32 [-1], `notes` BYTES [-1].
+
+    `max_queue` bounds the videos waiting for a decode worker (dynamic batching only); None leaves it unbounded.
+    """
     from tritonclient.grpc import model_config_pb2 as pb
 
     config = pb.ModelConfig(name=name, backend="python", max_batch_size=max_batch)
@@ -154,6 +164,8 @@ def video_model_config(name: str, max_batch: int, batching: Batching, parameters
     config.output.add(name="notes", data_type=pb.TYPE_STRING, dims=[-1])
     if batching.dynamic:
         config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_us
+        if max_queue is not None:
+            config.dynamic_batching.default_queue_policy.max_queue_size = max_queue
     config.instance_group.add(count=batching.instances, kind=pb.ModelInstanceGroup.KIND_CPU)
     _set_parameters(config, parameters)
     return config

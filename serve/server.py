@@ -33,6 +33,14 @@ from serve import config as triton_config
 
 SERVE_EXTRA = "stam-serve needs the serve extra: pip install -e '.[serve]'"
 BACKEND_SHIMS = {"tensors": "TensorModel", "video": "VideoModel"}
+# Request/response objects Triton's gRPC front end keeps for reuse. A reused request keeps the
+# capacity of the largest upload it held, so the pool is kept small: at most this many uploads' worth.
+GRPC_ALLOCATION_POOL = 2
+# Triton's own bound on an HTTP request body; older builds (the one PyTriton 0.7 bundles) lack the option.
+HTTP_MAX_INPUT_OPTION = "--http-max-input-size"
+# An upload is sent as one BYTES tensor: the request around it (JSON header, tensor framing, the
+# optional frames/topk inputs) adds well under this much.
+REQUEST_OVERHEAD_BYTES = 1 << 16
 
 
 def import_pytriton_distribution() -> ModuleType:
@@ -75,6 +83,7 @@ class ServeOptions:
     backend: str = "auto"  # open_model's, resolved by stam-serve before the models load
     precision: str = "fp32"
     limits: Limits = SERVER_LIMITS  # what one uploaded video may cost to decode
+    max_queue: int | None = triton_config.DEFAULT_MAX_QUEUE  # videos waiting for a decode worker
 
 
 def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> None:
@@ -110,6 +119,7 @@ def write_repository(root: Path, info: ArtifactInfo, options: ServeOptions) -> N
             "limits": triton_config.limits_parameter(options.limits),
             **triton_config.open_parameters(options.backend, options.precision),
         },
+        max_queue=options.max_queue,
     )
     for kind, model in (("tensors", tensors), ("video", video)):
         directory = root / model.name
@@ -175,7 +185,25 @@ def server_arguments(
         f"--exit-timeout-secs={options.exit_timeout_s}",
         "--strict-readiness=true",
         f"--log-info={'true' if options.verbose else 'false'}",
+        *request_size_arguments(binary, options.limits),
     ]
+
+
+def supports_option(binary: Path, option: str) -> bool:
+    """Whether this tritonserver build knows a command-line option (its help text is in the binary)."""
+    needle = option.lstrip("-").encode()
+    try:
+        return needle in binary.read_bytes()
+    except OSError:
+        return False
+
+
+def request_size_arguments(binary: Path, limits: Limits) -> list[str]:
+    """Triton's own request-size bounds: the gRPC reuse pool always, the HTTP body where the build has it."""
+    arguments = [f"--grpc-infer-allocation-pool-size={GRPC_ALLOCATION_POOL}"]
+    if limits.max_video_bytes is not None and supports_option(binary, HTTP_MAX_INPUT_OPTION):
+        arguments.append(f"{HTTP_MAX_INPUT_OPTION}={limits.max_video_bytes + REQUEST_OVERHEAD_BYTES}")
+    return arguments
 
 
 def _die_with_parent() -> None:

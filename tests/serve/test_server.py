@@ -26,6 +26,7 @@ import tritonclient.grpc as grpcclient  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
+from benchmarks.serve_soak import process_tree  # noqa: E402
 from runtime import open_model  # noqa: E402
 from runtime.clips import load_clip  # noqa: E402
 from tests.serve.conftest import free_ports  # noqa: E402
@@ -66,25 +67,6 @@ class Server:
     def get(self, port: int, path: str) -> tuple[int, str]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
-
-
-def children_of(pid: int) -> list[int]:
-    """Every live descendant of `pid`, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [child for child, ppid in parents.items() if ppid == parent]
-        found += kids
-        frontier += kids
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -159,7 +141,7 @@ def started(motion_onnx_fp32, tmp_path_factory) -> Server:
 @pytest.fixture(scope="module")
 def server(started, expected) -> Server:
     wait_ready(started)
-    started.descendants = children_of(started.process.pid)
+    started.descendants = process_tree(started.process.pid)[1:]
     return started
 
 
@@ -335,13 +317,17 @@ def test_busy_port_is_refused_in_one_line(server, motion_onnx_fp32):
 
 
 def test_sigterm_finishes_in_flight_requests_and_leaves_nothing(server, serve_videos, expected):
-    """Last in this module: it stops the shared server."""
+    """Last in this module: it stops the shared server.
 
-    def one(path: Path) -> tuple[float, dict[str, float]]:
+    Requests in flight are those whose answers had not arrived when the signal was sent (counted then,
+    not timed); whether shutdown waited for its exit timeout is read from Triton's own log, not from
+    a clock on a loaded machine.
+    """
+
+    def one(path: Path) -> dict[str, float]:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
         try:
-            result = classify(client, grpcclient, path.read_bytes(), topk=9)
-            return time.monotonic(), result
+            return classify(client, grpcclient, path.read_bytes(), topk=9)
         finally:
             client.close()
 
@@ -349,13 +335,15 @@ def test_sigterm_finishes_in_flight_requests_and_leaves_nothing(server, serve_vi
     server.close_clients()  # idle ones: Triton's shutdown waits for open HTTP connections
     with ThreadPoolExecutor(max_workers=len(paths)) as pool:
         futures = [pool.submit(one, path) for path in paths]
-        wait(futures, return_when=FIRST_COMPLETED)  # the others are queued or running now
-        signalled = time.monotonic()
+        wait(futures, return_when=FIRST_COMPLETED)  # a batch is done: the others are queued or running
+        unanswered = sum(not future.done() for future in futures)
         server.process.send_signal(signal.SIGTERM)
         answers = [future.result() for future in futures]
-    for path, (_, result) in zip(paths, answers):
+    assert unanswered > 0, "every request was answered before SIGTERM: nothing was in flight"
+    for path, result in zip(paths, answers):
         check_same(result, expected[str(path)])
-    assert max(done for done, _ in answers) > signalled, "no request was still in flight at SIGTERM"
-    assert server.process.wait(timeout=60) == 0
-    assert time.monotonic() - signalled < 20, "shutdown waited for its exit timeout"
+    assert server.process.wait(timeout=120) == 0
+    log = server.log.read_text()
+    assert "Waiting for in-flight requests to complete" in log  # Triton drained on the signal...
+    assert "Exit timeout expired" not in log, "shutdown waited for its exit timeout"  # ...and did not time out
     assert not [pid for pid in server.descendants if alive(pid)]
