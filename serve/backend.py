@@ -21,9 +21,9 @@ import triton_python_backend_utils as pb_utils  # provided by the Triton Python 
 from runtime import contract, open_model
 from runtime.clips import load_clip
 from runtime.contract import DimRange
+from runtime.decode import decoders_per_video
 from runtime.errors import ShapeError, StamError, VideoError
 from runtime.results import VideoResult
-from runtime.side_by_side import decoders_per_video
 from serve.batching import Outcome, check_frames, one_line, run_grouped
 from serve.config import limits_from_parameter
 
