@@ -16,8 +16,8 @@ import pytest
 from benchmarks.decode_probe import Probe, probe_in_child
 from benchmarks.hostile_video import CASES, Sizes
 from benchmarks.synthetic_video import textured_frame
-from runtime.preprocess import preprocess
 from runtime.decode import sample_indices
+from runtime.preprocess import preprocess
 
 SMALL = Sizes(huge_side=1024, huge_frames=4, small=(64, 48), tall=(16, 2048), gop_frames=1000, good=(64, 48))
 LIMITS = {"max_pixels": 320 * 240, "max_duration": 3600.0, "max_video_bytes": 1 << 20, "decode_timeout": 20.0}
