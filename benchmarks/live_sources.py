@@ -1,4 +1,4 @@
-"""Live sources on the loopback, made from video files: MPEG-TS over TCP (FFmpeg's listen mode) and a
+"""Live sources on the loopback, made from video files: MPEG-TS over TCP  and a
 live HLS playlist served over HTTP, each remuxed (no re-encoding) at the file's own pace.
 
 `python -m benchmarks.live_sources ts FILE --port P` waits for one client on tcp://127.0.0.1:P and
@@ -30,6 +30,7 @@ import numpy as np
 
 PLAYLIST = "live.m3u8"
 LINGER_SECONDS = 30.0
+TS_PACKETS = 7 * 188  # bytes written at a time: what one UDP datagram of MPEG-TS carries
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ def free_port() -> int:
 
 def paced_packets(path: str, loops: int, stall_after: float | None, corrupt: tuple[float, float] | None) -> Iterator:
     """The video packets of `path`, `loops` times, each released when its time comes on the wall clock."""
-    started, offset, rng = time.monotonic(), 0.0, np.random.default_rng(0)
+    started, offset, rng = None, 0.0, np.random.default_rng(0)
     for _ in range(loops):
         with av.open(path) as reader:
             stream = reader.streams.video[0]
@@ -55,10 +56,13 @@ def paced_packets(path: str, loops: int, stall_after: float | None, corrupt: tup
                 last = max(last, media)
                 while stall_after is not None and media >= stall_after:
                     time.sleep(3600)  # hang with the connection open
-                time.sleep(max(0.0, started + media - time.monotonic()))
+                if started is not None:
+                    time.sleep(max(0.0, started + media - time.monotonic()))
                 if corrupt is not None and corrupt[0] <= media < corrupt[0] + corrupt[1]:
                     packet = damaged(packet, rng)
                 yield packet, stream, offset - base
+                if started is None:  # the first packet is written: a client is there, the clock starts
+                    started = time.monotonic() - media
             offset = last + 1.0 / float(stream.average_rate or 25)
 
 
@@ -88,10 +92,13 @@ def remux(writer: av.container.OutputContainer, packets: Iterator, written: Call
 
 
 def serve_ts(path: str, port: int, packets: Iterator) -> None:
-    url = f"tcp://127.0.0.1:{port}"
-    print(f"ready {url}", flush=True)
-    with av.open(f"{url}?listen=1", "w", format="mpegts") as writer:
-        remux(writer, packets)
+    """MPEG-TS to the first client of 127.0.0.1:`port` (a listening socket, so `ready` means listening)."""
+    with socket.create_server(("127.0.0.1", port)) as server:
+        print(f"ready tcp://127.0.0.1:{port}", flush=True)
+        connection, _ = server.accept()
+        with connection, connection.makefile("wb", buffering=0) as sink:
+            with av.open(sink, "w", format="mpegts", buffer_size=TS_PACKETS) as writer:
+                remux(writer, packets)
 
 
 def serve_hls(path: str, port: int, packets: Iterator, segment: float) -> None:
@@ -121,10 +128,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextmanager
 def live_source(
-    kind: str, video: str | Path, *, loops: int = 1, stall_after: float | None = None, extra: Sequence[str] = ()
+    kind: str,
+    video: str | Path,
+    *,
+    loops: int = 1,
+    stall_after: float | None = None,
+    extra: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start a source server subprocess; yields (URL, process) once it is ready; stops it by its id."""
-    command = [sys.executable, "-m", "benchmarks.live_sources", kind, str(video), "--port", str(free_port())]
+    """Start a source server subprocess (on `port`, default a free one); yields (URL, process) once it is
+    ready; stops it by its id."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "benchmarks.live_sources", kind, str(video), "--port", str(port)]
     command += ["--loop", str(loops), *extra]
     if stall_after is not None:
         command += ["--stall-after", str(stall_after)]

@@ -16,6 +16,7 @@ from runtime.errors import StamError
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp")
 RTSP_TRANSPORTS = ("tcp", "udp", "udp_multicast", "http")
 MICROSECONDS = 1_000_000
+PROBE_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Source:
             options.update(rtsp_transport=rtsp_transport, timeout=wait)
         elif self.scheme:
             options["rw_timeout"] = wait
+        if self.scheme:  # probe one second of a stream, not FFmpeg's five: the first window comes sooner
+            options["analyzeduration"] = str(PROBE_SECONDS * MICROSECONDS)
         return {**options, **self.options}
 
 
