@@ -156,7 +156,7 @@ class SourceReader:
             guard = Guard(source.name, settings.limits, deadline, self.stop)
             lost: list[str] = []
             fed = self._packets(container, stream, guard, lost)
-            sampler = _Sampler(self, nominal_rate(stream))
+            sampler = _Sampler(self, stream)
             while not self.stop.is_set():
                 notes: list[str] = []
                 for decoded in decode(stream, fed, guard, Policy.STOP, notes=notes):
@@ -221,22 +221,32 @@ class SourceReader:
 class _Sampler:
     """The samples of one connection: clock times, pacing, runs and corrupt stretches."""
 
-    def __init__(self, reader: SourceReader, rate: float):
-        self.reader, self.period = reader, 1.0 / rate
+    def __init__(self, reader: SourceReader, stream: av.video.stream.VideoStream):
+        self.reader, self.period, self.time_base = reader, 1.0 / nominal_rate(stream), stream.time_base
         self.origin: float | None = None  # stream time of this connection's first frame
         self.offset = 0.0  # clock time of that frame
         self.wall_origin = 0.0
         self.shown: _Shown | None = None
         self.broken = False  # after a corrupt stretch: nothing until a clean keyframe
 
+    def seconds(self, decoded: DecodedFrame) -> float:
+        """The frame's stream time. Frames decoded after a decoding error may come without a time base, and
+        the loop then times them by their count in that decode; their timestamp in the stream's time base
+        is still right."""
+        frame = decoded.frame
+        if frame.time_base is None and frame.pts is not None and self.time_base is not None:
+            return float(frame.pts * self.time_base)
+        return decoded.time
+
     def clock(self, decoded: DecodedFrame) -> float:
         reader = self.reader
+        seconds = self.seconds(decoded)
         if self.origin is None:
-            self.origin, self.wall_origin = decoded.time, time.monotonic()
+            self.origin, self.wall_origin = seconds, time.monotonic()
             if reader._clock_end is not None:  # the clock continues across the gap
                 self.offset = reader._clock_end + max(0.0, self.wall_origin - reader._wall_end)
             reader._connected(decoded, self.offset)
-        return self.offset + decoded.time - self.origin
+        return self.offset + seconds - self.origin
 
     def frame(self, decoded: DecodedFrame) -> None:
         reader = self.reader
