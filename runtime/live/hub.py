@@ -7,7 +7,9 @@ in `dropped`) and starts a new run: the ring buffer of that source restarts at t
 window spans the dropped stretch, and the next window comes T samples later, made of fresh frames.
 Dropping the backlog rather than one sample at a time matters: single drops would cut every run short
 of T samples under sustained overload, and no window would ever complete. Files read as fast as the
-model goes (not `--realtime`) never drop: their reader waits for room instead.
+model goes (not `--realtime`) never drop: their reader waits for room instead. A run reaches T samples
+before its backlog overflows only while the model takes at least T / (T + depth) of a source's
+samples: the depth trades the latency bound for windows under heavier overload.
 """
 
 from __future__ import annotations
