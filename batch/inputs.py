@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from batch import sources
+from runtime.decode import list_videos
 from runtime.errors import StamError
-from runtime.video import list_videos
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".parquet")
 PATH_COLUMN = "path"

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from runtime.decode import VIDEO_SUFFIXES
 from runtime.errors import StamError, VideoError
-from runtime.video import VIDEO_SUFFIXES
 
 
 def is_uri(path: str) -> bool:

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from runtime import clips
+from runtime.decode import SAMPLING_MODES, list_videos
 from runtime.errors import ArtifactError, StamError, run_cli
 from runtime.infer import positive_int
 from runtime.labels import load_labels
 from runtime.pipeline import run_clips, run_in_memory
 from runtime.progress import progress_bar
-from runtime.video import SAMPLING_MODES, list_videos
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 TOP_CONFUSIONS = 10

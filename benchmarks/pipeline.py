@@ -1,7 +1,7 @@
 """`python -m benchmarks.pipeline`: per-video time of decode + sample + preprocess, ours against torchvision's way.
 
 Clips are synthetic 10 s videos (H.264, 30 fps) at 340p and 720p, T frames sampled. "ours" is
-`runtime.video.read_frames` + `runtime.preprocess.preprocess` (count packets, decode once with
+`runtime.decode.read_frames` + `runtime.preprocess.preprocess` (count packets, decode once with
 frame threads, RGB only for the sampled frames). "reference" is what torchvision's VideoClips does
 for the first clip of a video: list every frame's timestamp, decode the clip from its first to its
 last sampled frame converting every frame to RGB, index the sampled ones, then per frame PIL
@@ -40,9 +40,9 @@ from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
 from runtime.backends import BACKENDS
 from runtime.contract import INPUT_SIZE
+from runtime.decode import read_frames, sample_indices
 from runtime.errors import require_extra, run_cli
 from runtime.preprocess import crop_box, preprocess, resized_size
-from runtime.video import read_frames, sample_indices
 
 SCHEMA = "stam-deploy/pipeline/v1"
 CLIPS = {"340p": (454, 340), "720p": (1280, 720)}  # name -> (width, height)

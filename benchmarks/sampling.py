@@ -6,7 +6,7 @@ takes long, so a 60 s segment is encoded once per GOP and longer videos repeat i
 packets with shifted timestamps (closed GOPs, the segment a whole number of GOPs: one valid stream,
 decoding cost per frame as for fresh content). They are written once into the cache folder and reused.
 
-"seek" is `runtime.video.read_clip` (on these mp4s: the frame count from the sample index, then for
+"seek" is `runtime.decode.read_clip` (on these mp4s: the frame count from the sample index, then for
 each sampled frame a window of packets and a decode from the keyframe before it), with --decoders
 containers decoding separate windows side by side (default: as read_clip, the CPUs up to 8), and
 again with one decoder ("seek, 1 decoder") when that differs; "from start" is
@@ -36,9 +36,8 @@ import numpy as np
 from benchmarks import report
 from benchmarks.synthetic_video import textured_frame, write_video
 from benchmarks.timing import summarize
+from runtime.decode import decoders_per_video, read_clip, read_clip_without_seeking
 from runtime.errors import StamError, run_cli
-from runtime.side_by_side import decoders_per_video
-from runtime.video import read_clip, read_clip_without_seeking
 
 SCHEMA = "stam-deploy/sampling/v1"
 WIDTH, HEIGHT, FPS = 454, 340, 30

@@ -98,7 +98,7 @@ def full_video_hit_rate(samples: int, window: int, stride: int) -> float:
 
 
 def measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
-    from runtime.stream import FrameStream
+    from runtime.decode import FrameStream
 
     whole, frames_part = export_pair(args.model, directory)
     video = args.video or long_video(directory, args.minutes, tuple(args.size), args.video_fps)

@@ -36,7 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="range estimator (default: entropy for int8, minmax for fp8)",
     )
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the model's trained T)")
-    parser.add_argument("--sampling", default="uniform", help="runtime.video sampling mode (default uniform)")
+    parser.add_argument("--sampling", default="uniform", help="runtime.decode sampling mode (default uniform)")
     parser.add_argument(
         "--cache", type=Path, default=default_cache(), help="preprocessed-clip cache (default %(default)s)"
     )

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import clips
-from runtime import video as runtime_video
+from runtime import clips, decode
 from runtime.errors import StamError, VideoError
 
 CACHE_VERSION = 1  # bump when runtime sampling or preprocessing changes what a clip holds
@@ -29,9 +28,9 @@ def list_videos(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise VideoError(f"{directory}: not a directory")
-    videos = runtime_video.list_videos(directory)
+    videos = decode.list_videos(directory)
     if not videos:
-        raise VideoError(f"{directory}: no videos found (looked for {', '.join(runtime_video.VIDEO_SUFFIXES)})")
+        raise VideoError(f"{directory}: no videos found (looked for {', '.join(decode.VIDEO_SUFFIXES)})")
     return videos
 
 

@@ -14,10 +14,10 @@ from time import perf_counter
 
 import numpy as np
 
+from runtime.decode import read_clip
 from runtime.errors import VideoError
 from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
-from runtime.video import read_clip
 
 
 def load_clip(
@@ -32,7 +32,7 @@ def load_clip(
 ) -> tuple[np.ndarray, list[str]]:
     """(T, 3, 224, 224) float32 pixels, and why the frames differ from `mode` (e.g. a short video).
 
-    `decoders` is how many decoders seek a long video side by side (runtime.video.read_clip).
+    `decoders` is how many decoders seek a long video side by side (runtime.decode.read_clip).
     `limits` bounds what one video may cost (runtime.limits): the server and batch jobs pass stricter ones.
     `on_stage` receives the seconds spent decoding and preprocessing (the pipeline benchmark's hook).
     """

@@ -21,12 +21,11 @@ from runtime.backends import BACKENDS, open_model
 from runtime.backends.base import Model
 from runtime.backends.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from runtime.contract import trained_frames_range
+from runtime.decode import decoders_per_video, list_videos
 from runtime.errors import StamError, run_cli
 from runtime.pipeline import min_batch, run_clips
 from runtime.progress import progress_bar
 from runtime.results import VideoResult, render_table
-from runtime.side_by_side import decoders_per_video
-from runtime.video import list_videos
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The timeline of a long video: a label per time window, each frame embedded once.
 
-Frames at times k/F are streamed (runtime.stream), preprocessed and embedded in chunks by the
+Frames at times k/F are streamed (runtime.decode.stream), preprocessed and embedded in chunks by the
 frames part; their embeddings go into a ring buffer of the last T; every S samples the last T
 embeddings form a window, and windows go through the temporal part in batches. With a whole-model
 artifact the ring holds preprocessed frames and each window runs the whole network (no cache).
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.batching import pad_batch
+from runtime.decode import FrameStream, TimedFrame
 from runtime.errors import VideoError
 from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
 from runtime.results import Prediction
 from runtime.split import WindowModel
-from runtime.stream import FrameStream, TimedFrame
 from runtime.windows import Ring, TimelineOptions, top_k
 
 CHUNK_FRAMES = 8  # frames per embedding call: enough to amortise a call, little latency

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from runtime.decode.sampling import REFERENCE_SECONDS  # the reference rate: T frames over 10 s
 from runtime.results import Prediction, label_for, softmax
-from runtime.video import REFERENCE_SECONDS  # the reference rate: T frames over 10 s
 
 
 @dataclass(frozen=True)

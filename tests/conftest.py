@@ -27,8 +27,8 @@ from filelock import FileLock
 
 from benchmarks.motion import HELD_OUT_SEED, SHIPPED_CHECKPOINT
 from benchmarks.motion.generate import CLASSES, generate
+from runtime.decode import read_frames
 from runtime.preprocess import preprocess
-from runtime.video import read_frames
 
 TINY_CLASSES = 10
 

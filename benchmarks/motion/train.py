@@ -33,8 +33,8 @@ from benchmarks.motion import SHIPPED_CHECKPOINT, TRAIN_SEED
 from benchmarks.motion.generate import CLASSES, MIRRORED_X, REVERSED, VideoSpec, generate, plan_dataset, spec_motion
 from export.checkpoint import save_checkpoint
 from export.model import Stam, create_model
+from runtime.decode import read_clip
 from runtime.preprocess import crop_box, preprocess, resized_size
-from runtime.video import read_clip
 
 # stam_tiny's structure; 32-pixel patches make a step four times cheaper than 16 on a CPU.
 MODEL_OVERRIDES = dict(patch_size=32, embed_dim=96, mlp_hidden=384, temporal_ff=192)

@@ -32,6 +32,12 @@ Container = av.container.InputContainer
 Decoder = tuple[Container, Stream]
 
 
+def list_videos(directory: str | Path) -> list[Path]:
+    """Video files under `directory` (recursively, by suffix, case-insensitive), sorted by path."""
+    root = Path(directory)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
 def is_file_source(source: str, format: str | None = None) -> bool:
     """A path on disk, as opposed to a URL (rtsp://, srt://, udp://, http://...) or a device."""
     return format is None and "://" not in source

@@ -17,12 +17,16 @@ caller's `Policy`:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import av
+import numpy as np
+import numpy.typing as npt
 
 from runtime.decode.container import Container, Stream, nominal_rate, opened, reason, set_threads, video_stream
 from runtime.errors import VideoError
@@ -58,6 +62,7 @@ class Guard:
     limits: Limits = CLI_LIMITS
     deadline: Deadline | None = None
     stop: threading.Event | None = None
+    origin: float | None = None  # media time is counted from here (seconds); None: from the first frame
 
     @classmethod
     def start(cls, where: str, limits: Limits = CLI_LIMITS, stop: threading.Event | None = None) -> Guard:
@@ -93,16 +98,15 @@ def decode(
     policy: Policy,
     *,
     notes: list[str] | None = None,
-    origin: float | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode `fed` packets of `stream`, then drain the decoder; frames in presentation order.
 
     Errors raised by `fed` (demuxing) or by the decoder follow `policy`; STOP appends its note to
-    `notes`. A set stop event ends the frames without draining. Each frame is checked against `guard.limits` before it is yielded: its size, and its
-    time past `origin` (default: the first frame's time). A frame without a timestamp is timed by
-    its count at the stream's nominal rate.
+    `notes`. A set stop event ends the frames without draining. Each frame is checked against
+    `guard.limits` before it is yielded: its size, and its time past `guard.origin` (default: the
+    first frame's time). A frame without a timestamp is timed by its count at the stream's nominal rate.
     """
-    feed, count, first, last = iter(fed), 0, origin, None
+    feed, count, first, last = iter(fed), 0, guard.origin, None
     while True:
         try:
             packet = next(feed)
@@ -148,7 +152,7 @@ def frames(
     format: str | None = None,
     open_timeout: float | None = None,
     read_timeout: float | None = None,
-) -> Iterator[DecodedFrame]:
+) -> Generator[DecodedFrame, None, None]:
     """Every frame of a source's first video stream, with its presentation time in seconds.
 
     `source`: an open container (left open: its owner closes it; its video stream is checked and
@@ -161,33 +165,37 @@ def frames(
     error ends the frames with a note appended to `notes`, never an exception. `limits` are
     checked on the declared stream before the decoder opens and on every frame (LimitExceeded,
     with the container released); `guard` carries them with a decode deadline already running
-    (default: `Guard.start(source, limits, stop)`, a clock starting now). `stop` is checked on
-    every packet: setting it ends the frames after the packet in hand. `threads` is FFmpeg's
+    and replaces `limits` and `stop` (default: `Guard.start(source, limits, stop)`, a clock starting
+    now). The stop event is checked on every packet: setting it ends the frames after the packet in
+    hand, without draining the decoder. `threads` is FFmpeg's
     thread type (runtime.decode.container.THREAD_TYPES), on at most MAX_DECODER_THREADS threads.
     """
     name = source.name if isinstance(source, av.container.InputContainer) else str(source)
     guard = guard or Guard.start(name, limits, stop)
-    if isinstance(source, av.container.InputContainer):
-        yield from _frames_of(source, guard, policy, notes, threads)
-        return
-    with opened(
-        source,
-        threads,
-        guard.limits,
-        options=options,
-        format=format,
-        open_timeout=open_timeout,
-        read_timeout=read_timeout,
-    ) as (container, stream):
+    timeouts = {"open_timeout": open_timeout, "read_timeout": read_timeout}
+    with _decoder(source, guard, threads, options=options, format=format, **timeouts) as (container, stream):
         yield from decode(stream, packets(container, stream, guard), guard, policy, notes=notes)
 
 
-def _frames_of(
-    container: Container, guard: Guard, policy: Policy, notes: list[str] | None, threads: str
-) -> Iterator[DecodedFrame]:
-    stream = video_stream(container, guard.where, guard.limits)
+@contextmanager
+def _decoder(
+    source: Container | str | Path, guard: Guard, threads: str, **opening: Any
+) -> Iterator[tuple[Container, Stream]]:
+    """The source's video stream, checked and set up: an open container borrowed (not closed), else opened here."""
+    if not isinstance(source, av.container.InputContainer):
+        with opened(source, threads, guard.limits, **opening) as decoder:
+            yield decoder
+        return
+    stream = video_stream(source, guard.where, guard.limits)
     set_threads(stream, threads)
-    yield from decode(stream, packets(container, stream, guard), guard, policy, notes=notes)
+    yield source, stream
+
+
+def upright_rgb(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
+    """RGB pixels (H, W, 3) uint8 turned as the display matrix says (frame.rotation is counterclockwise degrees)."""
+    image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    quarter_turns = round(frame.rotation / 90) % 4
+    return np.rot90(image, quarter_turns) if quarter_turns else image
 
 
 def _checked(frame: av.VideoFrame, count: int, stream: Stream, guard: Guard, first: float | None) -> DecodedFrame:
@@ -201,8 +209,9 @@ def _checked(frame: av.VideoFrame, count: int, stream: Stream, guard: Guard, fir
 
 def frame_time(frame: av.VideoFrame, count: int, stream: Stream) -> float:
     """Presentation time in seconds; the frame's count at the nominal rate when it has no timestamp."""
-    if frame.pts is not None and frame.time_base is not None:
-        return float(frame.pts * frame.time_base)
+    time_base = frame.time_base or stream.time_base  # frames drained from the decoder carry none
+    if frame.pts is not None and time_base is not None:
+        return float(frame.pts * time_base)
     return count / nominal_rate(stream)
 
 

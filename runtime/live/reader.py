@@ -26,15 +26,14 @@ import av
 from numpy.typing import NDArray
 
 from runtime.decode.container import nominal_rate, opened, reason
-from runtime.decode.loop import DecodedFrame, Guard, Policy, decode, packets
+from runtime.decode.loop import DecodedFrame, Guard, Policy, decode, packets, upright_rgb
+from runtime.decode.stream import TIME_EPSILON
 from runtime.errors import VideoError
 from runtime.limits import LimitExceeded, Limits
 from runtime.live.hub import Hub, Sample
 from runtime.live.records import EventRecord
 from runtime.live.sources import Source
 from runtime.preprocess import preprocess
-from runtime.stream import TIME_EPSILON
-from runtime.video import _upright_rgb
 from runtime.windows import TimelineOptions
 
 FIRST_BACKOFF = 0.5  # seconds before the first reconnection attempt; doubles up to the maximum
@@ -213,7 +212,7 @@ class SourceReader:
         if not windows.wanted(index - self._run_start):
             return
         if shown.pixels is None:
-            shown.pixels = preprocess(_upright_rgb(shown.frame)[None])[0]
+            shown.pixels = preprocess(upright_rgb(shown.frame)[None])[0]
         sample = Sample(self.index, index, self._run_start, shown.arrival, shown.pixels)
         self.hub.put(sample, wait=not self.live, stop=self.stop)
 
@@ -222,25 +221,16 @@ class _Sampler:
     """The samples of one connection: clock times, pacing, runs and corrupt stretches."""
 
     def __init__(self, reader: SourceReader, stream: av.video.stream.VideoStream):
-        self.reader, self.period, self.time_base = reader, 1.0 / nominal_rate(stream), stream.time_base
+        self.reader, self.period = reader, 1.0 / nominal_rate(stream)
         self.origin: float | None = None  # stream time of this connection's first frame
         self.offset = 0.0  # clock time of that frame
         self.wall_origin = 0.0
         self.shown: _Shown | None = None
         self.broken = False  # after a corrupt stretch: nothing until a clean keyframe
 
-    def seconds(self, decoded: DecodedFrame) -> float:
-        """The frame's stream time. Frames decoded after a decoding error may come without a time base, and
-        the loop then times them by their count in that decode; their timestamp in the stream's time base
-        is still right."""
-        frame = decoded.frame
-        if frame.time_base is None and frame.pts is not None and self.time_base is not None:
-            return float(frame.pts * self.time_base)
-        return decoded.time
-
     def clock(self, decoded: DecodedFrame) -> float:
         reader = self.reader
-        seconds = self.seconds(decoded)
+        seconds = decoded.time
         if self.origin is None:
             self.origin, self.wall_origin = seconds, time.monotonic()
             if reader._clock_end is not None:  # the clock continues across the gap

@@ -1,6 +1,6 @@
 """Accuracy gates of the shipped motion model on held-out videos, through the full runtime path.
 
-Encoded videos -> runtime.video.read_frames -> runtime.preprocess -> ONNX Runtime or OpenVINO (the
+Encoded videos -> runtime.decode.read_frames -> runtime.preprocess -> ONNX Runtime or OpenVINO (the
 `motion_clips` fixture decodes once; the last test runs `python -m runtime.infer` end to end).
 OpenVINO is gated like ONNX Runtime: fp32 agrees with PyTorch, bf16 (where the CPU has it) is held
 to the fp16 bound, INT8 (the same Q/DQ graph) to the INT8 bound.

@@ -73,7 +73,7 @@ def test_rendering_and_encoding_are_deterministic(tmp_path):
 
 
 def test_written_video_reads_back_through_the_runtime(tmp_path):
-    from runtime.video import read_frames
+    from runtime.decode import read_frames
 
     spec = replace(plan_dataset(1, 0)[0], width=161, height=121, num_frames=20)  # odd sides: yuv444p
     frames = render(spec)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks.sampling import _options, _repeat, parse_args, render_table
+from runtime.decode import probe, read_clip, read_clip_without_seeking
 from runtime.errors import StamError
-from runtime.video import probe, read_clip, read_clip_without_seeking
 from tests.videos import decoded_codes, write_video, x264_gop
 
 

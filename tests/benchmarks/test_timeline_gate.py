@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks.motion import HELD_OUT_SEED
 from benchmarks.motion.generate import CLASSES, plan_long_video, read_segments, segments_of, write_long_video
+from tests.conftest import build_once
 
 MIN_INSIDE_TOP1 = 0.90
 SEGMENTS = 27  # three rounds of the nine classes, ~90 s
@@ -34,9 +35,13 @@ def test_long_plan_is_pure_and_changes_class_at_every_boundary():
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory):
-    path = tmp_path_factory.mktemp("motion_long") / "long.mp4"
-    write_long_video(plan_long_video(SEGMENTS, HELD_OUT_SEED), path)
-    return path
+    """Built once per test run, whatever the number of workers."""
+    folder = build_once(
+        tmp_path_factory,
+        "motion_long",
+        lambda root: write_long_video(plan_long_video(SEGMENTS, HELD_OUT_SEED), root / "long.mp4"),
+    )
+    return folder / "long.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +121,7 @@ def test_long_mode_command_line(tmp_path):
     segments = read_segments(tmp_path / "long_s5.mp4")
     assert [(s.first_frame, s.num_frames) for s in segments] == [(0, 10), (10, 10)]
     assert segments[0].label != segments[1].label
-    from runtime.video import probe
+    from runtime.decode import probe
 
     assert probe(tmp_path / "long_s5.mp4").num_frames == 20
 

@@ -1,6 +1,6 @@
 """Accuracy gate: the trained motion model, INT8 through the full runtime path, within 1 point of fp32.
 
-The held-out videos (the session's shared set) are read back by runtime.video, preprocessed by
+The held-out videos (the session's shared set) are read back by runtime.decode, preprocessed by
 runtime.preprocess and run on ONNX Runtime CPU, exactly as `python -m runtime.infer` does.
 Calibration uses videos of another seed than both the training and the held-out sets.
 """
@@ -12,6 +12,7 @@ import pytest
 from calibration.data import iter_clips
 from calibration.quantize import calibrate
 from calibration.report import compare_models, folder_labels
+from tests.conftest import build_once
 
 CALIBRATION_SEED = 4242  # neither benchmarks.motion.TRAIN_SEED nor HELD_OUT_SEED
 CALIBRATION_PER_CLASS = 3
@@ -23,11 +24,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def calibration_videos(tmp_path_factory):
     from benchmarks.motion import HELD_OUT_SEED, TRAIN_SEED
-    from benchmarks.motion.generate import generate
+    from benchmarks.motion.generate import generate, plan_dataset
 
     assert CALIBRATION_SEED not in (TRAIN_SEED, HELD_OUT_SEED)
-    root = tmp_path_factory.mktemp("motion_calibration")
-    return generate(root, per_class=CALIBRATION_PER_CLASS, seed=CALIBRATION_SEED, max_side=200, max_seconds=2.5)
+    size = {"max_side": 200, "max_seconds": 2.5}
+    folder = build_once(
+        tmp_path_factory,
+        "motion_calibration",
+        lambda root: generate(root, CALIBRATION_PER_CLASS, CALIBRATION_SEED, **size),
+    )
+    return [folder / spec.label / spec.name for spec in plan_dataset(CALIBRATION_PER_CLASS, CALIBRATION_SEED, **size)]
 
 
 def test_int8_top1_within_one_point_of_fp32(motion_onnx_fp32, motion_clips, calibration_videos, tmp_path):

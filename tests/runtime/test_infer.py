@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from runtime import contract
+from runtime.decode import read_frames
 from runtime.infer import main
 from runtime.preprocess import preprocess
 from runtime.results import VideoResult, render_table, softmax
-from runtime.video import read_frames
 from tests.runtime.conftest import LABELS, contract_metadata, mean_rgb_logits
 from tests.videos import write_video
 
@@ -238,7 +238,7 @@ def test_sampling_notes_come_in_the_table_and_the_json(mean_rgb_onnx, clips):
 def test_decoders_per_video_follow_the_videos_in_flight(mean_rgb_onnx, clips, monkeypatch, argv, videos, expected):
     """A lone video gets every CPU's decoder, several share them, --decoders overrides both."""
     from runtime import clips as clip_loader
-    from runtime.side_by_side import decoders_per_video
+    from runtime.decode import decoders_per_video
 
     seen = []
     load = clip_loader.load_clip

@@ -1,12 +1,12 @@
-"""runtime.stream: the frame on screen at each time k/F, streamed, and where a damaged file stops."""
+"""runtime.decode.stream: the frame on screen at each time k/F, streamed, and where a damaged file stops."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from runtime.decode import FrameStream
 from runtime.errors import VideoError
-from runtime.stream import FrameStream
 from tests.videos import read_index_code, write_random_bytes, write_video
 
 

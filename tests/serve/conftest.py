@@ -1,4 +1,4 @@
-"""The shipped motion model's ONNX export and a few held-out motion videos, shared by the serving tests."""
+"""A few held-out motion videos for the serving tests: the first of each class in the run's shared set."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.motion import HELD_OUT_SEED
-from benchmarks.motion.generate import generate
+from benchmarks.motion.generate import CLASSES
 
 
 @pytest.fixture(scope="session")
-def serve_videos(tmp_path_factory) -> list[Path]:
-    """One short, small held-out video per motion class (9 files)."""
-    root = tmp_path_factory.mktemp("serve_videos")
-    return generate(root, 1, HELD_OUT_SEED, max_side=160, max_seconds=1.5)
+def serve_videos(motion_held_out_dir) -> list[Path]:
+    """One held-out video per motion class (9 files), from the set built once per test run."""
+    return [sorted((motion_held_out_dir / label).glob("*.mp4"))[0] for label in CLASSES]
 
 
 def free_ports(count: int) -> list[int]:

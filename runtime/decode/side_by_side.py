@@ -18,14 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
-import av
 import numpy as np
+import numpy.typing as npt
 
 from runtime.cpu import usable_cpus
+from runtime.decode.container import Decoder
 
-Decoder = tuple[av.container.InputContainer, av.video.stream.VideoStream]
 Reopen = Callable[[], AbstractContextManager[Decoder]]
-Images = dict[int, np.ndarray]
+Images = dict[int, npt.NDArray[np.uint8]]  # frame rank -> upright RGB (H, W, 3) uint8
 Unit = TypeVar("Unit")
 
 # More decoders than this gain little on one video: its stretches are few (T at most) and short.
@@ -49,10 +49,12 @@ def decode_side_by_side(
 
     The caller's `decoder` takes units on the calling thread; the others are opened by `reopen` on
     worker threads. Each decoder takes the next unit when it is free, so a long stretch does not hold
-    up the rest. The first exception stops the other decoders after their current unit and is raised.
+    up the rest. The first exception stops the other decoders after their current unit and is raised;
+    a decode deadline shared by the decoders (runtime.decode.loop.Guard) stops every one of them
+    on its next packet.
     """
-    count = 1 if reopen is None else max(1, min(decoders, len(units)))
-    if count == 1:
+    count = max(1, min(decoders, len(units)))
+    if reopen is None or count == 1:
         images: Images = {}
         for unit in units:
             images.update(decode(decoder, unit))
@@ -76,12 +78,12 @@ def decode_side_by_side(
                 raise
         return found
 
-    def drain_reopened() -> Images:
-        with reopen() as own:
+    def drain_reopened(opener: Reopen) -> Images:
+        with opener() as own:
             return drain(own)
 
     with ThreadPoolExecutor(max_workers=count - 1, thread_name_prefix="seek") as pool:
-        others = [pool.submit(drain_reopened) for _ in range(count - 1)]
+        others = [pool.submit(drain_reopened, reopen) for _ in range(count - 1)]
         images = drain(decoder)
         for other in others:
             images.update(other.result())
