@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -40,7 +41,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def paced_packets(path: str, loops: int, stall_after: float | None, corrupt: tuple[float, float] | None) -> Iterator:
+def paced_packets(
+    path: str, loops: int, stall_after: float | None, corrupt: tuple[float, float] | None
+) -> Iterator[tuple[av.Packet[Any], Any, float]]:
     """The video packets of `path`, `loops` times, each released when its time comes on the wall clock."""
     started, offset, rng = None, 0.0, np.random.default_rng(0)
     for _ in range(loops):
@@ -50,7 +53,7 @@ def paced_packets(path: str, loops: int, stall_after: float | None, corrupt: tup
             for packet in reader.demux(stream):
                 if not packet.size or packet.pts is None:
                     continue
-                seconds = float(packet.pts * stream.time_base)
+                seconds = float(packet.pts * (stream.time_base or 0))
                 base = seconds if base is None else base
                 media = offset + seconds - base
                 last = max(last, media)
@@ -66,7 +69,7 @@ def paced_packets(path: str, loops: int, stall_after: float | None, corrupt: tup
             offset = last + 1.0 / float(stream.average_rate or 25)
 
 
-def damaged(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
+def damaged(packet: av.Packet[Any], rng: np.random.Generator) -> av.Packet[Any]:
     """The packet with all but its first bytes replaced by noise, timestamps kept."""
     data = bytearray(bytes(packet))
     keep = min(len(data), 8)
@@ -76,7 +79,11 @@ def damaged(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
     return copy
 
 
-def remux(writer: av.container.OutputContainer, packets: Iterator, written: Callable[[], None] = lambda: None) -> None:
+def remux(
+    writer: av.container.OutputContainer,
+    packets: Iterator[tuple[av.Packet[Any], Any, float]],
+    written: Callable[[], None] = lambda: None,
+) -> None:
     """Write paced packets to `writer`, their timestamps shifted so that every loop continues the last;
     `written()` after each."""
     output = None
@@ -91,7 +98,7 @@ def remux(writer: av.container.OutputContainer, packets: Iterator, written: Call
         written()
 
 
-def serve_ts(path: str, port: int, packets: Iterator) -> None:
+def serve_ts(path: str, port: int, packets: Iterator[tuple[av.Packet[Any], Any, float]]) -> None:
     """MPEG-TS to the first client of 127.0.0.1:`port` (a listening socket, so `ready` means listening)."""
     with socket.create_server(("127.0.0.1", port)) as server:
         print(f"ready tcp://127.0.0.1:{port}", flush=True)
@@ -101,7 +108,7 @@ def serve_ts(path: str, port: int, packets: Iterator) -> None:
                 remux(writer, packets)
 
 
-def serve_hls(path: str, port: int, packets: Iterator, segment: float) -> None:
+def serve_hls(path: str, port: int, packets: Iterator[tuple[av.Packet[Any], Any, float]], segment: float) -> None:
     with tempfile.TemporaryDirectory(prefix="live_hls_") as folder:
         handler = functools.partial(_QuietHandler, directory=folder)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -135,7 +142,7 @@ def live_source(
     stall_after: float | None = None,
     extra: Sequence[str] = (),
     port: int | None = None,
-) -> Iterator[tuple[str, subprocess.Popen]]:
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Start a source server subprocess (on `port`, default a free one); yields (URL, process) once it is
     ready; stops it by its id."""
     port = port or free_port()
