@@ -95,8 +95,6 @@ def parse_option(text: str) -> tuple[str, str]:
 
 def open_live_model(args: argparse.Namespace) -> WindowModel:
     """A split pair on ONNX Runtime or TensorRT, or a whole model on any backend open_model supports."""
-    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
-        raise StamError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
     split = "stam.part" in read_metadata(Path(args.model))
     if split:
         if args.backend == "openvino" or args.precision != "fp32":
@@ -125,6 +123,8 @@ def live_options(args: argparse.Namespace, model: WindowModel) -> LiveOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
+        raise StamError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
     sources = gather_sources(args)
     with open_live_model(args) as model:
         runner = LiveRunner(model, sources, live_options(args, model))

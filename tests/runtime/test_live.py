@@ -8,14 +8,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
 from benchmarks.live_sources import free_port, live_source
 from benchmarks.motion.generate import plan_long_video, write_long_video
 from runtime.errors import StamError
-from runtime.live import EventRecord, LiveOptions, LiveRunner, WindowRecord, parse_source
-from runtime.live.report import prometheus_text
+from runtime.live import EventRecord, LiveOptions, LiveRunner, WindowRecord, parse_source, read_sources
+from runtime.live.report import prometheus_text, status_table
 from runtime.split import open_window_model
 from runtime.timeline import Timeline
 from runtime.windows import TimelineOptions
@@ -75,6 +76,17 @@ def test_a_file_read_at_full_speed_gives_the_timeline(pair, video, timeline):
     }
     assert events_of(records) == ["connected", "ended"]
     assert runner.hub.counts[0].dropped == 0
+
+
+def test_a_whole_model_runs_every_window_whole(mean_rgb_onnx, video):
+    """A whole-model artifact (here the hand-built mean-colour graph) classifies the same windows."""
+    from runtime.live.cli import main
+
+    with open_window_model(mean_rgb_onnx) as whole:
+        records, _ = run_live(whole, [str(video)])
+    windows = windows_of(records)
+    assert [w.start for w in windows] == [k / 2 for k in range(0, len(windows) * 2, 2)]
+    assert main([str(mean_rgb_onnx), str(video), "--window", "4", "--backend", "onnxruntime", "--json"]) == 0
 
 
 def test_sources_at_once_one_killed_and_restarted(pair, video, timeline):
@@ -168,12 +180,16 @@ def test_overload_drops_the_backlog_and_latency_stays_bounded(pair, video):
     assert latencies and max(latencies) < 10_000  # queue 16 at 8/s plus model calls, not the video's length
     text = prometheus_text(runner)
     assert f'stam_live_dropped_samples_total{{source="s0"}} {dropped[0]}' in text
+    assert f"stam_live_latency_seconds_count {len(latencies)}" in text
+    table = status_table(runner).splitlines()
+    assert len(table) == 3 and table[1].split()[0] == "s0" and str(dropped[0]) in table[1].split()
 
 
 def test_sigterm_drains_and_exits_0(tiny_split, video):
     with live_source("ts", video, loops=5) as (url, _):
         command = [sys.executable, "-m", "runtime.live.cli", str(tiny_split[0]), url]
-        command += ["--window", "4", "--stride", "2", "--fps", "2", "--json", "--metrics-port", str(free_port())]
+        port = free_port()
+        command += ["--window", "4", "--stride", "2", "--fps", "2", "--json", "--metrics-port", str(port)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             lines = []
@@ -181,6 +197,7 @@ def test_sigterm_drains_and_exits_0(tiny_split, video):
                 lines.append(line)
                 if '"latency_ms"' in line:
                     break
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)
         finally:
@@ -189,6 +206,7 @@ def test_sigterm_drains_and_exits_0(tiny_split, video):
     assert process.returncode == 0, err
     records = [json.loads(line) for line in lines]
     assert records[0]["event"] == "connected" and any("latency_ms" in r for r in records)
+    assert f'stam_live_source_up{{source="{url}"}} 1' in metrics
 
 
 @pytest.mark.parametrize(
@@ -226,6 +244,7 @@ def test_source_names_and_options():
     probe = {"analyzeduration": "1000000"}
     assert source.ffmpeg_options(2.0) == {"rtsp_transport": "tcp", "timeout": "2000000", **probe}
     assert parse_source("udp://239.0.0.1:1234").ffmpeg_options(1.0) == {"rw_timeout": "1000000", **probe}
+    assert [s.name for s in read_sources(["# cameras", "", "door=udp://a:1", "srt://b:2"])] == ["door", "srt://b:2"]
     with pytest.raises(StamError, match="two sources"):
         from runtime.live.sources import check_unique
 
