@@ -247,7 +247,7 @@ def render(result: dict[str, Any]) -> str:
     for name, entry in result["per_frame"].items():
         lines.append(
             f"{name}: {entry['frame_s'] * 1000:.1f} ms/frame, {entry['window_s'] * 1000:.1f} ms/window on "
-            f"{result['machine']['cpu_cores_usable']} cores -> {entry['cameras_per_core']} cameras per core at F = {REFERENCE_FPS}"
+            f"{result['machine']['cpu_cores_usable']} cores -> {entry['cameras_per_core']} cameras per core at F = {entry['fps']:g}"
         )
     if result.get("gpu_on_paper"):
         gpu = result["gpu_on_paper"]

@@ -15,10 +15,11 @@ own timeouts) or the end of a network stream loses the connection.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +161,7 @@ class SourceReader:
                 notes: list[str] = []
                 for decoded in decode(stream, fed, guard, Policy.STOP, notes=notes):
                     sampler.frame(decoded)
-                if not notes:
+                if not notes or inspect.getgeneratorstate(fed) == inspect.GEN_CLOSED:  # no packet left to resume from
                     break
                 sampler.skip(notes[0])  # a corrupt stretch: resume at the next keyframe
             if lost:
@@ -170,7 +171,7 @@ class SourceReader:
 
     def _packets(
         self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, guard: Guard, lost: list[str]
-    ) -> Iterator[av.Packet[Any]]:
+    ) -> Generator[av.Packet[Any], None, None]:
         """The loop's packets; a demuxing error (a stall, a dropped connection) ends them and is kept in `lost`."""
         try:
             yield from packets(container, stream, guard)
