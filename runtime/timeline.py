@@ -19,45 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.batching import pad_batch
-from runtime.decode import REFERENCE_SECONDS, FrameStream, TimedFrame  # REFERENCE_SECONDS: T frames over 10 s
+from runtime.decode import FrameStream, TimedFrame
 from runtime.errors import VideoError
 from runtime.limits import CLI_LIMITS, Limits
 from runtime.preprocess import preprocess
 from runtime.progress import progress_bar
-from runtime.results import Prediction, label_for, softmax
+from runtime.results import Prediction
 from runtime.split import WindowModel
+from runtime.windows import Ring, TimelineOptions, top_k
 
 CHUNK_FRAMES = 8  # frames per embedding call: enough to amortise a call, little latency
 QUEUE_CHUNKS = 4  # preprocessed chunks waiting for the model (bounds memory)
-
-
-@dataclass(frozen=True)
-class TimelineOptions:
-    """T embeddings per window, a window every S samples, samples at F per second."""
-
-    window: int
-    stride: int
-    fps: float
-    batch_size: int = 8
-    topk: int = 5
-
-    @classmethod
-    def resolve(cls, window: int, stride: int | None = None, fps: float | None = None, **rest) -> TimelineOptions:
-        """Defaults: S = T/4 (at least 1), F = T/10 per second (the rate the model was evaluated at)."""
-        return cls(window, stride or max(1, window // 4), fps or window / REFERENCE_SECONDS, **rest)
-
-    def wanted(self, index: int) -> bool:
-        """Whether sample `index` is in some window (not in a gap left by a stride above the window)."""
-        return index % self.stride < self.window
-
-    def closes_window(self, index: int) -> bool:
-        """Whether sample `index` is the last of a regular window."""
-        start = index - self.window + 1
-        return start >= 0 and start % self.stride == 0
-
-    def span(self, start: int, count: int) -> tuple[float, float]:
-        """(start, end) seconds of `count` samples from sample `start`: each lasts 1/F."""
-        return start / self.fps, (start + count) / self.fps
 
 
 @dataclass
@@ -145,31 +117,6 @@ def render_runs(runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
-class Ring:
-    """The last `size` per-frame features, oldest first on read."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._data: np.ndarray | None = None
-        self._count = 0
-
-    def push(self, feature: np.ndarray) -> None:
-        if self._data is None:
-            self._data = np.empty((self.size, *feature.shape), dtype=feature.dtype)
-        self._data[self._count % self.size] = feature
-        self._count += 1
-
-    def __len__(self) -> int:
-        return min(self._count, self.size)
-
-    def last(self, count: int) -> np.ndarray:
-        """A copy of the newest `count` features in time order, (count, ...)."""
-        if not 0 < count <= len(self):
-            raise ValueError(f"ring holds {len(self)} features, asked for {count}")
-        positions = [(self._count - count + i) % self.size for i in range(count)]
-        return self._data[positions]
-
-
 class Timeline:
     """Windows of one video, produced as the video streams; `notes` and `stats` fill in as it goes."""
 
@@ -254,12 +201,6 @@ class Timeline:
 
     def __repr__(self) -> str:
         return f"Timeline({self.path!r}, {self.options})"
-
-
-def top_k(logits: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]:
-    probabilities = softmax(logits)
-    order = np.argsort(-probabilities, kind="stable")[:k]
-    return [Prediction(label_for(labels, int(i)), int(i), float(probabilities[i])) for i in order]
 
 
 def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None) -> Iterator[tuple[list[int], np.ndarray]]:

@@ -1,0 +1,333 @@
+"""`python -m benchmarks.live`: how many live sources one machine classifies in real time.
+
+N local live sources (MPEG-TS over TCP, live HLS, and files played with --realtime, in turn) of one
+generated motion video, all read by one LiveRunner with the motion model's split pair. N doubles
+until a run is no longer real time (samples dropped, or latency p95 over `--max-p95` seconds); each
+run reports windows/s, latency p50/p95/p99, drops, and CPU seconds spent reading and decoding
+against wall seconds in the model. Separately, STAM-16's split pair (random weights) is timed per
+frame (frames part, batch `--batch-size`) and per window (temporal part) on this CPU, and turned
+into cameras per core at F = 1.6; the GPU figure is on paper, from the STAM-16 rate in
+benchmarks/results/throughput_cuda.json. Results are JSON first (`--out`), the table is rendered from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import run_cli
+
+SCHEMA = "stam-deploy/live/v1"
+RESULTS = Path(__file__).resolve().parent / "results"
+KINDS = ("ts", "hls", "file")
+REFERENCE_FPS = 1.6  # STAM-16's rate: 16 frames over 10 s
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD flags that matter for the model's speed, from /proc/cpuinfo."""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("flags"):
+            return [flag for flag in wanted if flag in line.split()]
+    return []
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None}
+    return {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 95, 99)}
+
+
+def run_sources(model_path: Path, video: Path, count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One run of `count` sources, kinds in turn, until every source has played the video once."""
+    from benchmarks.live_sources import live_source
+    from runtime.live import LiveOptions, LiveRunner, WindowRecord, parse_source
+    from runtime.split import open_window_model
+    from runtime.windows import TimelineOptions
+
+    windows = TimelineOptions.resolve(args.window, args.stride, args.fps, batch_size=args.batch_size, topk=1)
+    kinds = [KINDS[i % len(KINDS)] for i in range(count)]
+    with ExitStack() as stack, open_window_model(model_path) as model:
+        names = []
+        for i, kind in enumerate(kinds):
+            url = str(video) if kind == "file" else stack.enter_context(live_source(kind, video))[0]
+            names.append(f"{kind}{i}={url}")
+        runner = LiveRunner(
+            model, [parse_source(n) for n in names], LiveOptions(windows, realtime=True, stall_timeout=10.0)
+        )
+        latencies: list[float] = []
+        finished: set[str] = set()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for record in runner:
+            if isinstance(record, WindowRecord):
+                if record.source not in finished:  # an ended HLS playlist replays on reconnection: not counted
+                    latencies.append(record.latency_ms)
+            elif record.event in ("lost", "ended"):
+                finished.add(record.source)
+                if len(finished) == count:
+                    runner.stop()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    dropped = sum(c.dropped for c in runner.hub.counts)
+    return {
+        "sources": count,
+        "kinds": kinds,
+        "wall_s": round(wall, 2),
+        "windows": len(latencies),
+        "windows_per_s": round(len(latencies) / wall, 2),
+        "latency_ms": percentiles(latencies),
+        "dropped_samples": dropped,
+        "samples": sum(c.samples for c in runner.hub.counts),
+        "cpu_s": round(cpu, 2),
+        "decode_cpu_s": round(runner.decode_seconds(), 2),
+        "model_wall_s": round(runner.model_seconds, 2),
+        "real_time": bool(dropped == 0 and latencies and np.percentile(latencies, 95) <= args.max_p95 * 1000),
+    }
+
+
+def timeline_labels(model_path: Path, video: Path, args: argparse.Namespace) -> dict[float, str]:
+    """start -> top-1 label from `python -m runtime.infer MODEL FILE --timeline` with the same T, S, F."""
+    command = [sys.executable, "-m", "runtime.infer", str(model_path), str(video), "--timeline", "--json"]
+    command += ["--window", str(args.window), "--stride", str(args.stride), "--fps", f"{args.fps:g}", "--topk", "1"]
+    lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    return {round(r["start"], 3): r["topk"][0]["label"] for r in rows if "start" in r}
+
+
+def acceptance(model_path: Path, video: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Two MPEG-TS over TCP and one live HLS of `video` in real time through `stam-live --json`; the second
+    TCP source is killed a third of the way in and restarted on its address 3 s later; SIGTERM once the
+    other two have played the whole video. Agreement with --timeline per source, events, latency, exit code."""
+    from benchmarks.live_sources import free_port, live_source
+
+    expected = timeline_labels(model_path, video, args)
+    port = free_port()
+    records: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        a = stack.enter_context(live_source("ts", video))[0]
+        hls = stack.enter_context(live_source("hls", video))[0]
+        dying = ExitStack()
+        b = dying.enter_context(live_source("ts", video, port=port))[0]
+        command = [sys.executable, "-m", "runtime.live.cli", str(model_path), f"a={a}", f"b={b}", f"hls={hls}"]
+        command += ["--window", str(args.window), "--stride", str(args.stride), "--fps", f"{args.fps:g}"]
+        command += ["--json", "--topk", "1", "--stall-timeout", "5"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stack.callback(process.kill)
+        reader = threading.Thread(target=lambda: records.extend(json.loads(line) for line in process.stdout or []))
+        reader.start()
+        time.sleep(args.seconds / 3)
+        dying.close()  # the camera dies
+        time.sleep(3.0)
+        stack.enter_context(live_source("ts", video, port=port))  # and comes back on its address
+        deadline = time.monotonic() + args.seconds * 2
+        while time.monotonic() < deadline and not all(
+            any(r.get("event") == "lost" and r["source"] == name for r in records) for name in ("a", "hls")
+        ):
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(60)
+        reader.join(10)
+    windows = [r for r in records if "latency_ms" in r]
+    result: dict[str, Any] = {"exit_code_after_sigterm": returncode, "timeline_windows": len(expected), "sources": {}}
+    for name in ("a", "b", "hls"):
+        events = [r for r in records if r["source"] == name and "event" in r]
+        first_loss = next((r["time"] for r in events if r["event"] == "lost"), None)
+        mine = [w for w in windows if w["source"] == name and (first_loss is None or w["end"] <= first_loss)]
+        matched = [w for w in mine if round(w["start"], 3) in expected]
+        agree = sum(expected[round(w["start"], 3)] == w["topk"][0]["label"] for w in matched)
+        result["sources"][name] = {
+            "events": [r["event"] for r in events],
+            "windows_before_loss": len(mine),
+            "windows_total": sum(w["source"] == name for w in windows),
+            "agreement": round(agree / len(matched), 3) if matched else None,
+        }
+    result["latency_ms"] = percentiles([w["latency_ms"] for w in windows])
+    return result
+
+
+def per_frame_cost(frames_part: Path, batch: int, window: int, iters: int) -> dict[str, float]:
+    """Seconds per frame through the frames part (batches of `batch`) and per window through the temporal part."""
+    from runtime.split import open_window_model
+
+    with open_window_model(frames_part) as model:
+        frames = np.random.default_rng(0).random((batch, 3, 224, 224), dtype=np.float32)
+        model.embed(frames)  # warm-up
+        started = time.perf_counter()
+        for _ in range(iters):
+            embeddings = model.embed(frames)
+        frame_s = (time.perf_counter() - started) / (iters * batch)
+        windows = np.repeat(embeddings[:1][None], window, axis=1)
+        model.classify(windows)
+        started = time.perf_counter()
+        for _ in range(iters):
+            model.classify(windows)
+        window_s = (time.perf_counter() - started) / iters
+    return {"frame_s": frame_s, "window_s": window_s}
+
+
+def cameras(cost: dict[str, float], cores: int, fps: float, stride: int) -> float:
+    """Cameras one core carries at `fps`: each camera needs fps frames and fps/stride windows per second."""
+    per_camera = fps * cost["frame_s"] + fps / stride * cost["window_s"]
+    return round(1.0 / (per_camera * cores), 1)
+
+
+def gpu_on_paper(fps: float) -> dict[str, Any] | None:
+    """Cameras per GPU from the best STAM-16 videos/s measured (16 frames each) in throughput_cuda.json."""
+    path = RESULTS / "throughput_cuda.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    rows = [r for r in data["results"] if r["model"] == "stam_16" and r.get("videos_per_s")]
+    best = max(rows, key=lambda r: r["videos_per_s"])
+    frames_per_s = best["videos_per_s"] * best["frames"]
+    return {
+        "gpu": (data.get("machine", {}).get("gpu") or {}).get("name"),
+        "from": f"{best['backend']} {best['precision']} batch {best['batch']}: {best['videos_per_s']:.1f} videos/s",
+        "frames_per_s": round(frames_per_s, 1),
+        "cameras": int(frames_per_s / fps),
+    }
+
+
+def stam16_pair(directory: Path) -> Path:
+    """STAM-16's split pair with random weights (speed does not depend on them), reused when present."""
+    import torch
+
+    from export.model import create_model
+    from export.onnx import export_split, split_paths
+
+    frames_part = split_paths(directory / "stam_16.onnx")[0]
+    if not frames_part.is_file():
+        torch.manual_seed(0)
+        export_split(create_model("stam_16"), directory / "stam_16.onnx")
+    return frames_part
+
+
+def motion_pair(directory: Path) -> Path:
+    from benchmarks.motion import SHIPPED_CHECKPOINT
+    from benchmarks.motion.generate import CLASSES
+    from export.checkpoint import load_checkpoint
+    from export.onnx import export_split, split_paths
+
+    frames_part = split_paths(directory / "stam_motion.onnx")[0]
+    if not frames_part.is_file():
+        export_split(load_checkpoint(SHIPPED_CHECKPOINT), directory / "stam_motion.onnx", labels=list(CLASSES))
+    return frames_part
+
+
+def machine() -> dict[str, Any]:
+    from benchmarks.report import describe_machine
+
+    described = describe_machine("cpu")
+    return {**described, "cpu_flags": cpu_flags()}
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        "sources  kinds            windows/s  p50 ms  p95 ms  p99 ms  drops  decode CPU s  model s  real time",
+    ]
+    for run in result["runs"]:
+        latency = run["latency_ms"]
+        lines.append(
+            f"{run['sources']:>7}  {','.join(run['kinds'])[:15]:<15}  {run['windows_per_s']:>9}  "
+            f"{latency['p50']!s:>6}  {latency['p95']!s:>6}  {latency['p99']!s:>6}  {run['dropped_samples']:>5}  "
+            f"{run['decode_cpu_s']:>12}  {run['model_wall_s']:>7}  {run['real_time']}"
+        )
+    lines.append(f"largest real-time N: {result['largest_real_time']}")
+    for name, entry in result["per_frame"].items():
+        lines.append(
+            f"{name}: {entry['frame_s'] * 1000:.1f} ms/frame, {entry['window_s'] * 1000:.1f} ms/window on "
+            f"{result['machine']['cpu_cores_usable']} cores -> {entry['cameras_per_core']} cameras per core at F = {entry['fps']:g}"
+        )
+    if result.get("gpu_on_paper"):
+        gpu = result["gpu_on_paper"]
+        lines.append(f"GPU on paper ({gpu['gpu']}, {gpu['from']}): {gpu['cameras']} cameras at F = {REFERENCE_FPS}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.live", description=__doc__.split("\n")[0])
+    parser.add_argument("--max-sources", type=int, default=8, help="largest N tried (default 8)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the generated video (default 20)")
+    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--stride", type=int, default=2)
+    parser.add_argument("--fps", type=float, default=4.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-p95", type=float, default=2.0, help="latency p95 (s) a real-time run stays under")
+    parser.add_argument("--iters", type=int, default=3, help="timed calls per model for the per-frame cost")
+    parser.add_argument("--no-acceptance", action="store_true", help="skip the three-source acceptance run")
+    parser.add_argument("--no-stam16", action="store_true", help="skip STAM-16 (its export takes minutes)")
+    parser.add_argument("--work", help="folder for exports and the video (default: a temporary one)")
+    parser.add_argument("--out", default=str(RESULTS / "live_cpu.json"))
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.motion.generate import plan_long_video, write_long_video
+    from runtime.cpu import usable_cpus
+
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.work or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        video = work / f"live_{args.seconds:g}s.mp4"
+        if not video.is_file():
+            write_long_video(
+                plan_long_video(max(1, round(args.seconds / 3.2)), 11, width=320, height=240, fps=25), video
+            )
+        motion = motion_pair(work)
+        accepted = None if args.no_acceptance else acceptance(motion, video, args)
+        if accepted is not None:
+            print(json.dumps(accepted), file=sys.stderr)
+        runs, count = [], 1
+        while count <= args.max_sources:
+            runs.append(run_sources(motion, video, count, args))
+            print(
+                render({"runs": runs[-1:], "largest_real_time": None, "per_frame": {}, "machine": {}}).splitlines()[1],
+                file=sys.stderr,
+            )
+            if not runs[-1]["real_time"]:
+                break
+            count *= 2
+        cores = usable_cpus()
+        per_frame = {"motion": per_frame_cost(motion, args.batch_size, args.window, args.iters)}
+        if not args.no_stam16:
+            per_frame["stam_16"] = per_frame_cost(stam16_pair(work), args.batch_size, 16, args.iters)
+        for name, cost in per_frame.items():
+            stride = args.stride if name == "motion" else 4
+            fps = args.fps if name == "motion" else REFERENCE_FPS
+            cost["cameras_per_core"] = cameras(cost, cores, fps, stride)
+            cost["fps"] = fps
+    real_time = [r["sources"] for r in runs if r["real_time"]]
+    result = {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": "python -m benchmarks.live " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
+        "runs": runs,
+        "largest_real_time": max(real_time) if real_time else 0,
+        "per_frame": per_frame,
+        "gpu_on_paper": gpu_on_paper(REFERENCE_FPS),
+        "acceptance": accepted,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(render(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

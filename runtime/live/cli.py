@@ -1,0 +1,168 @@
+"""`stam-live MODEL SOURCE [SOURCE ...]`: classify many live sources at once, window by window, in real time.
+
+A thin shell over runtime.live.LiveRunner. Output: one JSON line per window and per source event
+with --json; otherwise a status table redrawn on a terminal (plain lines when not a terminal).
+SIGINT/SIGTERM stop reading, classify what was read, and exit 0. Bad arguments, a model that cannot
+take the window, or no source that ever opens: one `error:` line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from runtime.backends import BACKENDS, open_model
+from runtime.backends.openvino import PRECISIONS
+from runtime.errors import StamError, run_cli
+from runtime.infer import positive_float, positive_int
+from runtime.limits import CLI_LIMITS, DEFAULT_MAX_PIXELS
+from runtime.live.report import StatusScreen, plain_line, serve_metrics
+from runtime.live.runner import LiveOptions, LiveRunner
+from runtime.live.sources import RTSP_TRANSPORTS, Source, parse_source, read_sources
+from runtime.split import WholeModelWindows, WindowModel, open_window_model, read_metadata
+from runtime.windows import TimelineOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stam-live", description="Classify live video sources (cameras, streams, files) window by window."
+    )
+    parser.add_argument("model", help="a split pair (either part) or a whole-model artifact (.onnx, .plan)")
+    parser.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="[NAME=]URL (rtsp, rtmp, srt, udp, tcp, http(s) incl. HLS), /dev/videoN, or a file",
+    )
+    parser.add_argument("--sources", dest="sources_file", metavar="FILE", help="more sources, one per line")
+    parser.add_argument("--window", type=positive_int, help="frames per window, T (default: the model's trained T)")
+    parser.add_argument("--stride", type=positive_int, help="samples between window starts, S (default T/4)")
+    parser.add_argument(
+        "--fps", type=positive_float, help="samples per second of each source's clock, F (default T/10)"
+    )
+    parser.add_argument("--topk", type=positive_int, default=5, help="predictions per window (default 5)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="frames, and windows, per model call")
+    parser.add_argument("--json", action="store_true", help="one JSON line per window and per event")
+    parser.add_argument("--realtime", action="store_true", help="play files at their own pace, as cameras")
+    parser.add_argument(
+        "--queue", type=positive_int, help="samples waiting per source before its backlog is dropped (default T)"
+    )
+    parser.add_argument(
+        "--stall-timeout", type=positive_float, default=10.0, help="seconds without a packet before a source is lost"
+    )
+    parser.add_argument("--max-backoff", type=positive_float, default=10.0, help="longest wait between reconnections")
+    parser.add_argument("--rtsp-transport", choices=RTSP_TRANSPORTS, default="tcp")
+    parser.add_argument(
+        "--ffmpeg-option", action="append", default=[], metavar="KEY=VALUE", help="an FFmpeg option for every source"
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics")
+    parser.add_argument(
+        "--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="pixels per frame, per source"
+    )
+    parser.add_argument(
+        "--decode-timeout", type=positive_float, help="wall seconds a file read at full speed may spend decoding"
+    )
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--providers", nargs="+", metavar="PROVIDER", help="ONNX Runtime providers in order")
+    return parser
+
+
+def gather_sources(args: argparse.Namespace) -> list[Source]:
+    options = dict(parse_option(text) for text in args.ffmpeg_option)
+    sources = [parse_source(text, options) for text in args.sources]
+    if args.sources_file:
+        try:
+            lines = Path(args.sources_file).read_text().splitlines()
+        except OSError as error:
+            raise StamError(f"--sources {args.sources_file}: {error.strerror or error}") from None
+        sources += read_sources(lines, options)
+    if not sources:
+        raise StamError("no source: name at least one SOURCE or a --sources file")
+    return sources
+
+
+def parse_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise StamError(f"--ffmpeg-option {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def open_live_model(args: argparse.Namespace) -> WindowModel:
+    """A split pair on ONNX Runtime or TensorRT, or a whole model on any backend open_model supports."""
+    split = "stam.part" in read_metadata(Path(args.model))
+    if split:
+        if args.backend == "openvino" or args.precision != "fp32":
+            raise StamError("a split pair runs on ONNX Runtime or TensorRT: drop --backend openvino/--precision")
+        return open_window_model(args.model, providers=args.providers)
+    model = open_model(args.model, backend=args.backend, precision=args.precision, providers=args.providers)
+    return WholeModelWindows(model)
+
+
+def live_options(args: argparse.Namespace, model: WindowModel) -> LiveOptions:
+    window = args.window or model.frames_trained
+    batch_size = args.batch_size
+    if model.batch_range is not None:  # an engine profile bounds the windows per call
+        batch_size = max(model.batch_range.min, min(batch_size, model.batch_range.max))
+    windows = TimelineOptions.resolve(window, args.stride, args.fps, batch_size=batch_size, topk=args.topk)
+    limits = CLI_LIMITS.lifted(max_pixels=args.max_pixels, decode_timeout=args.decode_timeout)
+    return LiveOptions(
+        windows,
+        limits,
+        stall_timeout=args.stall_timeout,
+        rtsp_transport=args.rtsp_transport,
+        realtime=args.realtime,
+        queue=args.queue,
+        max_backoff=args.max_backoff,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
+        raise StamError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
+    sources = gather_sources(args)
+    with open_live_model(args) as model:
+        runner = LiveRunner(model, sources, live_options(args, model))
+        previous = {
+            sig: signal.signal(sig, lambda number, frame: stopped(runner)) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        metrics = serve_metrics(runner, args.metrics_port) if args.metrics_port is not None else None
+        try:
+            write_records(runner, args.json)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if metrics is not None:
+                metrics.shutdown()
+    return 0
+
+
+def stopped(runner: LiveRunner, _frame: FrameType | None = None) -> None:
+    runner.stop()
+
+
+def write_records(runner: LiveRunner, as_json: bool) -> None:
+    """JSON lines, or the status table on a terminal, or plain lines; each line written whole and flushed."""
+    screen = StatusScreen(runner, sys.stdout) if not as_json and sys.stdout.isatty() else None
+    for record in runner:
+        if screen is not None:
+            screen.show(record)
+            continue
+        line = record.to_json() if as_json else plain_line(record)
+        print(line, file=sys.stdout, flush=True)
+    if screen is not None:
+        screen.redraw()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
