@@ -78,11 +78,9 @@ def render_table(document: dict[str, Any]) -> str:
 
 
 def render(document: dict[str, Any]) -> str:
-    """The table, then the machine with its CPU flags, the date and the command."""
-    machine = document["machine"]
-    flags = " ".join(machine.get("cpu_flags", [])) or "none of " + " ".join(FLAGS)
+    """The table, then the machine (its CPU flags included), the date and the command."""
     return (
-        f"{render_table(document)} Machine: {machine_line(machine)}; CPU flags: {flags}. "
+        f"{render_table(document)} Machine: {machine_line(document['machine'])}. "
         f"Measured {document['created']} by `{document['command']}`."
     )
 
