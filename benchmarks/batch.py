@@ -20,13 +20,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from benchmarks.motion.generate import CLASSES, generate
-from benchmarks.report import DOCUMENT_KEYS, describe_machine, machine_line, markdown_table, write_json
+from benchmarks.report import DOCUMENT_KEYS, describe_machine, machine_line, markdown_table, stamp, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_SEED = 2000  # neither the training nor the held-out seed
@@ -224,6 +224,36 @@ def prepare_inputs(args: argparse.Namespace, manifest_name: str) -> tuple[list[P
     return videos, model, manifest
 
 
+def document_head(
+    schema: str,
+    module: str,
+    argv: Sequence[str] | None,
+    machine: dict[str, Any],
+    model: Path,
+    videos: Sequence[Path],
+    libraries: Sequence[str] = ("ray", "pyarrow"),
+) -> dict[str, Any]:
+    """What a batch results file starts with: its format, date, command, machine, load and inputs."""
+    return {
+        "schema": schema,
+        **stamp(module, argv),
+        "machine": machine,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "model": model.name,
+        "videos": len(videos),
+        "versions": {name: importlib_metadata.version(name) for name in libraries},
+    }
+
+
+def publish(document: dict[str, Any], path: Path | None, render: Callable[[dict[str, Any]], str]) -> int:
+    """Write the results file and its table beside it (when a path is given), and print the table."""
+    if path:
+        write_json(document, path, required=DOCUMENT_KEYS)
+        path.with_suffix(".md").write_text(render(document) + "\n")
+    print(render(document))
+    return 0
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.splitlines()[0])
     add_common_arguments(parser, videos=200)
@@ -237,27 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(json.loads(args.render.read_text())))
         return 0
     videos, model, manifest = prepare_inputs(args, "videos.txt")
-    document: dict[str, Any] = {
-        "schema": "stam-deploy/batch/v1",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m benchmarks.batch " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": describe_machine("cpu"),
-        "load_before": [round(x, 2) for x in os.getloadavg()],
-        "model": model.name,
-        "videos": len(videos),
-        "batch_size": args.batch_size,
-        "versions": {name: importlib_metadata.version(name) for name in ("ray", "pyarrow")},
-    }
+    head = document_head("stam-deploy/batch/v1", "benchmarks.batch", argv, describe_machine("cpu"), model, videos)
+    document: dict[str, Any] = head | {"batch_size": args.batch_size}
     document["ray_startup_s"] = ray_startup()
     results = [run_infer(model, videos, args.batch_size)]
     for actors in (int(a) for a in args.actors.split(",")):
         results.append(run_batch(model, manifest, args.workdir / f"out_actors{actors}", actors, args.batch_size))
     document["results"] = results
-    if args.json:
-        write_json(document, args.json, required=DOCUMENT_KEYS)
-        args.json.with_suffix(".md").write_text(render(document) + "\n")
-    print(render(document))
-    return 0
+    return publish(document, args.json, render)
 
 
 if __name__ == "__main__":

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.batch import add_common_arguments, prepare_inputs, rate_cells, run_batch
+from benchmarks.batch import add_common_arguments, document_head, prepare_inputs, publish, rate_cells, run_batch
 from benchmarks.local_cluster import Cluster
 from benchmarks.report import describe_machine, machine_line
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 LIBRARIES = ("ray", "pyarrow", "onnxruntime", "av", "numpy")
+SCHEMA = "stam-deploy/batch-cluster/v1"
 
 
 def cpu_flags() -> list[str]:
@@ -59,7 +58,8 @@ def run_on_cluster(args: argparse.Namespace, model: Path, manifest: Path) -> tup
     return row, started
 
 
-def render(document: dict[str, Any]) -> str:
+def render_table(document: dict[str, Any]) -> str:
+    """The run's table and how the cluster was made, with Ray's and the decoders' versions (docs add the machine)."""
     header = (
         "| command | nodes x CPUs | videos | wall (s) | videos/s | Ray start-up (s) | videos/s after start-up "
         "| decode ms/video | model ms/video | rerun, nothing new (s) |"
@@ -68,16 +68,21 @@ def render(document: dict[str, Any]) -> str:
     for row in document["results"]:
         cells = [f"`{row['command']}`", f"{row['nodes']} x {row['cpus_per_node']}", *rate_cells(row)]
         lines.append("| " + " | ".join(cells) + " |")
-    machine = document["machine"]
-    flags = " ".join(machine.get("cpu_flags", [])) or "none of " + " ".join(FLAGS)
     versions = ", ".join(f"{name} {version}" for name, version in document["versions"].items())
     lines += [
         "",
-        f"Two nodes on 127.0.0.1 (`ray start`, token authentication), started in {document['cluster_start_s']:.1f} s. "
-        f"Machine: {machine_line(machine)}; CPU flags: {flags}; {versions}. "
-        f"Load average before: {document['load_before']}. Measured {document['created']} by `{document['command']}`.",
+        f"Two nodes on 127.0.0.1 (`ray start`, token authentication), started in {document['cluster_start_s']:.1f} s; "
+        f"{versions}. Load average before: {document['load_before']}.",
     ]
     return "\n".join(lines)
+
+
+def render(document: dict[str, Any]) -> str:
+    """The table, then the machine (its CPU flags included), the date and the command."""
+    return (
+        f"{render_table(document)} Machine: {machine_line(document['machine'])}. "
+        f"Measured {document['created']} by `{document['command']}`."
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -95,24 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     videos, model, manifest = prepare_inputs(args, "videos_cluster.txt")
     machine = describe_machine("cpu") | {"cpu_flags": cpu_flags()}
-    document: dict[str, Any] = {
-        "schema": "stam-deploy/batch-cluster/v1",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m benchmarks.batch_cluster " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine,
-        "load_before": [round(x, 2) for x in os.getloadavg()],
-        "model": model.name,
-        "videos": len(videos),
-        "batch_size": args.batch_size,
-        "versions": {name: importlib_metadata.version(name) for name in LIBRARIES},
-    }
+    head = document_head(SCHEMA, "benchmarks.batch_cluster", argv, machine, model, videos, LIBRARIES)
+    document: dict[str, Any] = head | {"batch_size": args.batch_size}
     row, document["cluster_start_s"] = run_on_cluster(args, model, manifest)
     document["results"] = [row]
-    if args.json:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
-        args.json.with_suffix(".md").write_text(render(document) + "\n")
-    print(render(document))
-    return 0
+    return publish(document, args.json, render)
 
 
 if __name__ == "__main__":

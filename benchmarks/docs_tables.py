@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy_table, batch, report, sampling, serve, timeline
+from benchmarks import accuracy_table, batch, batch_cluster, report, sampling, serve, serve_soak, timeline
 from runtime.errors import StamError, run_cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -197,6 +197,81 @@ def render_serve(document: Document) -> str:
     )
 
 
+def render_soak(document: Document) -> str:
+    """The soak's settings in one line, then its table and the server's resources (the writer's own rendering)."""
+    settings = document["settings"]
+    return (
+        f"{settings['minutes']:g} minutes; {settings['clients']} clients; {settings['frames']} frames per request; "
+        f"{settings['decode_workers']} decode workers; model {settings['model']}; server limits: {limits_text(settings['limits'])}.\n\n"
+        + serve_soak.render(document["summary"])
+    )
+
+
+def render_hostile(document: Document) -> str:
+    """Each hostile file through runtime.infer against the 720p clip, then the server's case, with the targets."""
+    reference, targets = document["reference_720p"], document["targets"]
+    header = ["file", "bytes", "wall s", "peak RSS MB", "refused in one line", "classified with --max-pixels raised"]
+    rows = [
+        [
+            f"720p reference ({reference['file']})",
+            "—",
+            f"{reference['seconds']:.2f}",
+            f"{reference['peak_rss_mb']:.0f}",
+            "—",
+            "—",
+        ]
+    ]
+    cases = [document[key] for key in ("huge_declared", "size_switch") if key in document]
+    rows += [
+        [
+            case["file"],
+            str(case["bytes"]),
+            f"{case['default']['seconds']:.2f} ({case['extra_seconds']:+.2f})",
+            f"{case['default']['peak_rss_mb']:.0f} ({case['extra_rss_mb']:+.0f})",
+            _yes(case["refused_in_one_line"]),
+            _yes(case["classified_when_admitted"]),
+        ]
+        for case in cases
+    ]
+    parts = [
+        f"`python -m runtime.infer MODEL FILE --json` with its default limits; in brackets, the difference from the "
+        f"720p clip. Target: refused in one line within {targets['cli_extra_seconds']:g} s and "
+        f"{targets['cli_extra_rss_mb']:g} MB of the 720p clip; met: "
+        + ", ".join(f"{case['file']} {_yes(case['meets_target'])}" for case in cases)
+        + ".",
+        report.markdown_table(header, rows),
+    ]
+    if "serve" in document:
+        parts.append(hostile_serve_line(document["serve"], targets))
+    return "\n\n".join(parts)
+
+
+def hostile_serve_line(case: Document, targets: Document) -> str:
+    """The server's case in one paragraph: the huge upload among good ones, its memory, the over-size upload."""
+    huge, good, rss, oversized = case["huge"], case["good"], case["rss_mb"], case["oversized"]
+    return (
+        f"`stam-serve` with limits {limits_text(case['limits'])}: the 8192x8192 upload among {good['sent']} concurrent good "
+        f"requests ended `{huge['outcome']}` after {huge['seconds']:.2f} s"
+        + (f" (`{huge['message']}`)" if huge["message"] else "")
+        + f"; good requests answered {good['answered_ok']} / {good['sent']}, slowest {good['max_seconds']:.2f} s; "
+        f"server RSS MB before {rss['before']}, peak {rss['peak']}, after {rss['after']} (growth {rss['growth']}); "
+        f"an upload of {oversized['bytes']} bytes ended `{oversized['outcome']}`; ready throughout: {_yes(case['ready_throughout'])}. "
+        f"Target: refused within {targets['serve_refusal_seconds']:g} s, growth under "
+        f"{targets['serve_growth_mb']:g} MB, every good request answered; met: {_yes(case['meets_target'])}."
+    )
+
+
+def limits_text(limits: Document) -> str:
+    """`Limits` as its flags: `--max-pixels 8847360, ...` (none where lifted)."""
+    return ", ".join(
+        f"`--{name.replace('_', '-')} {'none' if value is None else f'{value:.15g}'}`" for name, value in limits.items()
+    )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def render_accuracy(document: Document) -> str:
     return accuracy_table.render_markdown(document["rows"], "").rstrip()
 
@@ -211,6 +286,9 @@ RENDERERS: dict[str, Callable[[Document], str]] = {
     "timeline_cpu.json": render_timeline,
     "batch_cpu.json": render_batch,
     "serve_cpu.json": render_serve,
+    "serve_soak_cpu.json": render_soak,
+    "hostile_cpu.json": render_hostile,
+    "batch_cluster_cpu.json": batch_cluster.render_table,
     "accuracy_motion.json": render_accuracy,
 }
 

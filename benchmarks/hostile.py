@@ -25,13 +25,13 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.hostile_video import FULL, huge_declared, size_switch
+from benchmarks.report import DOCUMENT_KEYS, stamp, write_json
 from benchmarks.synthetic_video import textured_frame, write_video
 from runtime.errors import run_cli
 from runtime.limits import SERVER_LIMITS
@@ -218,8 +218,7 @@ def run(args: argparse.Namespace) -> int:
         document: dict[str, Any] = {
             "schema": SCHEMA,
             "machine": describe_soak_machine(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": shlex.join(["python", "-m", "benchmarks.hostile", *args.argv]),
+            **stamp("benchmarks.hostile", args.argv),
             "targets": TARGETS,
             "reference_720p": {"file": "1280x720, 150 frames, H.264", **reference},
             "huge_declared": cli_case(model, huge, reference),
@@ -230,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             document["serve"] = serve_case(model, good, huge, args.base_port)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    write_json(document, path, required=DOCUMENT_KEYS)
     print(json.dumps({key: value for key, value in document.items() if key != "machine"}, indent=2))
     print(machine_line(document["machine"]))
     return 0

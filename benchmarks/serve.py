@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import serve_soak
-from benchmarks.report import describe_machine, machine_line, markdown_table, stamp, write_json
+from benchmarks.report import DOCUMENT_KEYS, describe_machine, machine_line, markdown_table, stamp, write_json
 from runtime.artifact import describe
 from runtime.errors import StamError, run_cli
 from runtime.limits import Limits
@@ -352,7 +352,7 @@ def run_soak(args: argparse.Namespace) -> int:
     print(f"\n{machine_line(document['machine'])}; {document['command']}")
     path = Path(args.json) if args.json else serve_soak.RESULT
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(document, path, required=("schema", "machine", "command", "summary"))
+    write_json(document, path, required=(*DOCUMENT_KEYS, "summary"))
     summary = document["summary"]
     return 0 if summary["answered"] == summary["sent"] and summary["server_exit"] is None else 1
 

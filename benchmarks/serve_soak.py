@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import shlex
 import threading
 import time
 import urllib.error
@@ -28,14 +27,13 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.hostile_video import Sizes, huge_declared, size_switch
-from benchmarks.report import markdown_table
+from benchmarks.report import markdown_table, stamp
 from runtime.limits import SERVER_LIMITS, Limits
 
 RESULT = Path(__file__).parent / "results" / "serve_soak_cpu.json"
@@ -418,18 +416,26 @@ def render(summary: dict[str, Any]) -> str:
     ]
     table = markdown_table(["payload", "sent", "outcomes", "expected", "p50 ms", "p99 ms"], rows)
     rss, fds, threads = summary["rss_mb"], summary["fds"], summary["threads"]
-    return (
-        f"{table}\n\nanswered {summary['answered']} / {summary['sent']}; latency p50 {summary['latency']['p50_ms']} ms, "
-        f"p99 {summary['latency']['p99_ms']} ms\n"
+    facts = [
+        f"answered {summary['answered']} / {summary['sent']}; latency p50 {summary['latency']['p50_ms']} ms, "
+        f"p99 {summary['latency']['p99_ms']} ms",
         f"server RSS MB: start {rss['start']}, peak {rss['peak']}, end {rss['end']}, "
-        f"trend {rss['trend_mb_per_min']} MB/min; fds {fds['start']} -> {fds['end']}; "
-        f"threads {threads['start']} -> {threads['end']}; not-ready samples {summary['not_ready_samples']}"
-        + (
-            f"\nthe server exited {exit_['t']} s into the load with code {exit_['code']}"
-            if (exit_ := summary.get("server_exit"))
-            else ""
-        )
-    )
+        f"trend {rss['trend_mb_per_min']} MB/min",
+        f"fds {fds['start']} -> {fds['end']}; threads {threads['start']} -> {threads['end']}; "
+        f"not-ready samples {summary['not_ready_samples']}",
+        server_exit_line(summary),
+    ]
+    return table + "\n\n" + "\n".join(f"- {fact}" for fact in facts)
+
+
+def server_exit_line(summary: dict[str, Any]) -> str:
+    """Whether the server process lived through the load; a summary without the field says it was not recorded."""
+    if "server_exit" not in summary:
+        return "server exit: not recorded"
+    exit_ = summary["server_exit"]
+    if exit_ is None:
+        return "server exit: none, the server ran through the whole load"
+    return f"server exit: {exit_['t']} s into the load, code {exit_['code']}"
 
 
 def describe_soak_machine() -> dict[str, Any]:
@@ -464,8 +470,7 @@ def soak(
     return {
         "schema": SCHEMA,
         "machine": describe_soak_machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "-m", "benchmarks.serve", *args.argv]),
+        **stamp("benchmarks.serve", args.argv),
         "settings": {
             "minutes": args.soak,
             "clients": args.soak_clients,

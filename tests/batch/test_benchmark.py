@@ -76,4 +76,4 @@ def test_cluster_table_comes_from_the_json_with_the_machine_and_its_flags():
     assert lines[2] == (
         "| `stam-batch --address HEAD --actors 1 --batch-size 8` | 2 x 1 | 100 | 50.0 | 2.00 | 10.0 | 2.50 | 91 | 44 | 11.6 |"
     )
-    assert "started in 24.7 s" in lines[-1] and "CPU flags: avx2 avx512f" in lines[-1] and "ray 2.60.0" in lines[-1]
+    assert "started in 24.7 s" in lines[-1] and "(flags: avx2 avx512f)" in lines[-1] and "ray 2.60.0" in lines[-1]

@@ -64,3 +64,11 @@ def test_replace_headline_rewrites_only_the_block():
     assert docs_tables.replace_headline(text, "new") == f"intro\n{HEADLINE_START}\nnew\n{HEADLINE_END}\nrest\n"
     with pytest.raises(StamError, match="headline markers"):
         docs_tables.replace_headline("no markers", "new")
+
+
+def test_the_hostile_table_without_the_server_case_shows_the_command_line_cases_only():
+    document = json.loads((RESULTS / "hostile_cpu.json").read_text())
+    del document["serve"]
+    text = docs_tables.render_hostile(document)
+    assert document["huge_declared"]["file"] in text and document["size_switch"]["file"] in text
+    assert "stam-serve" not in text

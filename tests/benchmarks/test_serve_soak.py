@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.serve_soak import CYCLE, EXPECTED, PROTOCOLS, Sample, Sent, classify, schedule, summarize
+from benchmarks.serve_soak import CYCLE, EXPECTED, PROTOCOLS, Sample, Sent, classify, render, schedule, summarize
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,21 @@ def test_summary_counts_outcomes_and_fits_the_memory_trend():
     assert summary["kinds"]["huge"]["p50_ms"] is None  # latency counts answered requests only
     assert summary["rss_mb"] == {"start": 500.0, "peak": 540.0, "end": 540.0, "trend_mb_per_min": 10.0}
     assert summary["by_protocol"]["http"] == {"ok": 1, "unanswered ConnectionResetError": 1}
+
+
+@pytest.mark.parametrize(
+    "server_exit, line",
+    [
+        (None, "- server exit: none, the server ran through the whole load"),
+        ({"t": 61.5, "code": -9}, "- server exit: 61.5 s into the load, code -9"),
+    ],
+)
+def test_the_rendering_says_whether_the_server_lived(server_exit, line):
+    sent = [Sent("good", "http", "ok", 0.1), Sent("empty", "grpc", "video error", 0.05)]
+    samples = [Sample(0.0, 500.0, 90, 160, 4, True), Sample(60.0, 510.0, 91, 160, 4, True)]
+    summary = summarize(sent, samples[0], samples[-1], samples) | {"server_exit": server_exit}
+    text = render(summary)
+    assert "| good | 1 | ok 1 | ok |" in text and "- answered 2 / 2;" in text
+    assert text.splitlines()[-1] == line
+    del summary["server_exit"]
+    assert render(summary).splitlines()[-1] == "- server exit: not recorded"
