@@ -14,6 +14,8 @@ Documented submodules:
 - `runtime.decode`: reading, sampling, seeking and streaming videos through one packet -> frame loop.
 - `runtime.preprocess`, `runtime.batching`, `runtime.pipeline`, `runtime.clips`: pixels and batches.
 - `runtime.options`: the command-line options every command shares, into `RunSettings`.
+- `runtime.live`: `LiveRunner` and its records and sources (`stam-live` is its command line).
+- `runtime.windows`: the window schedule, ring buffer and top-k shared by the timeline and live sources.
 - `runtime.limits`: `Limits` and the defaults of each kind of caller (CLI, batch, server).
 - `runtime.errors`, `runtime.results`, `runtime.labels`, `runtime.progress`, `runtime.cpu`,
   `runtime.onnx_io`, `runtime.split`, `runtime.timeline`.
@@ -32,6 +34,7 @@ from runtime.clips import load_clip
 from runtime.decode import Clip, read_clip, read_frames
 from runtime.errors import ArtifactError, MissingDependencyError, ShapeError, StamError, VideoError
 from runtime.limits import LimitExceeded, Limits
+from runtime.live import EventRecord, LiveOptions, LiveRunner, Source, WindowRecord
 from runtime.options import RunSettings
 from runtime.pipeline import Outcome, run_clips
 from runtime.results import Prediction, VideoResult
@@ -42,8 +45,11 @@ __all__ = [
     "ArtifactError",
     "ArtifactInfo",
     "Clip",
+    "EventRecord",
     "LimitExceeded",
     "Limits",
+    "LiveOptions",
+    "LiveRunner",
     "MissingDependencyError",
     "Model",
     "OpenVinoSettings",
@@ -51,12 +57,14 @@ __all__ = [
     "Prediction",
     "RunSettings",
     "ShapeError",
+    "Source",
     "StamError",
     "Timeline",
     "TimelineOptions",
     "VideoError",
     "VideoResult",
     "WindowModel",
+    "WindowRecord",
     "WindowResult",
     "describe",
     "load_clip",

@@ -74,17 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.add_backend(parser)
     options.add_limits(parser, CLI_LIMITS)
-    timeline = parser.add_argument_group("timeline (long videos: a label per time window; README, Long videos)")
+    timeline = options.add_window(parser, "timeline (long videos: a label per time window; docs/long-videos.md)")
     timeline.add_argument(
         "--timeline",
         action="store_true",
-        help="classify windows of --window frames every --stride frames, frames at --fps",
+        help="classify windows of --window frames (default: --frames, else trained T) every --stride, frames at --fps",
     )
-    timeline.add_argument(
-        "--window", type=options.positive_int, help="frames per window, T (default: --frames, else trained T)"
-    )
-    timeline.add_argument("--stride", type=options.positive_int, help="frames between window starts, S (default T/4)")
-    timeline.add_argument("--fps", type=options.positive_float, help="frames sampled per second, F (default T/10)")
     return parser
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -147,18 +147,36 @@ def add_batch_size(parser: argparse.ArgumentParser, help: str = "videos per infe
     )
 
 
-def add_limits(parser: argparse.ArgumentParser, defaults: Limits) -> None:
-    """`--max-pixels`, `--max-duration`, `--max-video-bytes`, `--decode-timeout`; defaults: this kind of command's."""
+LIMIT_FLAGS: dict[str, tuple[Callable[[str], int | float | None], str]] = {
+    "max_pixels": (limit_int, "width x height of any frame"),
+    "max_duration": (limit_seconds, "seconds of media read"),
+    "max_video_bytes": (limit_int, "size of the encoded file"),
+    "decode_timeout": (limit_seconds, "wall seconds spent decoding"),
+}
+
+
+def add_limits(parser: argparse.ArgumentParser, defaults: Limits, only: Sequence[str] | None = None) -> None:
+    """`--max-pixels`, `--max-duration`, `--max-video-bytes`, `--decode-timeout`; defaults: this kind of command's.
+
+    `only` names the limits that apply to a command (a live stream has no duration and no file size).
+    """
     group = parser.add_argument_group("limits per video (0 or none lifts one)")
-    flags: tuple[tuple[str, Any, int | float | None, str], ...] = (
-        ("--max-pixels", limit_int, defaults.max_pixels, "width x height of any frame"),
-        ("--max-duration", limit_seconds, defaults.max_duration, "seconds of media read"),
-        ("--max-video-bytes", limit_int, defaults.max_video_bytes, "size of the encoded file"),
-        ("--decode-timeout", limit_seconds, defaults.decode_timeout, "wall seconds spent decoding"),
-    )
-    for flag, kind, default, what in flags:
+    for name, (kind, what) in LIMIT_FLAGS.items():
+        if only is not None and name not in only:
+            continue
+        default = getattr(defaults, name)
         shown = "none" if default is None else f"{default:g}"
+        flag = "--" + name.replace("_", "-")
         group.add_argument(flag, type=kind, default=default, metavar="N", help=f"{what} (default {shown})")
+
+
+def add_window(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """`--window T`, `--stride S`, `--fps F` of a timeline or a live source (runtime.windows.TimelineOptions)."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--window", type=positive_int, help="frames per window, T (default: the model's trained T)")
+    group.add_argument("--stride", type=positive_int, help="samples between window starts, S (default T/4)")
+    group.add_argument("--fps", type=positive_float, help="samples per second, F (default T/10)")
+    return group
 
 
 # --- what was parsed ---------------------------------------------------------------------------------
@@ -166,7 +184,8 @@ def add_limits(parser: argparse.ArgumentParser, defaults: Limits) -> None:
 
 def limits_from(args: argparse.Namespace) -> Limits:
     """The `Limits` the limit flags chose."""
-    return Limits(args.max_pixels, args.max_duration, args.max_video_bytes, args.decode_timeout)
+    defaults = Limits()
+    return Limits(**{name: getattr(args, name, getattr(defaults, name)) for name in LIMIT_FLAGS})
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
@@ -196,6 +215,7 @@ __all__ = [
     "add_batch_size",
     "add_frames",
     "add_limits",
+    "add_window",
     "add_model",
     "add_sampling",
     "add_topk",

@@ -15,15 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from runtime.backends import BACKENDS, open_model
-from runtime.backends.openvino import PRECISIONS
+from runtime import options
+from runtime.artifact import describe
+from runtime.backends import open_model
 from runtime.errors import StamError, run_cli
-from runtime.infer import positive_float, positive_int
-from runtime.limits import CLI_LIMITS, DEFAULT_MAX_PIXELS
+from runtime.limits import CLI_LIMITS
 from runtime.live.report import StatusScreen, plain_line, serve_metrics
 from runtime.live.runner import LiveOptions, LiveRunner
 from runtime.live.sources import RTSP_TRANSPORTS, Source, parse_source, read_sources
-from runtime.split import WholeModelWindows, WindowModel, open_window_model, read_metadata
+from runtime.options import positive_float, positive_int
+from runtime.split import WholeModelWindows, WindowModel, open_window_model
 from runtime.windows import TimelineOptions
 
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stam-live", description="Classify live video sources (cameras, streams, files) window by window."
     )
-    parser.add_argument("model", help="a split pair (either part) or a whole-model artifact (.onnx, .plan)")
+    options.add_model(parser, "a split pair (either part) or a whole-model artifact (.onnx, .plan)")
     parser.add_argument(
         "sources",
         nargs="*",
@@ -39,13 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="[NAME=]URL (rtsp, rtmp, srt, udp, tcp, http(s) incl. HLS), /dev/videoN, or a file",
     )
     parser.add_argument("--sources", dest="sources_file", metavar="FILE", help="more sources, one per line")
-    parser.add_argument("--window", type=positive_int, help="frames per window, T (default: the model's trained T)")
-    parser.add_argument("--stride", type=positive_int, help="samples between window starts, S (default T/4)")
-    parser.add_argument(
-        "--fps", type=positive_float, help="samples per second of each source's clock, F (default T/10)"
-    )
-    parser.add_argument("--topk", type=positive_int, default=5, help="predictions per window (default 5)")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="frames, and windows, per model call")
+    options.add_window(parser, "windows (F: samples per second of each source's own clock)")
+    options.add_topk(parser, "predictions per window")
+    options.add_batch_size(parser, "frames, and windows, per model call")
     parser.add_argument("--json", action="store_true", help="one JSON line per window and per event")
     parser.add_argument("--realtime", action="store_true", help="play files at their own pace, as cameras")
     parser.add_argument(
@@ -60,14 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ffmpeg-option", action="append", default=[], metavar="KEY=VALUE", help="an FFmpeg option for every source"
     )
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics")
-    parser.add_argument(
-        "--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="pixels per frame, per source"
-    )
-    parser.add_argument(
-        "--decode-timeout", type=positive_float, help="wall seconds a file read at full speed may spend decoding"
-    )
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    options.add_limits(parser, CLI_LIMITS, only=("max_pixels", "decode_timeout"))
+    options.add_backend(parser)
     parser.add_argument("--providers", nargs="+", metavar="PROVIDER", help="ONNX Runtime providers in order")
     return parser
 
@@ -95,7 +86,7 @@ def parse_option(text: str) -> tuple[str, str]:
 
 def open_live_model(args: argparse.Namespace) -> WindowModel:
     """A split pair on ONNX Runtime or TensorRT, or a whole model on any backend open_model supports."""
-    split = "stam.part" in read_metadata(Path(args.model))
+    split = describe(args.model).is_split
     if split:
         if args.backend == "openvino" or args.precision != "fp32":
             raise StamError("a split pair runs on ONNX Runtime or TensorRT: drop --backend openvino/--precision")
@@ -110,7 +101,7 @@ def live_options(args: argparse.Namespace, model: WindowModel) -> LiveOptions:
     if model.batch_range is not None:  # an engine profile bounds the windows per call
         batch_size = max(model.batch_range.min, min(batch_size, model.batch_range.max))
     windows = TimelineOptions.resolve(window, args.stride, args.fps, batch_size=batch_size, topk=args.topk)
-    limits = CLI_LIMITS.lifted(max_pixels=args.max_pixels, decode_timeout=args.decode_timeout)
+    limits = options.limits_from(args)
     return LiveOptions(
         windows,
         limits,
