@@ -108,3 +108,33 @@ def test_config_from_fills_a_commands_dataclass_by_field_name():
     config = options.config_from(JobConfig, args, with_logits=args.logits)
     assert (config.model, list(config.inputs), config.topk, config.with_logits) == ("m.onnx", ["a", "b"], 3, True)
     assert config.limits == BATCH_LIMITS and config.backend == "auto"
+
+
+LIVE_VALID = ["m.onnx", "tcp://127.0.0.1:9"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--topk", "0"], "argument --topk: expected a positive integer, got '0'"),
+        (["--window", "x"], "argument --window: expected a positive integer, got 'x'"),
+        (["--backend", "bogus"], "argument --backend: invalid choice: 'bogus'"),
+        (["--max-pixels", "-1"], "argument --max-pixels: expected a positive integer, or 0/none for no limit"),
+        (["--max-duration", "10"], "unrecognized arguments: --max-duration 10"),  # a live stream never ends
+    ],
+)
+def test_stam_live_refuses_the_same_bad_values_the_same_way(flags, message, capsys):
+    from runtime.live import cli as live_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        live_cli.build_parser().parse_args([*LIVE_VALID, *flags])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_stam_live_limits_are_the_command_lines_with_its_two_flags():
+    from runtime.live import cli as live_cli
+
+    args = live_cli.build_parser().parse_args([*LIVE_VALID, "--max-pixels", "1000", "--decode-timeout", "none"])
+    assert options.limits_from(args) == CLI_LIMITS.lifted(max_pixels=1000, decode_timeout=None)
