@@ -272,6 +272,65 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def render_live(document: Document) -> str:
+    """Live sources in real time (N sources, latency, drops), the per-frame cost, and the acceptance run."""
+    runs = [
+        [
+            str(run["sources"]),
+            ", ".join(run["kinds"]),
+            f"{run['windows_per_s']:g}",
+            *(f"{run['latency_ms'][q]:g}" for q in ("p50", "p95", "p99")),
+            str(run["dropped_samples"]),
+            f"{run['decode_cpu_s']:g}",
+            f"{run['model_wall_s']:g}",
+            _yes(run["real_time"]),
+        ]
+        for run in document["runs"]
+    ]
+    header = ["sources", "kinds", "windows/s", "p50 ms", "p95 ms", "p99 ms", "drops", "decode CPU s", "model s", "real time"]
+    cores = document["machine"]["cpu_cores_usable"]
+    costs = [
+        [name, f"{cost['frame_s'] * 1000:.1f}", f"{cost['window_s'] * 1000:.1f}", f"{cost['fps']:g}", f"{cost['cameras_per_core']:g}"]
+        for name, cost in document["per_frame"].items()
+    ]
+    parts = [
+        f"Largest number of sources kept in real time: {document['largest_real_time']} "
+        f"(p95 latency at most {document['settings']['max_p95']:g} s, no drops).",
+        "",
+        report.markdown_table(header, runs),
+        "",
+        f"Cost per sampled frame and per window on {cores} cores, and the cameras one core carries:",
+        "",
+        report.markdown_table(["model", "ms/frame", "ms/window", "F", "cameras/core"], costs),
+    ]
+    gpu = document.get("gpu_on_paper")
+    if gpu:
+        parts += ["", f"One {gpu['gpu']}, on paper ({gpu['from']}): {gpu['cameras']} STAM-16 cameras at F = 1.6."]
+    acceptance = document.get("acceptance")
+    if acceptance:
+        parts += ["", live_acceptance(acceptance)]
+    return "\n".join(parts)
+
+
+def live_acceptance(acceptance: Document) -> str:
+    """Three live sources against `runtime.infer --timeline`: events, windows and agreement per source."""
+    rows = [
+        [name, " -> ".join(source["events"]), str(source["windows_before_loss"]), f"{source['agreement']:.0%}"]
+        for name, source in acceptance["sources"].items()
+    ]
+    latency = acceptance["latency_ms"]
+    return "\n".join(
+        [
+            f"Acceptance run: agreement with `runtime.infer --timeline` ({acceptance['timeline_windows']} windows):",
+            "",
+            report.markdown_table(["source", "events", "windows before a loss", "agreement"], rows),
+            "",
+            f"Latency p50/p95/p99: {latency['p50']:g} / {latency['p95']:g} / {latency['p99']:g} ms; "
+            f"exit code after SIGTERM: {acceptance['exit_code_after_sigterm']}.",
+        ]
+    )
+
+
 def render_accuracy(document: Document) -> str:
     return accuracy_table.render_markdown(document["rows"], "").rstrip()
 
@@ -290,6 +349,7 @@ RENDERERS: dict[str, Callable[[Document], str]] = {
     "hostile_cpu.json": render_hostile,
     "batch_cluster_cpu.json": batch_cluster.render_table,
     "accuracy_motion.json": render_accuracy,
+    "live_cpu.json": render_live,
 }
 
 
