@@ -17,6 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import StamError
 
@@ -75,15 +76,16 @@ def probe(address: str) -> None:
         from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
     except ImportError:  # another Ray layout: ray.init speaks for itself
         return
+    messages: Any = gcs_service_pb2  # protobuf makes the message classes at import time: no static attributes
     token = find_token()
     metadata = [("authorization", f"Bearer {token.value}")] if token else None
     with grpc.insecure_channel(target) as channel:
         try:
             gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
-                gcs_service_pb2.GetClusterIdRequest(), timeout=PROBE_TIMEOUT_S, metadata=metadata
+                messages.GetClusterIdRequest(), timeout=PROBE_TIMEOUT_S, metadata=metadata
             )
             reply = gcs_service_pb2_grpc.InternalKVGcsServiceStub(channel).InternalKVGet(
-                gcs_service_pb2.InternalKVGetRequest(namespace=b"cluster", key=b"CLUSTER_METADATA"),
+                messages.InternalKVGetRequest(namespace=b"cluster", key=b"CLUSTER_METADATA"),
                 timeout=PROBE_TIMEOUT_S,
                 metadata=metadata,
             )

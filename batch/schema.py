@@ -8,6 +8,7 @@ logits as the model's float32).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -61,10 +62,10 @@ class Decoded:
 
 def result_row(
     decoded: Decoded, result: VideoResult | None, model: ModelId, infer_ms: float | None, with_logits: bool
-) -> dict:
+) -> dict[str, Any]:
     """One output row: the decode step's facts plus the model's result (None when the video failed)."""
     top = result.predictions[0] if result is not None and result.predictions else None
-    row = {
+    row: dict[str, Any] = {
         "path": decoded.path,
         "label": top.label if top else None,
         "probability": top.probability if top else None,
@@ -82,5 +83,5 @@ def result_row(
     return row
 
 
-def rows_to_table(rows: list[dict], with_logits: bool) -> pa.Table:
+def rows_to_table(rows: list[dict[str, Any]], with_logits: bool) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=result_schema(with_logits))

@@ -144,7 +144,7 @@ def pending_report(ray) -> str:  # noqa: ANN001 - the ray module
             for demand in status.resource_demands.ray_task_actor_demand
             for shape in demand.bundles_by_count
         ]
-        free = [free_text(node.resource_usage.usage) for node in [*status.active_nodes, *status.idle_nodes]]
+        free = [free_text(node.available_resources()) for node in [*status.active_nodes, *status.idle_nodes]]
     except Exception as error:  # noqa: BLE001 - the report is a courtesy; the stall is the error
         return f"Ray's status could not be read ({type(error).__name__})"
     waiting = ", ".join(demands) if demands else "nothing"
@@ -159,6 +159,7 @@ def bundle_text(bundle: dict[str, float]) -> str:
     )
 
 
-def free_text(usage) -> str:  # noqa: ANN001 - Ray's ResourceUsage records
-    free = {u.resource_name: u.total - u.used for u in usage if u.resource_name in ("CPU", "GPU")}
+def free_text(available: dict[str, float]) -> str:
+    """The free CPUs and GPUs of one node (Ray reports none for a node not yet running)."""
+    free = {key: value for key, value in available.items() if key in ("CPU", "GPU")}
     return ", ".join(f"{value:g} {key}" for key, value in sorted(free.items())) or "nothing"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from benchmarks.report import write_json
 from runtime import load_clip, options, run_clips
@@ -47,7 +48,7 @@ class Classifier(Protocol):
     @property
     def precision(self) -> str: ...
 
-    def run(self, frames: np.ndarray) -> np.ndarray: ...
+    def run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
     def close(self) -> None: ...
 
@@ -71,7 +72,7 @@ class TorchClassifier:
     def frames_trained(self) -> int:
         return self.model.config.frames_trained
 
-    def run(self, frames: np.ndarray) -> np.ndarray:
+    def run(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         with self._torch.inference_mode():
             return self.model(self._torch.from_numpy(np.ascontiguousarray(frames))).numpy()
 
@@ -87,10 +88,10 @@ def open_classifier(path: str | Path, labels: Sequence[str] | None = None, **ope
     packaged Kinetics-400 list in the official order.
     """
     if Path(path).suffix.lower() in CHECKPOINT_SUFFIXES:
-        model = TorchClassifier(path, labels)
-        if not model.labels and model.model.config.num_classes == 400:
-            model.labels = load_labels("kinetics400")
-        return model
+        checkpoint = TorchClassifier(path, labels)
+        if not checkpoint.labels and checkpoint.model.config.num_classes == 400:
+            checkpoint.labels = load_labels("kinetics400")
+        return checkpoint
     from runtime import open_model
 
     model = open_model(path, **open_options)
@@ -164,7 +165,7 @@ class Score:
     confusions: list[dict[str, object]] = field(default_factory=list)
 
 
-def score(logits: np.ndarray, targets: np.ndarray, names: Sequence[str]) -> Score:
+def score(logits: NDArray[np.float32], targets: NDArray[np.int64], names: Sequence[str]) -> Score:
     """Accuracies in [0, 1]; top-5 is top-min(5, C)."""
     targets = np.asarray(targets)
     if len(targets) == 0:
@@ -212,8 +213,8 @@ class Evaluation:
     failures: list[dict[str, str]]
     sampling_notes: list[str]
     seconds: float
-    logits: np.ndarray
-    targets: np.ndarray
+    logits: NDArray[np.float32]
+    targets: NDArray[np.int64]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -229,7 +230,9 @@ class Evaluation:
         }
 
 
-def predict_clips(model: Classifier, clips: Sequence[np.ndarray], batch_size: int, reverse: bool = False) -> np.ndarray:
+def predict_clips(
+    model: Classifier, clips: Sequence[NDArray[np.float32]], batch_size: int, reverse: bool = False
+) -> NDArray[np.float32]:
     """(N, C) logits of already preprocessed clips, through the runtime's loop (what the gates reuse)."""
     return run_in_memory(model, [clip[::-1] if reverse else clip for clip in clips], batch_size)
 
@@ -253,7 +256,7 @@ def evaluate(
     with progress_bar(len(samples), unit="video", desc="accuracy", enabled=progress) as bar:
         for outcome in outcomes:
             sample = outcome.item
-            if outcome.error is not None:
+            if outcome.logits is None:  # the video failed: `error` says why
                 failures.append({"path": str(sample.path), "error": str(outcome.error)})
             else:
                 logits.append(outcome.logits)

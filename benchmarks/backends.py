@@ -279,13 +279,13 @@ class OrtRunner(RuntimeRunner):
     def __init__(self, onnx_path: Path, device: str):
         import onnxruntime as ort
 
-        from runtime import open_model
+        from runtime.backends.ort import OrtModel
 
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise Skip("CUDA execution provider not installed (needs onnxruntime-gpu)")
         wanted = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         providers = [wanted, "CPUExecutionProvider"] if device == "cuda" else [wanted]
-        model = open_model(onnx_path, backend="onnxruntime", providers=providers)
+        model = OrtModel(onnx_path, providers=providers)  # the class itself: `providers` is ONNX Runtime's
         if model.providers[0] != wanted:
             model.close()
             raise Skip(f"{wanted} failed to load (session uses {model.providers[0]})")

@@ -132,7 +132,7 @@ def parse_shapes(text: str | None) -> list[tuple[int, int]] | None:
         shapes = []
     if not shapes or any(len(s) != 2 or min(s) < 1 for s in shapes):
         raise StamError(f"--verify-shapes must look like 1x16,2x8, got {text!r}")
-    return shapes
+    return [(batch, frames) for batch, frames in shapes]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from time import perf_counter
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime.decode import read_clip
 from runtime.errors import VideoError
@@ -29,7 +30,7 @@ def load_clip(
     decoders: int | None = None,
     on_stage: Callable[[str, float], None] | None = None,
     limits: Limits = CLI_LIMITS,
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[NDArray[np.float32], list[str]]:
     """(T, 3, 224, 224) float32 pixels, and why the frames differ from `mode` (e.g. a short video).
 
     `decoders` is how many decoders seek a long video side by side (runtime.decode.read_clip).

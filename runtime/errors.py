@@ -91,7 +91,9 @@ def require_extra(module: str, command: str, extra: str) -> ModuleType:
         raise MissingDependencyError(import_failure(module, error)) from None
 
 
-def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 (warnings' hook)
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
     """Warnings on a command line read like its errors: `warning: ...`, one line, no source excerpt."""
     return f"warning: {message}\n"
 

@@ -15,7 +15,11 @@ MIN_ITEMS = 4  # fewer items than this finish before a bar would tell anything
 
 
 def progress_bar(
-    total: int | None, unit: str, desc: str | None = None, enabled: bool = True, iterable: Iterable | None = None
+    total: int | None,
+    unit: str,
+    desc: str | None = None,
+    enabled: bool = True,
+    iterable: Iterable[object] | None = None,
 ) -> tqdm:
     """A tqdm bar on stderr (wrapping `iterable` when given), shown only when `enabled`, stderr is a
     terminal, and there are enough items."""

@@ -12,9 +12,10 @@ import abc
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime import contract
 from runtime.artifact import ONNX_SUFFIXES, ArtifactInfo, describe
@@ -35,7 +36,7 @@ class Part(Protocol):
     ranges: tuple[DimRange | None, ...]  # per leading (dynamic) dim of the input; None = unbounded
     width: int | None  # D of its `embeddings` tensor (output of frames, input of temporal), if fixed
 
-    def run(self, array: np.ndarray) -> np.ndarray: ...
+    def run(self, array: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
     def close(self) -> None: ...
 
@@ -54,15 +55,15 @@ class OrtPart:
             found = f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]}"
             raise ArtifactError(f"{path}: expected input {input_name!r} and output {output_name!r}; found {found}")
         self._names = (input_name, output_name)
-        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata: Mapping[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         input_shape = list(inputs[0].shape)
         output_shape = list(next(o.shape for o in outputs if o.name == output_name))
         leading = 1 if input_name == contract.INPUT_NAME else 2  # frames [N, ...]; embeddings [B, T, D]
-        self.ranges = tuple(dim_range(dim) for dim in input_shape[:leading])
+        self.ranges: tuple[DimRange | None, ...] = tuple(dim_range(dim) for dim in input_shape[:leading])
         width = (output_shape if output_name == contract.EMBEDDINGS_NAME else input_shape)[-1]
         self.width = width if isinstance(width, int) else None
 
-    def run(self, array: np.ndarray) -> np.ndarray:
+    def run(self, array: NDArray[np.float32]) -> NDArray[np.float32]:
         input_name, output_name = self._names
         (result,) = self._session.run([output_name], {input_name: np.ascontiguousarray(array)})
         return np.asarray(result, dtype=np.float32)
@@ -87,12 +88,12 @@ class TrtPart:
                 f"its sidecar says {profile.input_name!r} -> {profile.output_name!r}"
             )
         self.path = str(path)
-        self.metadata = dict(sidecar.metadata)
-        self.ranges = tuple(allowed for _, allowed in profile.dims())
+        self.metadata: Mapping[str, str] = dict(sidecar.metadata)
+        self.ranges: tuple[DimRange | None, ...] = tuple(allowed for _, allowed in profile.dims())
         self.width = profile.embed_dim or None  # recorded for the temporal part's input
         self._runner = TrtRunner(path, sidecar).activate()
 
-    def run(self, array: np.ndarray) -> np.ndarray:
+    def run(self, array: NDArray[np.float32]) -> NDArray[np.float32]:
         return self._runner.infer(np.ascontiguousarray(array, dtype=np.float32))
 
     def close(self) -> None:
@@ -129,11 +130,11 @@ class WindowModel(contract.MetadataFacts, abc.ABC):
             raise ShapeError(f"{self.path}: --window {frames} does not fit: {error}") from None
 
     @abc.abstractmethod
-    def embed(self, frames: np.ndarray) -> np.ndarray:
+    def embed(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         """Preprocessed frames (N, 3, 224, 224) float32 -> per-frame features (N, ...)."""
 
     @abc.abstractmethod
-    def classify(self, windows: np.ndarray) -> np.ndarray:
+    def classify(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
         """Windows of features (B, T, ...) -> logits (B, C)."""
 
     @abc.abstractmethod
@@ -148,7 +149,7 @@ class WindowModel(contract.MetadataFacts, abc.ABC):
         self.close()
 
 
-def check_frames(frames: np.ndarray) -> None:
+def check_frames(frames: NDArray[Any]) -> None:
     if frames.dtype != np.float32 or frames.ndim != 4 or frames.shape[1:] != ITEM_SHAPE:
         raise ShapeError(
             f"frames must be float32 (N, {', '.join(map(str, ITEM_SHAPE))}), got {frames.dtype} {tuple(frames.shape)}"
@@ -173,13 +174,13 @@ class SplitPair(WindowModel):
         self.frames_range = self.frames.ranges[0]
         self.batch_range, self.window_range = self.temporal.ranges
 
-    def embed(self, frames: np.ndarray) -> np.ndarray:
+    def embed(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         check_frames(frames)
         limit = self.frames_range.max if self.frames_range is not None else len(frames)
         chunks = [self.frames.run(frames[i : i + limit]) for i in range(0, len(frames), max(1, limit))]
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
-    def classify(self, windows: np.ndarray) -> np.ndarray:
+    def classify(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
         check_range("batch", windows.shape[0], self.batch_range)
         self.check_window(windows.shape[1])
         return self.temporal.run(windows)
@@ -224,11 +225,11 @@ class WholeModelWindows(WindowModel):
         except ShapeError as error:
             raise ShapeError(f"{self.path}: --window {frames} does not fit: {error}") from None
 
-    def embed(self, frames: np.ndarray) -> np.ndarray:
+    def embed(self, frames: NDArray[np.float32]) -> NDArray[np.float32]:
         check_frames(frames)
         return frames
 
-    def classify(self, windows: np.ndarray) -> np.ndarray:
+    def classify(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
         return self.model.run(windows)
 
     def close(self) -> None:

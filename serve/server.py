@@ -218,12 +218,19 @@ class TritonServer:
     def __init__(self, info: ArtifactInfo, options: ServeOptions, endpoints: Endpoints):
         self.info, self.options, self.endpoints = info, options, endpoints
         self.workspace: Path | None = None
-        self.process: subprocess.Popen | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self.signalled = False
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The running tritonserver; using it before `start()` is a programming error, said plainly."""
+        if self._process is None:
+            raise RuntimeError("tritonserver has not been started: call TritonServer.start() first")
+        return self._process
 
     def request_stop(self, sig: int = signal.SIGTERM) -> None:
         """Once: Triton stops taking requests, finishes those in flight, unloads the models and exits."""
-        if self.process is not None and self.process.poll() is None and not self.signalled:
+        if self._process is not None and self._process.poll() is None and not self.signalled:
             self.signalled = True
             self.process.send_signal(sig)
 
@@ -234,7 +241,7 @@ class TritonServer:
         write_repository(repository, self.info, self.options)
         backends, binary = prepare_backends(self.workspace, distribution)
         arguments = server_arguments(binary, repository, backends, self.endpoints, self.options)
-        self.process = subprocess.Popen(arguments, env=server_environment(distribution), preexec_fn=_die_with_parent)
+        self._process = subprocess.Popen(arguments, env=server_environment(distribution), preexec_fn=_die_with_parent)
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -254,15 +261,15 @@ class TritonServer:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Ask the server to finish in-flight requests and exit; kill it only after its own exit timeout."""
         code = 0
-        if self.process is not None and self.process.poll() is None:
+        if self._process is not None and self._process.poll() is None:
             self.request_stop(sig)
             try:
                 code = self.process.wait(self.options.exit_timeout_s + 10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 code = self.process.wait()
-        elif self.process is not None:
-            code = self.process.returncode
+        elif self._process is not None:
+            code = self._process.returncode
         if self.workspace is not None:
             shutil.rmtree(self.workspace, ignore_errors=True)
             self.workspace = None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
+from runtime.artifact import describe
 from serve import cli
+from serve.config import Batching
+from serve.server import Endpoints, ServeOptions, TritonServer
 
 
 def test_missing_extra_names_it(monkeypatch, capsys, tiny_onnx):
@@ -30,3 +34,11 @@ def test_bad_requests_are_one_line(arguments, message, capsys, tiny_onnx):
     assert cli.main([a.format(model=tiny_onnx) for a in arguments]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_a_server_not_started_says_so(tiny_onnx):
+    """Waiting on a server before `start()` is a clear error; stopping it is a no-op with exit code 0."""
+    server = TritonServer(describe(tiny_onnx), ServeOptions(Path(tiny_onnx), "tiny", Batching()), Endpoints())
+    with pytest.raises(RuntimeError, match=r"tritonserver has not been started: call TritonServer.start\(\) first"):
+        server.process.wait()
+    assert server.stop() == 0
