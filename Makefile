@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 # pytest-xdist workers for `make test` (the CI machine has 2 cores); 0 runs the suite in one process.
 TEST_JOBS ?= 2
 
-.PHONY: venv demo test test-fast docs bench clean
+.PHONY: venv demo test test-fast lint docs bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +21,23 @@ $(BIN)/activate:
 # CPU torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 venv: $(BIN)/activate
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[export,test,bench,rtx,openvino,ray,serve,docs]'
+	$(BIN)/pip install -q -e '.[export,test,bench,rtx,openvino,ray,serve,docs,lint]'
 
 demo: venv
 	$(BIN)/python -m benchmarks.demo --out $(ARTIFACTS)
 
 # A file's tests stay on one worker; the shared test artifacts are built once (tests/conftest.py).
 # Then the docs site, strictly, from the tables the results files render (the README is not touched).
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest -q tests -n $(TEST_JOBS) --dist loadfile
 	$(BIN)/python -m benchmarks.docs_tables --no-readme
 	$(MKDOCS) build --strict --quiet -d $(SITE)
+
+# ruff (lint and format) and mypy (strict on runtime/), configured in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The docs' tables (docs/generated/) and the README's headline numbers from benchmarks/results/*.json,
 # then the site into site/. --strict: a broken link, a missing page or a bad API reference is an error.

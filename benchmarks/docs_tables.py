@@ -287,10 +287,27 @@ def render_live(document: Document) -> str:
         ]
         for run in document["runs"]
     ]
-    header = ["sources", "kinds", "windows/s", "p50 ms", "p95 ms", "p99 ms", "drops", "decode CPU s", "model s", "real time"]
+    header = [
+        "sources",
+        "kinds",
+        "windows/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "drops",
+        "decode CPU s",
+        "model s",
+        "real time",
+    ]
     cores = document["machine"]["cpu_cores_usable"]
     costs = [
-        [name, f"{cost['frame_s'] * 1000:.1f}", f"{cost['window_s'] * 1000:.1f}", f"{cost['fps']:g}", f"{cost['cameras_per_core']:g}"]
+        [
+            name,
+            f"{cost['frame_s'] * 1000:.1f}",
+            f"{cost['window_s'] * 1000:.1f}",
+            f"{cost['fps']:g}",
+            f"{cost['cameras_per_core']:g}",
+        ]
         for name, cost in document["per_frame"].items()
     ]
     parts = [

@@ -9,14 +9,17 @@ Decoding and preprocessing run on a worker thread, ahead of the model by a bound
 
 from __future__ import annotations
 
+import argparse
 import json
 import queue
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runtime.batching import pad_batch
 from runtime.decode import FrameStream, TimedFrame
@@ -87,7 +90,7 @@ class Run:
     end: float
     windows: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3), "windows": self.windows}
 
 
@@ -133,7 +136,7 @@ class Timeline:
         self.notes: list[str] = []
         self.stats = TimelineStats()
         self._stream = FrameStream(path, options.fps, wanted=options.wanted, limits=limits)
-        self._pending: list[tuple[int, int, np.ndarray]] = []  # (first sample, samples, features (T, ...))
+        self._pending: list[tuple[int, int, NDArray[np.float32]]] = []  # (first sample, samples, features (T, ...))
         self._last_start: int | None = None
 
     def __iter__(self) -> Iterator[WindowResult]:
@@ -155,7 +158,7 @@ class Timeline:
         yield from self._add_last(ring)
         yield from self._flush()
 
-    def _add(self, start: int, features: np.ndarray, count: int | None = None) -> Iterator[WindowResult]:
+    def _add(self, start: int, features: NDArray[np.float32], count: int | None = None) -> Iterator[WindowResult]:
         self._pending.append((start, count or len(features), features))
         self._last_start = start
         if len(self._pending) >= self.options.batch_size:
@@ -190,7 +193,7 @@ class Timeline:
         if not self.model.embeds_once:
             self.stats.embedded += len(batch) * self.options.window  # the whole model re-embeds every frame
 
-    def _chunks(self) -> Iterator[tuple[list[int], np.ndarray]]:
+    def _chunks(self) -> Iterator[tuple[list[int], NDArray[np.float32]]]:
         """(sample indices, preprocessed frames (n, 3, 224, 224)) from a worker thread."""
         total = self._expected_samples() if self.progress else None
         return background(_preprocessed(self._stream, CHUNK_FRAMES, total), QUEUE_CHUNKS)
@@ -203,7 +206,9 @@ class Timeline:
         return f"Timeline({self.path!r}, {self.options})"
 
 
-def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None) -> Iterator[tuple[list[int], np.ndarray]]:
+def _preprocessed(
+    frames: Iterable[TimedFrame], size: int, total: int | None
+) -> Iterator[tuple[list[int], NDArray[np.float32]]]:
     """Chunks of `size` frames, preprocessed; a progress bar (stderr, terminals only) when `total` is set."""
     bar = progress_bar(total, unit="frame", enabled=total is not None)
     chunk: list[TimedFrame] = []
@@ -218,19 +223,21 @@ def _preprocessed(frames: Iterable[TimedFrame], size: int, total: int | None) ->
             yield _stacked(chunk)
 
 
-def _stacked(chunk: list[TimedFrame]) -> tuple[list[int], np.ndarray]:
+def _stacked(chunk: list[TimedFrame]) -> tuple[list[int], NDArray[np.float32]]:
     return [f.index for f in chunk], np.concatenate([preprocess(f.image[None]) for f in chunk])
 
 
 _DONE = object()
+Item = TypeVar("Item")
+Slot = tuple[Any, BaseException | None]  # (an item or _DONE, the worker's error)
 
 
-def background(items: Iterator, depth: int) -> Iterator:
+def background(items: Iterator[Item], depth: int) -> Iterator[Item]:
     """Run `items` on a worker thread, `depth` ahead; its exceptions re-raise here, in order.
 
     Stopping early (an error in the consumer) tells the worker to stop at its next item.
     """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[Slot] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
@@ -257,7 +264,7 @@ def background(items: Iterator, depth: int) -> Iterator:
         worker.join()
 
 
-def _put(slots: queue.Queue, entry: tuple, stop: threading.Event) -> bool:
+def _put(slots: queue.Queue[Slot], entry: Slot, stop: threading.Event) -> bool:
     while not stop.is_set():
         try:
             slots.put(entry, timeout=0.1)
@@ -306,7 +313,7 @@ def run_timelines(
     return 1 if failed else 0
 
 
-def run_cli(args, paths: Sequence[str]) -> int:
+def run_cli(args: argparse.Namespace, paths: Sequence[str]) -> int:
     """`python -m runtime.infer ... --timeline`: the arguments from runtime.infer's parser."""
     from runtime.options import limits_from
     from runtime.split import open_window_model
