@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from runtime.errors import VideoError
+from runtime.preprocess import resized_size
 
 # DCI 4K (4096x2160) is the largest frame admitted by default; anything larger must be asked for.
 DEFAULT_MAX_PIXELS = 4096 * 2160
@@ -56,12 +57,29 @@ class Limits:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def check_pixels(self, frame: SizedFrame, where: str, what: str = "frame") -> None:
-        """Refuse a frame (or a declared stream) larger than `max_pixels`."""
+        """Refuse a frame (or a declared stream) larger than `max_pixels`, before or after preprocessing.
+
+        Preprocessing resizes the shorter side to 256 before the centre crop, so an extreme aspect
+        ratio (16x65536: 1 M pixels) would become a 256x1048576 image (805 MB of RGB). The resized
+        image is held to the larger of `max_pixels` and DCI 4K's pixel count (small frames are
+        enlarged to 256 anyway): by default aspect ratios beyond about 135:1 are refused.
+        """
+        if self.max_pixels is None:
+            return
         pixels = frame.width * frame.height
-        if self.max_pixels is not None and pixels > self.max_pixels:
+        if pixels > self.max_pixels:
             raise LimitExceeded(
                 f"{where}: {what} of {frame.width}x{frame.height} = {pixels} pixels is over the limit of "
                 f"{self.max_pixels} (--max-pixels)"
+            )
+        if frame.width < 1 or frame.height < 1:
+            return  # nothing to resize: the decoder's own error names such a stream
+        height, width = resized_size(frame.height, frame.width)
+        resized_limit = max(self.max_pixels, DEFAULT_MAX_PIXELS)
+        if height * width > resized_limit:
+            raise LimitExceeded(
+                f"{where}: {what} of {frame.width}x{frame.height} resizes to {width}x{height} = {height * width} "
+                f"pixels before the crop, over the limit of {resized_limit} (--max-pixels)"
             )
 
     def check_duration(self, seconds: float | None, where: str, what: str = "media time") -> None:

@@ -159,3 +159,12 @@ def test_admitted_videos_decode_exactly_as_without_limits(files):
 def test_decoders_run_on_a_bounded_number_of_threads(files):
     with opened(files["plain"]) as (_, stream):
         assert 1 <= stream.codec_context.thread_count <= MAX_DECODER_THREADS
+
+
+def test_an_aspect_ratio_that_preprocessing_would_blow_up_is_refused(tmp_path):
+    """16x4096 is only 65536 pixels, but resizing its shorter side to 256 would make 256x65536."""
+    path = write_video(tmp_path / "taller.mp4", 2, 16, 4096)
+    with pytest.raises(LimitExceeded, match=r"resizes to 256x65536 = 16777216 pixels before the crop.*--max-pixels"):
+        load_clip(path, 2)
+    pixels, _ = load_clip(path, 2, limits=Limits(max_pixels=256 * 65536))
+    assert pixels.shape == (2, 3, 224, 224)
