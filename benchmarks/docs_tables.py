@@ -326,6 +326,16 @@ def render_live(document: Document) -> str:
     acceptance = document.get("acceptance")
     if acceptance:
         parts += ["", live_acceptance(acceptance)]
+    overload = document.get("overload")
+    if overload:
+        latency = overload["latency_ms"]
+        parts += [
+            "",
+            f"Overload: {overload['sources']} STAM-16 cameras at F = {overload['fps']:g} (this CPU carries about "
+            f"{overload['cameras_carried']:g}): {overload['dropped_samples']} of {overload['samples']} samples dropped, "
+            f"{overload['windows']} windows, latency p50/p95/p99 {latency['p50']:g} / {latency['p95']:g} / "
+            f"{latency['p99']:g} ms.",
+        ]
     return "\n".join(parts)
 
 
