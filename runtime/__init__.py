@@ -7,7 +7,8 @@ never from a command-line module (`runtime.infer`) or a private name.
 Documented submodules:
 
 - `runtime.artifact`: `describe(path)`, the one reader of an artifact's facts.
-- `runtime.backends`: `open_model`, `resolve_backend`, `BACKENDS`; `runtime.backends.openvino`
+- `runtime.backends`: `open_model`, `resolve_backend`, `BACKENDS`; `runtime.backends.ort` (`OrtModel`),
+  `runtime.backends.openvino`
   (`OpenVinoSettings`), `runtime.backends.trt` and `runtime.backends.cuda` (the TensorRT runner
   and its CUDA helpers, which the plan builder shares).
 - `runtime.contract`: the I/O, metadata, profile and tolerance contract of every artifact.

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="one JSON line per window and per event")
     parser.add_argument("--realtime", action="store_true", help="play files at their own pace, as cameras")
     parser.add_argument(
-        "--queue", type=positive_int, help="samples waiting per source before its backlog is dropped (default T)"
+        "--queue", type=positive_int, help="samples waiting per source before its backlog is dropped (default 2T)"
     )
     parser.add_argument(
         "--stall-timeout", type=positive_float, default=10.0, help="seconds without a packet before a source is lost"

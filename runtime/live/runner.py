@@ -34,9 +34,14 @@ JOIN_SECONDS = 2.0  # how long a stop waits for reader threads blocked in a read
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
+# Samples a source may queue, in windows: two absorb the burst of one HLS segment (several seconds of
+# samples arriving at once) without a drop, and keep windows coming while the model handles a third of them.
+QUEUE_WINDOWS = 2
+
+
 @dataclass(frozen=True)
 class LiveOptions:
-    """Windows (T, S, F, batch size, top-k) and how sources are read; `queue`: samples per source (default T)."""
+    """Windows (T, S, F, batch size, top-k) and how sources are read; `queue`: samples per source (default 2T)."""
 
     windows: TimelineOptions
     limits: Limits = CLI_LIMITS
@@ -88,7 +93,7 @@ class LiveRunner:
         model.check_window(options.windows.window)
         self.model, self.sources, self.options = model, list(sources), options
         self.stopping = threading.Event()
-        self.hub = Hub(len(sources), options.queue or options.windows.window)
+        self.hub = Hub(len(sources), options.queue or QUEUE_WINDOWS * options.windows.window)
         settings = options.reader_settings()
         self.readers = [SourceReader(i, s, settings, self.hub, self.stopping) for i, s in enumerate(sources)]
         self.latency = Histogram()
