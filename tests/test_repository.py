@@ -86,7 +86,7 @@ def test_no_file_tells_how_it_was_made():
         "1.47x on AVX-512 in issue_15",
         "(issue_#11, item 6)",
         "The helpers'_runs met a load average of 1-13",
-        "an H100_lent to this project for 30 minutes",
+        "an H100 lent_to this_project for 30 minutes",
         "no GPU was_loaned for it",
         "not profiled within the_lease",
         "the docs_worktree",
