@@ -36,6 +36,8 @@ BACKEND_SHIMS = {"tensors": "TensorModel", "video": "VideoModel"}
 # Request/response objects Triton's gRPC front end keeps for reuse. A reused request keeps the
 # capacity of the largest upload it held, so the pool is kept small: at most this many uploads' worth.
 GRPC_ALLOCATION_POOL = 2
+# Starts of tritonserver when one dies of a signal before its models are ready (see TritonServer.wait_ready).
+START_ATTEMPTS = 3
 # Triton's own bound on an HTTP request body; older builds (the one PyTriton 0.7 bundles) lack the option.
 HTTP_MAX_INPUT_OPTION = "--http-max-input-size"
 # An upload is sent as one BYTES tensor: the request around it (JSON header, tensor framing, the
@@ -245,14 +247,29 @@ class TritonServer:
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Return once Triton says every model is ready; a clear error if it exits or takes too long."""
+        """Return once Triton says every model is ready; a clear error if it exits or takes too long.
+
+        A server killed by a signal while its models load (the bundled Triton's Python backend can abort
+        with a boost::interprocess::lock_exception as its stubs start: a race, not a configuration
+        error) is started again, up to START_ATTEMPTS in all, each time with one warning line.
+        """
         deadline = time.monotonic() + timeout_s
+        attempt = 1
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StamError(
-                    f"tritonserver exited with code {self.process.returncode} before it was ready "
-                    "(its log above says why)"
+            code = self.process.poll()
+            if code is not None and code < 0 and attempt < START_ATTEMPTS and not self.signalled:
+                attempt += 1
+                print(
+                    f"warning: tritonserver was killed by signal {-code} while starting; "
+                    f"starting it again (attempt {attempt} of {START_ATTEMPTS})",
+                    file=sys.stderr,
+                    flush=True,
                 )
+                self.stop()
+                self.start()
+                continue
+            if code is not None:
+                raise StamError(f"tritonserver exited with code {code} before it was ready (its log above says why)")
             if is_ready(self.endpoints):
                 return
             time.sleep(0.2)

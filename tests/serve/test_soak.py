@@ -89,7 +89,13 @@ def test_frames_over_the_pixel_limit_are_refused(soak, kind):
 
 
 def test_no_descriptor_or_thread_leak(soak):
-    summary = soak[1]["summary"]
-    assert summary["fds"]["end"] <= summary["fds"]["start"] + SLACK, summary["fds"]
-    assert summary["threads"]["end"] <= summary["threads"]["start"] + SLACK, summary["threads"]
+    """A leak grows with the requests: the second half of the run holds no more than the first half's
+    peak (Triton's thread pools and gRPC streams grow once, under the first load, and stay)."""
+    document = soak[1]
+    samples = [s for s in document["samples"] if s["processes"]]
+    first, second = samples[: len(samples) // 2], samples[len(samples) // 2 :]
+    for resource in ("fds", "threads"):
+        settled = max(s[resource] for s in first)
+        assert max(s[resource] for s in second) <= settled + SLACK, (resource, settled, document["summary"][resource])
+    summary = document["summary"]
     assert summary["processes"]["end"] == summary["processes"]["start"]
