@@ -332,7 +332,8 @@ def render_live(document: Document) -> str:
         parts += [
             "",
             f"Overload: {overload['sources']} STAM-16 cameras at F = {overload['fps']:g} (this CPU carries about "
-            f"{overload['cameras_carried']:g}): {overload['dropped_samples']} of {overload['samples']} samples dropped, "
+            f"{overload['cameras_carried']:g}), a queue of {overload['queue']} samples per source: "
+            f"{overload['dropped_samples']} of {overload['samples']} samples dropped, "
             f"{overload['windows']} windows, latency p50/p95/p99 {latency['p50']:g} / {latency['p95']:g} / "
             f"{latency['p99']:g} ms.",
         ]

@@ -33,6 +33,8 @@ SCHEMA = "stam-deploy/live/v1"
 RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = ("ts", "hls", "file")
 REFERENCE_FPS = 1.6  # STAM-16's rate: 16 frames over 10 s
+OVERLOAD_SECONDS = 60  # long enough for an overloaded source's queue of one window to overflow
+OVERLOAD_QUEUE = 16  # one STAM-16 window: 10 s of samples at F = 1.6
 
 
 def cpu_flags() -> list[str]:
@@ -51,7 +53,12 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 
 
 def run_sources(
-    model_path: Path, video: Path, count: int, args: argparse.Namespace, kinds_cycle: Sequence[str] = KINDS
+    model_path: Path,
+    video: Path,
+    count: int,
+    args: argparse.Namespace,
+    kinds_cycle: Sequence[str] = KINDS,
+    queue: int | None = None,
 ) -> dict[str, Any]:
     """One run of `count` sources, kinds in turn, until every source has played the video once."""
     from benchmarks.live_sources import live_source
@@ -67,7 +74,9 @@ def run_sources(
             url = str(video) if kind == "file" else stack.enter_context(live_source(kind, video))[0]
             names.append(f"{kind}{i}={url}")
         runner = LiveRunner(
-            model, [parse_source(n) for n in names], LiveOptions(windows, realtime=True, stall_timeout=10.0)
+            model,
+            [parse_source(n) for n in names],
+            LiveOptions(windows, realtime=True, stall_timeout=10.0, queue=queue),
         )
         latencies: list[float] = []
         finished: set[str] = set()
@@ -100,15 +109,22 @@ def run_sources(
 
 def overload(frames_part: Path, video: Path, cost: dict[str, float], args: argparse.Namespace) -> dict[str, Any]:
     """STAM-16 cameras at F = 1.6 (T = 16, S = 4), half again as many as the measured cost says this CPU
-    carries (at least 2), played in real time from files: drops are counted and latency stays bounded.
-    (Past T/(T+queue) of a source's samples handled, the drop policy leaves no whole window: docs/live.md.)"""
+    carries (at least 2), played in real time from files with a queue of one window (T samples, 10 s):
+    the backlog overflows, drops are counted, and latency stays near the queue's bound. (Past
+    T/(T+queue) of a source's samples handled, the drop policy leaves no whole window: docs/live.md.)"""
     from runtime.cpu import usable_cpus
 
     carried = cost["cameras_per_core"] * usable_cpus()
     count = max(2, int(np.ceil(1.5 * carried)))
     settings = argparse.Namespace(**{**vars(args), "window": 16, "stride": 4, "fps": REFERENCE_FPS})
-    result = run_sources(frames_part, video, count, settings, kinds_cycle=("file",))
-    return {"model": "stam_16", "fps": REFERENCE_FPS, "cameras_carried": round(carried, 1), **result}
+    result = run_sources(frames_part, video, count, settings, kinds_cycle=("file",), queue=OVERLOAD_QUEUE)
+    return {
+        "model": "stam_16",
+        "fps": REFERENCE_FPS,
+        "queue": OVERLOAD_QUEUE,
+        "cameras_carried": round(carried, 1),
+        **result,
+    }
 
 
 def timeline_labels(model_path: Path, video: Path, args: argparse.Namespace) -> dict[float, str]:
@@ -322,7 +338,13 @@ def run(args: argparse.Namespace) -> int:
             fps = args.fps if name == "motion" else REFERENCE_FPS
             cost["cameras_per_core"] = cameras(cost, cores, fps, stride)
             cost["fps"] = fps
-        overloaded = None if args.no_stam16 else overload(stam16_pair(work), video, per_frame["stam_16"], args)
+        overloaded = None
+        if not args.no_stam16:
+            long_video = work / f"live_{OVERLOAD_SECONDS}s.mp4"
+            if not long_video.is_file():
+                scenes = max(1, round(OVERLOAD_SECONDS / 3.2))
+                write_long_video(plan_long_video(scenes, 11, width=320, height=240, fps=25), long_video)
+            overloaded = overload(stam16_pair(work), long_video, per_frame["stam_16"], args)
     real_time = [r["sources"] for r in runs if r["real_time"]]
     result = {
         "schema": SCHEMA,
