@@ -17,7 +17,7 @@ pytest.importorskip("pytriton", reason="the [serve] extra is not installed")
 from benchmarks import serve  # noqa: E402
 from benchmarks.serve_soak import EXPECTED  # noqa: E402
 
-pytestmark = pytest.mark.serve
+pytestmark = [pytest.mark.serve, pytest.mark.soak]
 
 HUGE_SIDE = 1024  # over MAX_PIXELS below: the huge payloads stay cheap to make
 MAX_PIXELS = 500_000
