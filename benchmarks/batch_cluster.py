@@ -23,21 +23,8 @@ from benchmarks.batch import add_common_arguments, document_head, prepare_inputs
 from benchmarks.local_cluster import Cluster
 from benchmarks.report import describe_machine, machine_line
 
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 LIBRARIES = ("ray", "pyarrow", "onnxruntime", "av", "numpy")
 SCHEMA = "stam-deploy/batch-cluster/v1"
-
-
-def cpu_flags() -> list[str]:
-    """The instruction-set flags of this CPU that matter to the model's kernels."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.is_file():
-        return []
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            present = set(line.split(":", 1)[1].split())
-            return [flag for flag in FLAGS if flag in present]
-    return []
 
 
 def run_on_cluster(args: argparse.Namespace, model: Path, manifest: Path) -> tuple[dict[str, Any], float]:
@@ -99,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(json.loads(args.render.read_text())))
         return 0
     videos, model, manifest = prepare_inputs(args, "videos_cluster.txt")
-    machine = describe_machine("cpu") | {"cpu_flags": cpu_flags()}
+    machine = describe_machine("cpu")  # with the CPU flags, from runtime.cpu
     head = document_head(SCHEMA, "benchmarks.batch_cluster", argv, machine, model, videos, LIBRARIES)
     document: dict[str, Any] = head | {"batch_size": args.batch_size}
     row, document["cluster_start_s"] = run_on_cluster(args, model, manifest)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.report import describe_machine
 from runtime.errors import run_cli
 
 SCHEMA = "stam-deploy/live/v1"
@@ -35,15 +36,6 @@ KINDS = ("ts", "hls", "file")
 REFERENCE_FPS = 1.6  # STAM-16's rate: 16 frames over 10 s
 OVERLOAD_SECONDS = 60  # long enough for an overloaded source's queue of one window to overflow
 OVERLOAD_QUEUE = 16  # one STAM-16 window: 10 s of samples at F = 1.6
-
-
-def cpu_flags() -> list[str]:
-    """The SIMD flags that matter for the model's speed, from /proc/cpuinfo."""
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("flags"):
-            return [flag for flag in wanted if flag in line.split()]
-    return []
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float | None]:
@@ -256,13 +248,6 @@ def motion_pair(directory: Path) -> Path:
     return frames_part
 
 
-def machine() -> dict[str, Any]:
-    from benchmarks.report import describe_machine
-
-    described = describe_machine("cpu")
-    return {**described, "cpu_flags": cpu_flags()}
-
-
 def render(result: dict[str, Any]) -> str:
     lines = [
         "sources  kinds            windows/s  p50 ms  p95 ms  p99 ms  drops  decode CPU s  model s  real time",
@@ -350,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": "python -m benchmarks.live " + " ".join(sys.argv[1:]),
-        "machine": machine(),
+        "machine": describe_machine("cpu"),  # with the CPU flags, from runtime.cpu
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
         "runs": runs,
         "largest_real_time": max(real_time) if real_time else 0,
