@@ -9,8 +9,10 @@ Meanwhile a monitor samples the server's whole process tree (tritonserver and it
 stubs): resident memory, open file descriptors and threads, and whether it says it is ready.
 
 Reported: answered/sent, outcomes per payload kind, latency p50/p99, the tree's RSS at start, peak
-and end with its trend (slope of a least-squares line over the run, MB/min), and file descriptors
-and threads at the end against the start (both sampled with the clients connected and idle).
+and end with its trend (slope of a least-squares line, MB/min, over the run and over the run after
+its first tenth), and file descriptors and threads at the end against the start (both sampled with
+the clients connected and idle). `--soak-kinds` keeps the cycle to some payload kinds, to see which
+one a cost comes from.
 
     python -m benchmarks.serve --soak 30
 """
@@ -69,6 +71,8 @@ EXPECTED = {
 }
 PROTOCOLS = ("http", "grpc")
 SAMPLE_EVERY_S = 1.0
+# The first tenth of the load fills the allocators' arenas and Triton's pools; a leak shows after it too.
+WARMUP_FRACTION = 0.1
 CLIENT_TIMEOUT_S = 600.0  # far past the decode timeout: a request still unanswered after this is lost
 
 
@@ -77,6 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("soak (--soak MINUTES)")
     group.add_argument("--soak", type=float, metavar="MINUTES", help="run the soak for this long instead of the grid")
     group.add_argument("--soak-clients", type=int, default=4, help="concurrent clients (default 4)")
+    group.add_argument(
+        "--soak-kinds",
+        type=kinds_argument,
+        default=CYCLE,
+        metavar="KIND[,KIND...]",
+        help=f"send only these payload kinds, in the cycle's order (default all: {', '.join(EXPECTED)})",
+    )
     group.add_argument(
         "--huge-side", type=int, default=8192, help="side of the huge-frame payloads in pixels (default 8192)"
     )
@@ -93,6 +104,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--decode-timeout", type=float, default=SERVER_LIMITS.decode_timeout, help="the server's decode time limit"
     )
+
+
+def kinds_argument(text: str) -> tuple[str, ...]:
+    """The cycle kept to the named kinds: to see which payload a cost comes from."""
+    kinds = {kind.strip() for kind in text.split(",") if kind.strip()}
+    unknown = kinds - set(EXPECTED)
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"payload kinds are {', '.join(EXPECTED)}; got {text!r}")
+    return tuple(kind for kind in CYCLE if kind in kinds)
 
 
 def server_limits(args: argparse.Namespace) -> Limits:
@@ -289,12 +309,14 @@ class Monitor:
 # --- the load ------------------------------------------------------------------------------------
 
 
-def schedule(client_index: int, payloads: dict[str, list[bytes]]) -> Iterator[tuple[str, bytes, str]]:
+def schedule(
+    client_index: int, payloads: dict[str, list[bytes]], cycle: tuple[str, ...] = CYCLE
+) -> Iterator[tuple[str, bytes, str]]:
     """(kind, bytes, protocol) forever: the cycle from this client's own offset, each kind's files in turn,
     protocols alternating."""
     counters = {kind: itertools.cycle(items) for kind, items in payloads.items()}
-    offset = client_index * len(CYCLE) // 4
-    kinds = itertools.cycle(CYCLE[offset:] + CYCLE[:offset])
+    offset = client_index * len(cycle) // 4
+    kinds = itertools.cycle(cycle[offset:] + cycle[:offset])
     for number, kind in enumerate(kinds):
         yield kind, next(counters[kind]), PROTOCOLS[(number + client_index) % len(PROTOCOLS)]
 
@@ -303,9 +325,17 @@ class Load:
     """C client threads. Each opens its own connections (the HTTP client is bound to the thread that made
     it), warms up, then sends back to back until the deadline, and closes only after the end sample."""
 
-    def __init__(self, count: int, server, model: str, frames: int, payloads: dict[str, list[bytes]]):
+    def __init__(
+        self,
+        count: int,
+        server,
+        model: str,
+        frames: int,
+        payloads: dict[str, list[bytes]],
+        cycle: tuple[str, ...] = CYCLE,
+    ):
         self.server, self.endpoints, self.model, self.frames = server, server.endpoints, model, frames
-        self.payloads = payloads
+        self.payloads, self.cycle = payloads, cycle
         self.meeting = threading.Barrier(count + 1)  # everyone connected and warm; then everyone done
         self.go, self.release = threading.Event(), threading.Event()
         self.deadline = 0.0
@@ -319,7 +349,7 @@ class Load:
                 client.send("good", self.payloads["good"][0], protocol)
             self.meeting.wait()
             self.go.wait()
-            for kind, data, protocol in schedule(index, self.payloads):
+            for kind, data, protocol in schedule(index, self.payloads, self.cycle):
                 if time.monotonic() >= self.deadline or self.server.process.poll() is not None:
                     break  # time is up, or the server is gone: nothing more would be answered
                 self.results[index].append(client.send(kind, data, protocol))
@@ -378,9 +408,7 @@ def summarize(sent: list[Sent], start: Sample, end: Sample, samples: list[Sample
             "example_error": next((s.message for s in mine if s.message), ""),
         }
     load = [s for s in samples if start.t <= s.t <= end.t] or [start, end]
-    times_min = np.asarray([s.t for s in load]) / 60
-    rss = np.asarray([s.rss_mb for s in load])
-    slope = float(np.polyfit(times_min, rss, 1)[0]) if len(load) >= 3 and np.ptp(times_min) > 0 else 0.0
+    warm = [s for s in load if s.t >= start.t + WARMUP_FRACTION * (end.t - start.t)]
     return {
         "sent": len(sent),
         "answered": len(answered),
@@ -391,7 +419,8 @@ def summarize(sent: list[Sent], start: Sample, end: Sample, samples: list[Sample
             "start": start.rss_mb,
             "peak": max(s.rss_mb for s in load),
             "end": end.rss_mb,
-            "trend_mb_per_min": round(slope, 2),
+            "trend_mb_per_min": rss_trend(load),
+            "trend_after_warmup_mb_per_min": rss_trend(warm),
         },
         "fds": {"start": start.fds, "end": end.fds},
         "threads": {"start": start.threads, "end": end.threads},
@@ -399,6 +428,14 @@ def summarize(sent: list[Sent], start: Sample, end: Sample, samples: list[Sample
         "not_ready_samples": sum(not s.ready for s in samples),
         "samples": len(samples),
     }
+
+
+def rss_trend(samples: list[Sample]) -> float:
+    """MB per minute: the slope of a least-squares line through the samples' RSS (0 with too few)."""
+    times_min = np.asarray([s.t for s in samples]) / 60
+    if len(samples) < 3 or np.ptp(times_min) == 0:
+        return 0.0
+    return round(float(np.polyfit(times_min, [s.rss_mb for s in samples], 1)[0]), 2)
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -420,12 +457,18 @@ def render(summary: dict[str, Any]) -> str:
         f"answered {summary['answered']} / {summary['sent']}; latency p50 {summary['latency']['p50_ms']} ms, "
         f"p99 {summary['latency']['p99_ms']} ms",
         f"server RSS MB: start {rss['start']}, peak {rss['peak']}, end {rss['end']}, "
-        f"trend {rss['trend_mb_per_min']} MB/min",
+        f"trend {rss['trend_mb_per_min']} MB/min ({after_warmup(rss)})",
         f"fds {fds['start']} -> {fds['end']}; threads {threads['start']} -> {threads['end']}; "
         f"not-ready samples {summary['not_ready_samples']}",
         server_exit_line(summary),
     ]
     return table + "\n\n" + "\n".join(f"- {fact}" for fact in facts)
+
+
+def after_warmup(rss: dict[str, Any]) -> str:
+    """The trend without the warm-up, where the results file has it."""
+    trend = rss.get("trend_after_warmup_mb_per_min")
+    return "after the first tenth: not recorded" if trend is None else f"after the first tenth: {trend} MB/min"
 
 
 def server_exit_line(summary: dict[str, Any]) -> str:
@@ -460,7 +503,7 @@ def soak(
     """Start the server, load it for `args.soak` minutes, and return the JSON document."""
     payloads = build_payloads(work, videos, args)
     with start_server(server_limits(args), args.decode_workers) as (server, model_name):
-        with Load(args.soak_clients, server, model_name, frames, payloads) as load:
+        with Load(args.soak_clients, server, model_name, frames, payloads, args.soak_kinds) as load:
             with Monitor(server.process, server.endpoints, time.monotonic()) as monitor:
                 start = monitor.sample()
                 sent = load.run(args.soak * 60)
@@ -477,7 +520,7 @@ def soak(
             "frames": frames,
             "decode_workers": args.decode_workers,
             "limits": asdict(server_limits(args)),
-            "cycle": list(CYCLE),
+            "cycle": list(args.soak_kinds),
             "payload_bytes": {kind: [len(data) for data in items] for kind, items in payloads.items()},
             "model": model.name,
         },

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from runtime.errors import StamError
+from runtime.errors import StamError, detached
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -48,7 +48,7 @@ def _drain(pending: deque[tuple[Item, Future[Result]]], keep: int) -> Iterator[t
         try:
             result: Result | StamError = future.result()
         except StamError as error:
-            result = error
+            result = detached(error)
         yield item, result
 
 

@@ -33,6 +33,24 @@ class MissingDependencyError(StamError):
     """An optional library (tensorrt, cuda-python, polygraphy) that the requested path needs."""
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+def detached(error: E) -> E:
+    """`error` cut loose from its traceback and chained exceptions, for keeping as a value (a record, an answer).
+
+    A kept exception keeps alive everything its traceback's frames held: for a refused video, the
+    decoder with its threads and frame buffers (one 8192x8192 frame is 100 MB). The frame that keeps
+    it usually sits in that traceback too, a cycle that only the garbage collector breaks, which in a
+    long-lived server may be many requests later: memory then grows with every refused upload. The
+    message and type are all a caller keeps, so the rest is dropped here.
+    """
+    error.__traceback__ = None
+    error.__context__ = None
+    error.__cause__ = None
+    return error
+
+
 # The extra that brings each optional library (pyproject.toml's optional-dependencies).
 EXTRA_OF = {
     "torch": "export",

@@ -22,7 +22,7 @@ from runtime import contract, open_model
 from runtime.clips import load_clip
 from runtime.contract import DimRange
 from runtime.decode import decoders_per_video
-from runtime.errors import ShapeError, StamError, VideoError
+from runtime.errors import ShapeError, StamError, VideoError, detached
 from runtime.results import VideoResult
 from serve.batching import Outcome, check_frames, one_line, run_grouped
 from serve.config import limits_from_parameter
@@ -70,7 +70,7 @@ class TensorModel(ServedArtifact):
             frames = pb_utils.get_input_tensor_by_name(request, contract.INPUT_NAME).as_numpy()
             return check_frames(frames, self.frames)
         except StamError as error:
-            return error
+            return detached(error)
 
     @staticmethod
     def _response(outcome: Outcome):
@@ -122,7 +122,7 @@ class VideoModel(ServedArtifact):
                     raise VideoError(str(error).replace(file.name, "video")) from None
             return pixels[None], notes
         except Exception as error:  # any decoder failure is this request's error, never the server's
-            return error
+            return detached(error)
 
     @staticmethod
     def _scalar(request, name: str, default: int) -> int:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from runtime.backends import check_input
 from runtime.contract import DimRange, check_range
-from runtime.errors import StamError, error_line
+from runtime.errors import StamError, detached, error_line
 
 Outcome: TypeAlias = NDArray[np.float32] | Exception  # a request's frames or logits, or why it failed
 Run: TypeAlias = Callable[[NDArray[np.float32]], NDArray[np.float32]]  # frames -> logits
@@ -79,8 +79,9 @@ def _run_chunk(arrays: dict[int, NDArray[np.float32]], chunk: list[int], run: Ru
     try:
         logits = run(np.concatenate(inputs) if len(inputs) > 1 else inputs[0])
     except Exception as error:  # a server answers every request: the failure goes to this batch's requests only
+        failure = detached(error)
         for index in chunk:
-            outcomes[index] = error
+            outcomes[index] = failure
         return
     start = 0
     for index, array in zip(chunk, inputs):

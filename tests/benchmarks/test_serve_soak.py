@@ -48,8 +48,21 @@ def test_summary_counts_outcomes_and_fits_the_memory_trend():
     assert summary["kinds"]["good"]["outcomes"] == {"ok": 2} and summary["kinds"]["good"]["as_expected"] == 2
     assert summary["kinds"]["huge"]["outcomes"] == {"unanswered ConnectionResetError": 1}
     assert summary["kinds"]["huge"]["p50_ms"] is None  # latency counts answered requests only
-    assert summary["rss_mb"] == {"start": 500.0, "peak": 540.0, "end": 540.0, "trend_mb_per_min": 10.0}
+    assert summary["rss_mb"] == {
+        "start": 500.0,
+        "peak": 540.0,
+        "end": 540.0,
+        "trend_mb_per_min": 10.0,
+        "trend_after_warmup_mb_per_min": 10.0,
+    }
     assert summary["by_protocol"]["http"] == {"ok": 1, "unanswered ConnectionResetError": 1}
+
+
+def test_the_warm_up_is_left_out_of_the_second_trend():
+    """Memory that fills in the first tenth of the run and then stays flat is no upward trend."""
+    samples = [Sample(60.0 * minute, 500.0 if minute == 0 else 800.0, 90, 160, 4, True) for minute in range(11)]
+    rss = summarize([Sent("good", "http", "ok", 0.1)], samples[0], samples[-1], samples)["rss_mb"]
+    assert rss["trend_mb_per_min"] > 5 and rss["trend_after_warmup_mb_per_min"] == 0.0
 
 
 @pytest.mark.parametrize(
