@@ -1,9 +1,13 @@
-"""Live sources on the loopback, made from video files: MPEG-TS over TCP  and a
-live HLS playlist served over HTTP, each remuxed (no re-encoding) at the file's own pace.
+"""Live sources on the loopback, made from video files: MPEG-TS over TCP, a live HLS playlist served over
+HTTP, and senders that push RTSP or MPEG-TS over TCP to a listening reader; each remuxed (no
+re-encoding) at the file's own pace.
 
 `python -m benchmarks.live_sources ts FILE --port P` waits for one client on tcp://127.0.0.1:P and
 sends it the file in real time; `hls FILE --port P` writes a live playlist in real time and serves it
 at http://127.0.0.1:P/live.m3u8. Both print `ready URL` on stdout when a client may connect.
+The senders, `rtsp` (FFmpeg's RTSP muxer: ANNOUNCE and RECORD to rtsp://127.0.0.1:P/live, interleaved
+over TCP) and `ts-push` (MPEG-TS to tcp://127.0.0.1:P), print `ready URL` at once: the address a reader
+listens on (stam-live --listen URL). They connect as soon as it listens, as a camera that retries would.
 `--loop N` plays the file N times (timestamps continue), `--stall-after S` stops sending after S
 seconds of media but keeps the connection open (a camera that hangs), `--corrupt-from S --corrupt-for D`
 overwrites the payload of the packets in that stretch (a damaged transmission). Tests and the live
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import itertools
 import socket
 import subprocess
 import sys
@@ -24,13 +29,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import numpy as np
 
+T = TypeVar("T")
+
 PLAYLIST = "live.m3u8"
-LINGER_SECONDS = 30.0
+LINGER_SECONDS = 30.0  # how long served segments stay, and how long a sender retries a closed address
+RETRY_SECONDS = 0.1  # between a sender's connection attempts
+PUSHED = ("rtsp", "ts-push")  # the kinds whose URL a reader listens on
 TS_PACKETS = 7 * 188  # bytes written at a time: what one UDP datagram of MPEG-TS carries
 
 
@@ -85,8 +94,8 @@ def remux(
     written: Callable[[], None] = lambda: None,
 ) -> None:
     """Write paced packets to `writer`, their timestamps shifted so that every loop continues the last;
-    `written()` after each."""
-    output = None
+    `written()` after each. A video stream the writer already has (a sender's, added to connect) is used."""
+    output = writer.streams.video[0] if writer.streams.video else None
     for packet, stream, shift in packets:
         if output is None:
             output = writer.add_stream_from_template(stream)
@@ -103,9 +112,55 @@ def serve_ts(path: str, port: int, packets: Iterator[tuple[av.Packet[Any], Any, 
     with socket.create_server(("127.0.0.1", port)) as server:
         print(f"ready tcp://127.0.0.1:{port}", flush=True)
         connection, _ = server.accept()
-        with connection, connection.makefile("wb", buffering=0) as sink:
-            with av.open(sink, "w", format="mpegts", buffer_size=TS_PACKETS) as writer:
-                remux(writer, packets)
+        send_ts(connection, packets)
+
+
+def push_ts(port: int, packets: Iterator[tuple[av.Packet[Any], Any, float]]) -> None:
+    """MPEG-TS sent to a reader listening on tcp://127.0.0.1:`port`."""
+    print(f"ready tcp://127.0.0.1:{port}", flush=True)
+    send_ts(when_listening(lambda: socket.create_connection(("127.0.0.1", port))), packets)
+
+
+def send_ts(connection: socket.socket, packets: Iterator[tuple[av.Packet[Any], Any, float]]) -> None:
+    with connection, connection.makefile("wb", buffering=0) as sink:
+        with av.open(sink, "w", format="mpegts", buffer_size=TS_PACKETS) as writer:
+            remux(writer, packets)
+
+
+def push_rtsp(port: int, packets: Iterator[tuple[av.Packet[Any], Any, float]]) -> None:
+    """RTSP pushed to a reader listening on rtsp://127.0.0.1:`port`/live: the RTSP muxer connects when it
+    writes its header (ANNOUNCE, SETUP, RECORD), so the first packet's stream is added before that."""
+    url = f"rtsp://127.0.0.1:{port}/live"
+    print(f"ready {url}", flush=True)
+    first = next(packets, None)
+    if first is None:
+        return
+    with when_listening(lambda: rtsp_writer(url, first[1])) as writer:
+        remux(writer, itertools.chain([first], packets))
+
+
+def rtsp_writer(url: str, template: Any) -> av.container.OutputContainer:
+    """An RTSP muxer connected to `url` (its header written), with one video stream like `template`."""
+    writer = av.open(url, "w", format="rtsp", options={"rtsp_transport": "tcp"})
+    try:
+        writer.add_stream_from_template(template)
+        writer.start_encoding()
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
+def when_listening(connect: Callable[[], T]) -> T:
+    """`connect()` again while the address refuses, for LINGER_SECONDS: a sender waiting for its reader."""
+    deadline = time.monotonic() + LINGER_SECONDS
+    while True:
+        try:
+            return connect()
+        except ConnectionRefusedError:  # PyAV's is one too
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(RETRY_SECONDS)
 
 
 def serve_hls(path: str, port: int, packets: Iterator[tuple[av.Packet[Any], Any, float]], segment: float) -> None:
@@ -143,8 +198,8 @@ def live_source(
     extra: Sequence[str] = (),
     port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start a source server subprocess (on `port`, default a free one); yields (URL, process) once it is
-    ready; stops it by its id."""
+    """Start a source server or sender subprocess (on `port`, default a free one); yields (URL, process) once
+    it is ready; stops it by its id."""
     port = port or free_port()
     command = [sys.executable, "-m", "benchmarks.live_sources", kind, str(video), "--port", str(port)]
     command += ["--loop", str(loops), *extra]
@@ -163,7 +218,7 @@ def live_source(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live_sources", description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=("ts", "hls"))
+    parser.add_argument("kind", choices=("ts", "hls", *PUSHED))
     parser.add_argument("video")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", type=int, default=1, help="plays of the file (default 1)")
@@ -181,10 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.kind == "ts":
             serve_ts(args.video, args.port, packets)
-        else:
+        elif args.kind == "hls":
             serve_hls(args.video, args.port, packets, args.segment)
+        elif args.kind == "ts-push":
+            push_ts(args.port, packets)
+        else:
+            push_rtsp(args.port, packets)
     except (av.error.FFmpegError, BrokenPipeError, ConnectionError):
-        return 1  # the client went away
+        return 1  # the client went away, or no reader listened
     return 0
 
 

@@ -32,6 +32,11 @@ Container = av.container.InputContainer
 Decoder = tuple[Container, Stream]
 
 
+class OpenTimedOut(VideoError):
+    """Opening waited past its timeout: a network source or device sent nothing, or no sender connected
+    to a listening source."""
+
+
 def list_videos(directory: str | Path) -> list[Path]:
     """Video files under `directory` (recursively, by suffix, case-insensitive), sorted by path."""
     root = Path(directory)
@@ -63,6 +68,8 @@ def open_container(
     timeout = None if open_timeout is None and read_timeout is None else (open_timeout, read_timeout)
     try:
         return av.open(name, options=dict(options or {}), format=format, timeout=timeout)
+    except (av.error.ExitError, TimeoutError) as error:  # PyAV's timeout, or FFmpeg's own (ETIMEDOUT)
+        raise OpenTimedOut(f"{name}: not a readable video ({reason(error)})") from None
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise VideoError(f"{name}: not a readable video ({reason(error)})") from None
 

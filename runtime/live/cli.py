@@ -39,7 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="[NAME=]URL (rtsp, rtmp, srt, udp, tcp, http(s) incl. HLS), /dev/videoN, or a file",
     )
-    parser.add_argument("--sources", dest="sources_file", metavar="FILE", help="more sources, one per line")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL",
+        help="a source that a sender pushes to: listen on URL (rtsp://, tcp://, srt://); repeatable",
+    )
+    parser.add_argument(
+        "--sources", dest="sources_file", metavar="FILE", help="more sources, one per line (`listen URL` to listen)"
+    )
     options.add_window(parser, "windows (F: samples per second of each source's own clock)")
     options.add_topk(parser, "predictions per window")
     options.add_batch_size(parser, "frames, and windows, per model call")
@@ -66,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def gather_sources(args: argparse.Namespace) -> list[Source]:
     options = dict(parse_option(text) for text in args.ffmpeg_option)
     sources = [parse_source(text, options) for text in args.sources]
+    sources += [parse_source(text, options, listen=True) for text in args.listen]
     if args.sources_file:
         try:
             lines = Path(args.sources_file).read_text().splitlines()
@@ -73,7 +83,7 @@ def gather_sources(args: argparse.Namespace) -> list[Source]:
             raise StamError(f"--sources {args.sources_file}: {error.strerror or error}") from None
         sources += read_sources(lines, options)
     if not sources:
-        raise StamError("no source: name at least one SOURCE or a --sources file")
+        raise StamError("no source: name at least one SOURCE, --listen URL or a --sources file")
     return sources
 
 

@@ -11,6 +11,10 @@ Errors are the loop's, under Policy.STOP: a decoding error ends a stretch with a
 on from the next keyframe (frames flagged corrupt are skipped the same way), so no sample is made of
 concealment garbage. A demuxing error (a stall: no packet for the stall timeout, FFmpeg's and PyAV's
 own timeouts) or the end of a network stream loses the connection.
+
+A listening source (an RTSP, TCP or SRT address that a sender pushes to) opens when a sender connects;
+its wait for one is bounded by the stall timeout, and after a wait or a loss it listens again within
+the first backoff.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import av
 from numpy.typing import NDArray
 
-from runtime.decode.container import nominal_rate, opened, reason
+from runtime.decode.container import OpenTimedOut, nominal_rate, opened, reason
 from runtime.decode.loop import DecodedFrame, Guard, Policy, decode, packets, upright_rgb
 from runtime.decode.stream import TIME_EPSILON
 from runtime.errors import VideoError
@@ -109,9 +113,14 @@ class SourceReader:
             self.hub.wake()
 
     def _reconnecting(self) -> None:
-        """Connect; on a loss, report it once and retry with a doubling backoff (files end instead)."""
+        """Connect; on a loss, report it once and retry with a doubling backoff (files end instead).
+
+        A listening source listens again after the first backoff, never longer (its sender decides when
+        to come back), and a wait that no sender ended is no failure: it does not count towards "no
+        source opened"."""
         backoff, reported = FIRST_BACKOFF, False
         while not self.stop.is_set():
+            waiting = False  # a listener that no sender connected to
             try:
                 self._connection()
                 if self.source.is_file:
@@ -121,15 +130,19 @@ class SourceReader:
             except LimitExceeded as error:
                 self._event("ended", str(error), up=False)
                 return
+            except OpenTimedOut as error:
+                waiting = self.source.listen
+                failure = f"no sender for {self.settings.stall_timeout:g} s (listening)" if waiting else str(error)
             except (VideoError, Lost) as error:
                 failure = str(error)
             if self.stop.is_set():
                 return
             if self._connected_since_loss:  # frames came: a new loss, reported, and a fresh backoff
                 backoff, reported = FIRST_BACKOFF, False
-            if not self.opened.is_set():
-                self.failure = self.failure or failure
-            self.attempted.set()
+            if not waiting:
+                if not self.opened.is_set():
+                    self.failure = self.failure or failure
+                self.attempted.set()
             if self.source.is_file:
                 self._event("ended", failure, up=False)
                 return
@@ -137,7 +150,8 @@ class SourceReader:
                 self._event("lost", failure, up=False, time=self._clock_end)
                 reported = True
             self.stop.wait(backoff)
-            backoff = min(backoff * 2, self.settings.max_backoff)
+            if not self.source.listen:
+                backoff = min(backoff * 2, self.settings.max_backoff)
 
     def _connection(self) -> None:
         """One connection: frames until the stream ends (returns) or is lost (raises Lost)."""

@@ -1,4 +1,6 @@
-"""runtime.live and stam-live against real live sources on the loopback: MPEG-TS over TCP and live HLS over HTTP, served by subprocesses that remux a generated video in real time."""
+"""runtime.live and stam-live against real live sources on the loopback: MPEG-TS over TCP and live HLS over HTTP
+served to the reader, RTSP and MPEG-TS over TCP pushed to it while it listens; each a subprocess that remuxes a
+generated video in real time."""
 
 from __future__ import annotations
 
@@ -9,19 +11,22 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 
+import av
 import pytest
 
-from benchmarks.live_sources import free_port, live_source
+from benchmarks.live_sources import PUSHED, free_port, live_source
 from benchmarks.motion.generate import plan_long_video, write_long_video
 from runtime.errors import StamError
-from runtime.live import EventRecord, LiveOptions, LiveRunner, WindowRecord, parse_source, read_sources
+from runtime.live import EventRecord, LiveOptions, LiveRunner, Source, WindowRecord, parse_source, read_sources
 from runtime.live.report import prometheus_text, status_table
 from runtime.split import open_window_model
 from runtime.timeline import Timeline
 from runtime.windows import TimelineOptions
 
 WINDOWS = TimelineOptions.resolve(4, stride=2, fps=2.0, topk=1)
+NEEDS_RTSP = pytest.mark.skipif("rtsp" not in av.formats_available, reason="PyAV's FFmpeg has no RTSP (de)muxer")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,9 @@ def timeline(pair, video):
 
 
 def run_live(pair, sources, until=None, **options) -> tuple[list, LiveRunner]:
-    """Records of a run over `sources`; `until(records, runner)` may stop it early."""
-    runner = LiveRunner(pair, [parse_source(s) for s in sources], LiveOptions(WINDOWS, **options))
+    """Records of a run over `sources` (Source, or text to parse); `until(records, runner)` may stop it early."""
+    sources = [s if isinstance(s, Source) else parse_source(s) for s in sources]
+    runner = LiveRunner(pair, sources, LiveOptions(WINDOWS, **options))
     records = []
     for record in runner:
         records.append(record)
@@ -89,48 +95,77 @@ def test_a_whole_model_runs_every_window_whole(mean_rgb_onnx, video):
     assert main([str(mean_rgb_onnx), str(video), "--window", "4", "--backend", "onnxruntime", "--json"]) == 0
 
 
-def test_sources_at_once_one_killed_and_restarted(pair, video, timeline):
-    """Two MPEG-TS over TCP and one live HLS in real time; one TCP source dies and comes back on its port."""
+def source_of(kind: str, name: str, url: str) -> Source:
+    """The reader's side of a benchmarks.live_sources source: a pushed one is listened for at its URL."""
+    return parse_source(f"{name}={url}", listen=kind in PUSHED)
+
+
+@pytest.mark.parametrize(
+    "steady, dying",
+    [
+        pytest.param(("ts", "hls"), "ts", id="served"),
+        pytest.param(("rtsp", "ts-push"), "rtsp", id="pushed", marks=NEEDS_RTSP),
+    ],
+)
+def test_sources_at_once_one_killed_and_restarted(pair, video, timeline, steady, dying):
+    """Three sources in real time: MPEG-TS over TCP twice and live HLS, served to the reader; or RTSP twice
+    and MPEG-TS over TCP, pushed to it while it listens. The third dies and comes back on its address."""
     port = free_port()
-    with live_source("ts", video) as (ts_url, _), live_source("hls", video) as (hls_url, _):
-        with live_source("ts", video, port=port, loops=3) as (dying_url, _):
+    with ExitStack() as served:
+        sources = [source_of(kind, kind, served.enter_context(live_source(kind, video))[0]) for kind in steady]
+        with live_source(dying, video, port=port, loops=3) as (dying_url, _):
+            sources.append(source_of(dying, "dying", dying_url))
             seen = threading.Event()
 
             def until(records, runner):
                 if not seen.is_set() and len(windows_of(records, "dying")) >= 3:
                     seen.set()
-                for index, name in enumerate(("a", "hls")):  # drops while the source played the video once
+                for index, name in enumerate(steady):  # drops while the source played the video once
                     if name not in drops and "lost" in events_of(records, name):
                         drops[name] = runner.hub.counts[index].dropped
-                ended = all("lost" in events_of(records, name) for name in ("a", "hls"))
+                ended = all("lost" in events_of(records, name) for name in steady)
                 return ended and events_of(records, "dying")[-2:] == ["reconnected", "lost"]
 
             holder: dict = {}
             drops: dict = {}
             thread = threading.Thread(
-                target=lambda: holder.update(
-                    result=run_live(
-                        pair, [f"a={ts_url}", f"hls={hls_url}", f"dying={dying_url}"], until, stall_timeout=5.0
-                    )
-                )
+                target=lambda: holder.update(result=run_live(pair, sources, until, stall_timeout=5.0))
             )
             thread.start()
             assert seen.wait(60)
-        with live_source("ts", video, port=port):  # the camera restarts on the same address
+        with live_source(dying, video, port=port):  # the camera restarts on the same address
             thread.join(90)
     records, runner = holder["result"]
     assert events_of(records, "dying")[:3] == ["connected", "lost", "reconnected"]
-    dying = windows_of(records, "dying")
-    lost = next(r for r in records if isinstance(r, EventRecord) and r.event == "lost")
+    dying_windows = windows_of(records, "dying")
+    lost = next(r for r in records if isinstance(r, EventRecord) and r.event == "lost" and r.source == "dying")
     back = next(r for r in records if isinstance(r, EventRecord) and r.event == "reconnected")
     assert back.time >= lost.time  # the clock continues across the gap
-    assert not [w for w in dying if w.start < back.time < w.end]  # no window spans it
-    assert [w for w in dying if w.start >= back.time]
-    for name in ("a", "hls"):
+    assert not [w for w in dying_windows if w.start < back.time < w.end]  # no window spans it
+    assert [w for w in dying_windows if w.start >= back.time]
+    for name in steady:
         windows = windows_of(records, name)
         assert len(windows) >= len(timeline) - 2, name  # the others did not wait
         assert agreement(windows, timeline) >= 0.9, name
         assert drops[name] == 0, name
+
+
+@NEEDS_RTSP
+def test_a_listener_nobody_pushes_to_is_lost_then_connected(pair, video):
+    """A listening source waits at most the stall timeout for its sender, says so once, and listens again."""
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/live"
+    with ExitStack() as sender:
+
+        def until(records, _):
+            if events_of(records) == ["lost"]:  # only now does a sender start
+                sender.enter_context(live_source("rtsp", video, port=port))
+            return len(windows_of(records)) >= 1
+
+        records, _ = run_live(pair, [parse_source(url, listen=True)], until, stall_timeout=1.0)
+    assert events_of(records) == ["lost", "connected"]
+    lost = next(r for r in records if isinstance(r, EventRecord))
+    assert lost.reason == "no sender for 1 s (listening)"
 
 
 def test_a_stalled_source_is_lost(pair, video):
@@ -214,6 +249,7 @@ def test_sigterm_drains_and_exits_0(tiny_split, video):
     [
         (["nowhere.mp4"], "no such file"),
         (["ftp://example/x"], "unknown scheme"),
+        (["--listen", "udp://127.0.0.1:5000"], "only rtsp://, tcp://, srt:// sources can listen"),
         (["--window", "0", "x.mp4"], "positive integer"),
         ([], "no source"),
     ],
@@ -245,6 +281,12 @@ def test_source_names_and_options():
     assert source.ffmpeg_options(2.0) == {"rtsp_transport": "tcp", "timeout": "2000000", **probe}
     assert parse_source("udp://239.0.0.1:1234").ffmpeg_options(1.0) == {"rw_timeout": "1000000", **probe}
     assert [s.name for s in read_sources(["# cameras", "", "door=udp://a:1", "srt://b:2"])] == ["door", "srt://b:2"]
+    pushed = read_sources(["listen yard=rtsp://0.0.0.0:8554/yard", "listen tcp://0.0.0.0:9000"])
+    assert [(s.name, s.listen) for s in pushed] == [("yard", True), ("tcp://0.0.0.0:9000", True)]
+    listening = {"rtsp_flags": "listen", "listen_timeout": "2"}  # whole seconds: FFmpeg's RTSP unit
+    assert pushed[0].ffmpeg_options(1.5) == {"rtsp_transport": "tcp", "timeout": "1500000", **listening, **probe}
+    assert pushed[1].ffmpeg_options(1.5) == {"rw_timeout": "1500000", "listen": "1", "listen_timeout": "1500", **probe}
+    assert parse_source("srt://0.0.0.0:9000", listen=True).ffmpeg_options(1.0)["mode"] == "listener"
     with pytest.raises(StamError, match="two sources"):
         from runtime.live.sources import check_unique
 

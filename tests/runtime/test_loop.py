@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from runtime.decode import DecodeFailed, Policy, frames, open_container
-from runtime.errors import VideoError
+from runtime.decode.container import OpenTimedOut
 from tests.videos import read_index_code, write_remuxed, write_video
 
 
@@ -92,6 +92,6 @@ def test_a_network_source_with_ffmpeg_options(clips):
 
 def test_a_silent_source_fails_its_open_timeout_with_one_line():
     with tcp_server(None) as port:
-        with pytest.raises(VideoError, match=rf"^tcp://127.0.0.1:{port}: not a readable video \(") as caught:
+        with pytest.raises(OpenTimedOut, match=rf"^tcp://127.0.0.1:{port}: not a readable video \(") as caught:
             list(frames(f"tcp://127.0.0.1:{port}", open_timeout=0.5))
     assert "\n" not in str(caught.value)
