@@ -302,13 +302,14 @@ def render_live(document: Document) -> str:
     cores = document["machine"]["cpu_cores_usable"]
     costs = [
         [
-            name,
+            cost["model"],
+            cost["precision"] + (" (simulated)" if cost.get("kernels") == "simulated" else ""),
             f"{cost['frame_s'] * 1000:.1f}",
             f"{cost['window_s'] * 1000:.1f}",
             f"{cost['fps']:g}",
             f"{cost['cameras_per_core']:g}",
         ]
-        for name, cost in document["per_frame"].items()
+        for cost in document["per_frame"].values()
     ]
     parts = [
         f"Largest number of sources kept in real time: {document['largest_real_time']} "
@@ -318,8 +319,10 @@ def render_live(document: Document) -> str:
         "",
         f"Cost per sampled frame and per window on {cores} cores, and the cameras one core carries:",
         "",
-        report.markdown_table(["model", "ms/frame", "ms/window", "F", "cameras/core"], costs),
+        report.markdown_table(["model", "precision", "ms/frame", "ms/window", "F", "cameras/core"], costs),
     ]
+    if document.get("int8"):
+        parts += ["", live_int8(document["int8"])]
     gpu = document.get("gpu_on_paper")
     if gpu:
         parts += ["", f"One {gpu['gpu']}, on paper ({gpu['from']}): {gpu['cameras']} STAM-16 cameras at F = 1.6."]
@@ -331,13 +334,33 @@ def render_live(document: Document) -> str:
         latency = overload["latency_ms"]
         parts += [
             "",
-            f"Overload: {overload['sources']} STAM-16 cameras at F = {overload['fps']:g} (this CPU carries about "
+            f"Overload: {overload['sources']} STAM-16 cameras (fp32) at F = {overload['fps']:g} (this CPU carries about "
             f"{overload['cameras_carried']:g}), a queue of {overload['queue']} samples per source: "
             f"{overload['dropped_samples']} of {overload['samples']} samples dropped, "
             f"{overload['windows']} windows, latency p50/p95/p99 {latency['p50']:g} / {latency['p95']:g} / "
             f"{latency['p99']:g} ms.",
         ]
     return "\n".join(parts)
+
+
+def live_int8(int8: Document) -> str:
+    """How STAM-16's INT8 pair was made, how ONNX Runtime ran it on this CPU, and how far it is from fp32."""
+    kernels = {
+        "integer": "ONNX Runtime fused the Q/DQ pairs into integer kernels (8-bit dot products with 32-bit sums)",
+        "simulated": "this CPU has no VNNI, so ONNX Runtime ran the Q/DQ graph as simulated quantization "
+        "(exact, at fp32 speed or below: [Calibration](calibration.md#int8-on-cpus-without-vnni))",
+    }[int8["kernels"]]
+    agreement = int8["agreement"]
+    return (
+        f"INT8: the frames part `{int8['frames_part']}` calibrated by `calibration.quantize` ({int8['calibration']}; "
+        f"{int8['calibration_videos']}), the temporal part {int8['temporal_part']}; {kernels}. Against the fp32 pair "
+        f"on the same {agreement['windows']} windows ({int8['agreement_videos']}): top-1 agreement "
+        f"{agreement['top1_agreement']:.0%}, max |logit diff| {agreement['max_abs_logit_diff']:g} (mean "
+        f"{agreement['mean_abs_logit_diff']:g}) against fp32 logits up to {agreement['fp32_max_abs_logit']:g} in size "
+        f"and a median top-1 margin of {agreement['fp32_median_top1_margin']:g} (random weights: near ties make "
+        f"top-1 fragile); the two frames parts' embeddings of one frame have a cosine of at least "
+        f"{agreement['min_embedding_cosine']:g}."
+    )
 
 
 def live_acceptance(acceptance: Document) -> str:

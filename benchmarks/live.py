@@ -6,29 +6,34 @@ until a run is no longer real time (samples dropped, or latency p95 over `--max-
 run reports windows/s, latency p50/p95/p99, drops, and CPU seconds spent reading and decoding
 against wall seconds in the model. Separately, STAM-16's split pair (random weights) is timed per
 frame (frames part, batch `--batch-size`) and per window (temporal part) on this CPU, and turned
-into cameras per core at F = 1.6; the GPU figure is on paper, from the STAM-16 rate in
-benchmarks/results/throughput_cuda.json. Results are JSON first (`--out`), the table is rendered from them.
+into cameras per core at F = 1.6, in fp32 and in INT8: the frames part calibrated by
+`calibration.quantize` (min-max ranges) on a few generated motion videos, the temporal part fp32,
+both on ONNX Runtime; the two pairs are compared on the same windows of other generated videos. The
+GPU figure is on paper, from the STAM-16 rate in benchmarks/results/throughput_cuda.json. Results
+are JSON first (`--out`), the table is rendered from them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.motion import HELD_OUT_SEED
 from benchmarks.report import describe_machine
-from runtime.errors import run_cli
+from runtime.errors import StamError, run_cli
 
 SCHEMA = "stam-deploy/live/v1"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,6 +41,8 @@ KINDS = ("ts", "hls", "file")
 REFERENCE_FPS = 1.6  # STAM-16's rate: 16 frames over 10 s
 OVERLOAD_SECONDS = 60  # long enough for an overloaded source's queue of one window to overflow
 OVERLOAD_QUEUE = 16  # one STAM-16 window: 10 s of samples at F = 1.6
+STAM16_FRAMES = 16  # STAM-16's window: the frames per calibration clip and per compared window
+INT8_METHOD = "minmax"  # the quickest ranges (no histograms); the graph, so its speed, is the same for any
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float | None]:
@@ -179,23 +186,24 @@ def acceptance(model_path: Path, video: Path, args: argparse.Namespace) -> dict[
     return result
 
 
-def per_frame_cost(frames_part: Path, batch: int, window: int, iters: int) -> dict[str, float]:
-    """Seconds per frame through the frames part (batches of `batch`) and per window through the temporal part."""
+def per_frame_cost(frames_part: Path, args: argparse.Namespace, window: int = STAM16_FRAMES) -> dict[str, float]:
+    """Seconds per frame through the frames part (batches of `--batch-size`) and per window of `window`
+    embeddings through the temporal part, each the mean of `--iters` calls after one warm-up call."""
     from runtime.split import open_window_model
 
     with open_window_model(frames_part) as model:
-        frames = np.random.default_rng(0).random((batch, 3, 224, 224), dtype=np.float32)
+        frames = np.random.default_rng(0).random((args.batch_size, 3, 224, 224), dtype=np.float32)
         model.embed(frames)  # warm-up
         started = time.perf_counter()
-        for _ in range(iters):
+        for _ in range(args.iters):
             embeddings = model.embed(frames)
-        frame_s = (time.perf_counter() - started) / (iters * batch)
+        frame_s = (time.perf_counter() - started) / (args.iters * args.batch_size)
         windows = np.repeat(embeddings[:1][None], window, axis=1)
         model.classify(windows)
         started = time.perf_counter()
-        for _ in range(iters):
+        for _ in range(args.iters):
             model.classify(windows)
-        window_s = (time.perf_counter() - started) / iters
+        window_s = (time.perf_counter() - started) / args.iters
     return {"frame_s": frame_s, "window_s": window_s}
 
 
@@ -236,6 +244,90 @@ def stam16_pair(directory: Path) -> Path:
     return frames_part
 
 
+def generated_clips(folder: Path, seed: int, count: int, frames: int) -> Iterator[np.ndarray]:
+    """`count` generated motion videos (classes in turn, written into `folder`), `frames` frames each,
+    decoded and preprocessed by the runtime's loader, one at a time."""
+    from benchmarks.motion.generate import CLASSES, generate
+    from calibration.data import choose_videos, iter_clips
+
+    videos = generate(folder, -(-count // len(CLASSES)), seed, max_side=320, max_seconds=2.5)
+    return iter_clips(choose_videos(videos, count, seed), frames)
+
+
+def int8_part(frames_part: Path, work: Path, clips: int, frames: int) -> tuple[Path, float | None]:
+    """The frames part calibrated to INT8 (Q/DQ, `calibration.quantize`) on `clips` generated videos,
+    written beside its fp32 temporal partner and reused when present; and the seconds calibration took
+    (None when reused). The file is written under a temporary name and renamed, so it is whole or absent."""
+    from calibration.quantize import calibrate
+    from runtime.contract import CALIBRATION_SEED
+
+    output = frames_part.with_name(frames_part.name.replace(".onnx", ".int8.onnx"))
+    if output.is_file():
+        return output, None
+    data = generated_clips(work / "int8_calibration", CALIBRATION_SEED, clips, frames)
+    partial = output.with_name(f"partial.{output.name}")
+    result = calibrate(frames_part, data, partial, precision="int8", method=INT8_METHOD, total=clips)
+    os.replace(partial, output)
+    return output, round(result.seconds, 1)
+
+
+def int8_agreement(fp32_part: Path, int8_part: Path, clips: Iterable[np.ndarray]) -> dict[str, Any]:
+    """Both pairs on the same windows (one clip each): top-1 agreement and logit differences, with the
+    fp32 logits' scale and top-1 margin to judge them by (random weights leave near ties), and the
+    smallest cosine between the two frames parts' embeddings of one frame (what quantization changes)."""
+    from calibration.report import summarize
+    from runtime.split import open_window_model
+
+    logits: list[tuple[np.ndarray, np.ndarray]] = []
+    cosines: list[np.ndarray] = []
+    with open_window_model(fp32_part) as reference, open_window_model(int8_part) as candidate:
+        for clip in clips:
+            ours, theirs = reference.embed(clip), candidate.embed(clip)
+            norms = np.linalg.norm(ours, axis=-1) * np.linalg.norm(theirs, axis=-1)
+            cosines.append(np.sum(ours * theirs, axis=-1) / norms)
+            logits.append((reference.classify(ours[None]), candidate.classify(theirs[None])))
+    if not logits:
+        raise StamError("no windows to compare the fp32 and INT8 pairs on")
+    fp32, int8 = (np.concatenate(side) for side in zip(*logits))
+    report = summarize(fp32, int8)
+    ranked = np.sort(fp32, axis=-1)
+    return {
+        "windows": report.clips,
+        "top1_agreement": round(report.top1_agreement, 3),
+        "max_abs_logit_diff": round(report.max_abs_diff, 4),
+        "mean_abs_logit_diff": round(report.mean_abs_diff, 4),
+        "fp32_max_abs_logit": round(float(np.abs(fp32).max()), 4),
+        "fp32_median_top1_margin": round(float(np.median(ranked[:, -1] - ranked[:, -2])), 4),
+        "min_embedding_cosine": round(float(np.concatenate(cosines).min()), 5),
+    }
+
+
+def stam16_int8(frames_part: Path, work: Path, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """STAM-16's pair with its frames part in INT8: the per-frame cost, and how it was made and how
+    far it moves from fp32. Whether ONNX Runtime runs integer kernels or simulates the quantization
+    depends on the CPU (`runtime.cpu.int8_saturates`: no VNNI), and is recorded with the numbers."""
+    from calibration.quantize import META_CALIBRATION
+    from runtime.artifact import describe
+    from runtime.contract import CALIBRATION_SEED
+    from runtime.cpu import int8_saturates
+
+    quantized, seconds = int8_part(frames_part, work, args.calibration_clips, STAM16_FRAMES)
+    kernels = "simulated" if int8_saturates() else "integer"
+    cost = {"model": "stam_16", "precision": "int8", "kernels": kernels, **per_frame_cost(quantized, args)}
+    held_out = generated_clips(work / "int8_held_out", HELD_OUT_SEED, args.agreement_clips, STAM16_FRAMES)
+    details = {
+        "frames_part": quantized.name,
+        "temporal_part": "fp32",
+        "calibration": describe(quantized).metadata.get(META_CALIBRATION),
+        "calibration_s": seconds,
+        "calibration_videos": f"generated motion videos, seed {CALIBRATION_SEED}",
+        "agreement_videos": f"generated motion videos, seed {HELD_OUT_SEED}",
+        "kernels": kernels,
+        "agreement": int8_agreement(frames_part, quantized, held_out),
+    }
+    return cost, details
+
+
 def motion_pair(directory: Path) -> Path:
     from benchmarks.motion import SHIPPED_CHECKPOINT
     from benchmarks.motion.generate import CLASSES
@@ -260,10 +352,16 @@ def render(result: dict[str, Any]) -> str:
             f"{run['decode_cpu_s']:>12}  {run['model_wall_s']:>7}  {run['real_time']}"
         )
     lines.append(f"largest real-time N: {result['largest_real_time']}")
-    for name, entry in result["per_frame"].items():
+    for entry in result["per_frame"].values():
         lines.append(
-            f"{name}: {entry['frame_s'] * 1000:.1f} ms/frame, {entry['window_s'] * 1000:.1f} ms/window on "
-            f"{result['machine']['cpu_cores_usable']} cores -> {entry['cameras_per_core']} cameras per core at F = {entry['fps']:g}"
+            f"{entry['model']} {entry['precision']}: {entry['frame_s'] * 1000:.1f} ms/frame, "
+            f"{entry['window_s'] * 1000:.1f} ms/window on {result['machine']['cpu_cores_usable']} cores -> "
+            f"{entry['cameras_per_core']} cameras per core at F = {entry['fps']:g}"
+        )
+    if result.get("int8"):
+        int8 = result["int8"]
+        lines.append(
+            f"stam_16 int8 ({int8['calibration']}, {int8['kernels']} kernels) against fp32: {int8['agreement']}"
         )
     if result.get("gpu_on_paper"):
         gpu = result["gpu_on_paper"]
@@ -283,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iters", type=int, default=3, help="timed calls per model for the per-frame cost")
     parser.add_argument("--no-acceptance", action="store_true", help="skip the three-source acceptance run")
     parser.add_argument("--no-stam16", action="store_true", help="skip STAM-16 (its export takes minutes)")
+    parser.add_argument("--no-int8", action="store_true", help="skip STAM-16 in INT8 (its calibration takes minutes)")
+    parser.add_argument(
+        "--calibration-clips", type=int, default=4, help="generated videos the INT8 frames part is calibrated on"
+    )
+    parser.add_argument(
+        "--agreement-clips", type=int, default=8, help="generated windows the fp32 and INT8 pairs are compared on"
+    )
     parser.add_argument("--work", help="folder for exports and the video (default: a temporary one)")
     parser.add_argument("--out", default=str(RESULTS / "live_cpu.json"))
     return parser
@@ -292,6 +397,8 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.motion.generate import plan_long_video, write_long_video
     from runtime.cpu import usable_cpus
 
+    if args.calibration_clips < 1 or args.agreement_clips < 1:
+        raise StamError("--calibration-clips and --agreement-clips must be at least 1")
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work or scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -315,12 +422,18 @@ def run(args: argparse.Namespace) -> int:
                 break
             count *= 2
         cores = usable_cpus()
-        per_frame = {"motion": per_frame_cost(motion, args.batch_size, args.window, args.iters)}
+        per_frame: dict[str, dict[str, Any]] = {
+            "motion": {"model": "stam_motion", "precision": "fp32", **per_frame_cost(motion, args, args.window)}
+        }
+        int8 = None
         if not args.no_stam16:
-            per_frame["stam_16"] = per_frame_cost(stam16_pair(work), args.batch_size, 16, args.iters)
-        for name, cost in per_frame.items():
-            stride = args.stride if name == "motion" else 4
-            fps = args.fps if name == "motion" else REFERENCE_FPS
+            stam16 = stam16_pair(work)
+            per_frame["stam_16"] = {"model": "stam_16", "precision": "fp32", **per_frame_cost(stam16, args)}
+            if not args.no_int8:
+                per_frame["stam_16_int8"], int8 = stam16_int8(stam16, work, args)
+        for cost in per_frame.values():
+            stride = args.stride if cost["model"] == "stam_motion" else 4
+            fps = args.fps if cost["model"] == "stam_motion" else REFERENCE_FPS
             cost["cameras_per_core"] = cameras(cost, cores, fps, stride)
             cost["fps"] = fps
         overloaded = None
@@ -340,6 +453,7 @@ def run(args: argparse.Namespace) -> int:
         "runs": runs,
         "largest_real_time": max(real_time) if real_time else 0,
         "per_frame": per_frame,
+        "int8": int8,
         "gpu_on_paper": gpu_on_paper(REFERENCE_FPS),
         "acceptance": accepted,
         "overload": overloaded,
