@@ -273,7 +273,8 @@ def _yes(flag: bool) -> str:
 
 
 def render_live(document: Document) -> str:
-    """Live sources in real time (N sources, latency, drops), the per-frame cost, and the acceptance run."""
+    """Live sources in real time (N sources, latency, drops), the per-frame cost in each precision (INT8: how it
+    was made and run, and its agreement with fp32), and the acceptance and overload runs."""
     runs = [
         [
             str(run["sources"]),
@@ -348,14 +349,14 @@ def live_int8(int8: Document) -> str:
     kernels = {
         "integer": "ONNX Runtime fused the Q/DQ pairs into integer kernels (8-bit dot products with 32-bit sums)",
         "simulated": "this CPU has no VNNI, so ONNX Runtime ran the Q/DQ graph as simulated quantization "
-        "(exact, at fp32 speed or below: [Calibration](calibration.md#int8-on-cpus-without-vnni))",
+        "(exact, and no faster than fp32: [Calibration](calibration.md#int8-on-cpus-without-vnni))",
     }[int8["kernels"]]
     agreement = int8["agreement"]
     return (
         f"INT8: the frames part `{int8['frames_part']}` calibrated by `calibration.quantize` ({int8['calibration']}; "
         f"{int8['calibration_videos']}), the temporal part {int8['temporal_part']}; {kernels}. Against the fp32 pair "
-        f"on the same {agreement['windows']} windows ({int8['agreement_videos']}): top-1 agreement "
-        f"{agreement['top1_agreement']:.0%}, max |logit diff| {agreement['max_abs_logit_diff']:g} (mean "
+        f"on the same {agreement['windows']} windows ({int8['agreement_videos']}): the same top-1 in "
+        f"{round(agreement['top1_agreement'] * agreement['windows'])}, max |logit diff| {agreement['max_abs_logit_diff']:g} (mean "
         f"{agreement['mean_abs_logit_diff']:g}) against fp32 logits up to {agreement['fp32_max_abs_logit']:g} in size "
         f"and a median top-1 margin of {agreement['fp32_median_top1_margin']:g} (random weights: near ties make "
         f"top-1 fragile); the two frames parts' embeddings of one frame have a cosine of at least "
