@@ -29,13 +29,12 @@ demo: venv
 # A file's tests stay on one worker; the shared test artifacts are built once (tests/conftest.py).
 # Then the docs site, strictly, from the tables the results files render (the README is not touched).
 test: venv lint
-	$(BIN)/python -m pytest -q tests -m "not soak" -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q tests -n $(TEST_JOBS) --dist loadfile
 	$(BIN)/python -m benchmarks.docs_tables --no-readme
 	$(MKDOCS) build --strict --quiet -d $(SITE)
 
-# Half a minute of stam-serve under a hostile mix (benchmarks.serve --soak), checked: every request
-# answered as its kind must be, no descriptor or thread leak. Not in `test`: the Triton that PyTriton
-# 0.7 bundles can crash in its Python backend under this load (docs/limits.md).
+# One minute of stam-serve under a hostile mix (benchmarks.serve --soak), checked: every request
+# answered as its kind must be, no descriptor, thread or memory growth. Part of `test`; this runs it alone.
 soak: venv
 	$(BIN)/python -m pytest -q tests/serve/test_soak.py -m soak
 
