@@ -262,6 +262,33 @@ def sample_tree(pid: int, t: float, ready: bool) -> Sample:
     return Sample(round(t, 2), round(rss_kib / 1024, 1), fds, threads, processes, ready)
 
 
+def process_role(pid: int) -> str:
+    try:
+        return role_of(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"))
+    except OSError:
+        return "exited"
+
+
+def role_of(argv: list[str]) -> str:
+    """`tritonserver`, or the model a Python-backend stub serves (its first argument is the model's file)."""
+    if len(argv) > 1 and argv[0].endswith("triton_python_backend_stub"):
+        return f"stub {Path(argv[1]).parents[1].name}"
+    return Path(argv[0]).name
+
+
+def rss_by_role(pid: int) -> dict[str, float]:
+    """Resident MB of the server's processes by role (a model's stubs added together)."""
+    roles: Counter[str] = Counter()
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    roles[process_role(member)] += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return {role: round(mb, 1) for role, mb in sorted(roles.items())}
+
+
 def is_ready(endpoints) -> bool:
     try:
         with urllib.request.urlopen(endpoints.url("/v2/health/ready"), timeout=5) as response:
@@ -458,11 +485,23 @@ def render(summary: dict[str, Any]) -> str:
         f"p99 {summary['latency']['p99_ms']} ms",
         f"server RSS MB: start {rss['start']}, peak {rss['peak']}, end {rss['end']}, "
         f"trend {rss['trend_mb_per_min']} MB/min ({after_warmup(rss)})",
+        by_process_line(summary),
         f"fds {fds['start']} -> {fds['end']}; threads {threads['start']} -> {threads['end']}; "
         f"not-ready samples {summary['not_ready_samples']}",
         server_exit_line(summary),
     ]
     return table + "\n\n" + "\n".join(f"- {fact}" for fact in facts)
+
+
+def by_process_line(summary: dict[str, Any]) -> str:
+    """Each process role's RSS at the start and the end, where the results file has them."""
+    roles = summary.get("rss_mb_by_process")
+    if not roles:
+        return "RSS MB by process: not recorded"
+    names = sorted(set(roles["start"]) | set(roles["end"]))
+    return "RSS MB by process, start -> end: " + "; ".join(
+        f"{name} {roles['start'].get(name, 0)} -> {roles['end'].get(name, 0)}" for name in names
+    )
 
 
 def after_warmup(rss: dict[str, Any]) -> str:
@@ -505,10 +544,11 @@ def soak(
     with start_server(server_limits(args), args.decode_workers) as (server, model_name):
         with Load(args.soak_clients, server, model_name, frames, payloads, args.soak_kinds) as load:
             with Monitor(server.process, server.endpoints, time.monotonic()) as monitor:
-                start = monitor.sample()
+                start, start_roles = monitor.sample(), rss_by_role(server.process.pid)
                 sent = load.run(args.soak * 60)
-                end = monitor.sample()
+                end, end_roles = monitor.sample(), rss_by_role(server.process.pid)
         summary = summarize(sent, start, end, monitor.samples)
+        summary["rss_mb_by_process"] = {"start": start_roles, "end": end_roles}
         summary["server_exit"] = monitor.server_exit()
     return {
         "schema": SCHEMA,

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.serve_soak import CYCLE, EXPECTED, PROTOCOLS, Sample, Sent, classify, render, schedule, summarize
+from benchmarks.serve_soak import (
+    CYCLE,
+    EXPECTED,
+    PROTOCOLS,
+    Sample,
+    Sent,
+    classify,
+    render,
+    role_of,
+    schedule,
+    summarize,
+)
 
 
 @pytest.mark.parametrize(
@@ -81,3 +92,14 @@ def test_the_rendering_says_whether_the_server_lived(server_exit, line):
     assert text.splitlines()[-1] == line
     del summary["server_exit"]
     assert render(summary).splitlines()[-1] == "- server exit: not recorded"
+
+
+def test_processes_are_named_by_role():
+    stub = "/tmp/w/backends/python/triton_python_backend_stub"
+    assert (
+        role_of([stub, "/tmp/w/models/stam_motion_video/1/model.py", "prefix", "4194304"]) == "stub stam_motion_video"
+    )
+    assert (
+        role_of(["/site-packages/pytriton/tritonserver/bin/tritonserver", "--model-repository=/tmp/w"])
+        == "tritonserver"
+    )
