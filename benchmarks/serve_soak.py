@@ -246,20 +246,28 @@ class Sample:
     ready: bool
 
 
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as fields; OSError when the process has exited."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def rss_kib(status: dict[str, str]) -> int:
+    return int(status.get("VmRSS", "0 kB").split()[0])
+
+
 def sample_tree(pid: int, t: float, ready: bool) -> Sample:
-    rss_kib = threads = fds = processes = 0
+    rss = threads = fds = processes = 0
     for member in process_tree(pid):
         try:
-            status = dict(
-                line.split(":", 1) for line in Path(f"/proc/{member}/status").read_text().splitlines() if ":" in line
-            )
+            status = proc_status(member)
             fds += len(os.listdir(f"/proc/{member}/fd"))
         except OSError:
             continue  # it exited between the listing and the read
-        rss_kib += int(status.get("VmRSS", "0 kB").split()[0])
+        rss += rss_kib(status)
         threads += int(status["Threads"])
         processes += 1
-    return Sample(round(t, 2), round(rss_kib / 1024, 1), fds, threads, processes, ready)
+    return Sample(round(t, 2), round(rss / 1024, 1), fds, threads, processes, ready)
 
 
 def process_role(pid: int) -> str:
@@ -281,11 +289,9 @@ def rss_by_role(pid: int) -> dict[str, float]:
     roles: Counter[str] = Counter()
     for member in process_tree(pid):
         try:
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    roles[process_role(member)] += int(line.split()[1]) / 1024
+            roles[process_role(member)] += rss_kib(proc_status(member)) / 1024
         except OSError:
-            continue
+            continue  # it exited between the listing and the read
     return {role: round(mb, 1) for role, mb in sorted(roles.items())}
 
 
