@@ -289,10 +289,10 @@ def rss_by_role(pid: int) -> dict[str, float]:
     roles: Counter[str] = Counter()
     for member in process_tree(pid):
         try:
-            roles[process_role(member)] += rss_kib(proc_status(member)) / 1024
+            roles[process_role(member)] += rss_kib(proc_status(member))
         except OSError:
             continue  # it exited between the listing and the read
-    return {role: round(mb, 1) for role, mb in sorted(roles.items())}
+    return {role: round(kib / 1024, 1) for role, kib in sorted(roles.items())}
 
 
 def is_ready(endpoints) -> bool:
