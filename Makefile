@@ -29,12 +29,14 @@ demo: venv
 # A file's tests stay on one worker; the shared test artifacts are built once (tests/conftest.py).
 # Then the docs site, strictly, from the tables the results files render (the README is not touched).
 test: venv lint
-	$(BIN)/python -m pytest -q tests -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q tests -m "not soak" -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q tests -m soak
 	$(BIN)/python -m benchmarks.docs_tables --no-readme
 	$(MKDOCS) build --strict --quiet -d $(SITE)
 
 # One minute of stam-serve under a hostile mix (benchmarks.serve --soak), checked: every request
-# answered as its kind must be, no descriptor, thread or memory growth. Part of `test`; this runs it alone.
+# answered as its kind must be, no descriptor, thread or memory growth. Part of `test`, where it runs
+# after the other tests and alone: a server starved of CPU is not what it measures (docs/limits.md).
 soak: venv
 	$(BIN)/python -m pytest -q tests/serve/test_soak.py -m soak
 
